@@ -1,0 +1,175 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Sutazai.Server.Configuration;
+
+public sealed class SutazaiOptions
+{
+    public const string Section = "Sutazai";
+
+    [Required(AllowEmptyStrings = false)]
+    public string DataDir { get; set; } = "";
+
+    [Required, Url]
+    public string PublicUrl { get; set; } = "";
+
+    /// <summary>The data directory as an absolute path.</summary>
+    public string DataPath => Path.GetFullPath(DataDir);
+}
+
+public sealed class DatabaseOptions : IValidatableObject
+{
+    public const string Section = "Sutazai:Database";
+
+    public string Provider { get; set; } = "";
+
+    public string? ConnectionString { get; set; }
+
+    [Range(0, 600_000)]
+    public int SqliteBusyTimeoutMs { get; set; }
+
+    [Range(1, 3600)]
+    public int CommandTimeoutSeconds { get; set; }
+
+    public PoolOptions Pool { get; set; } = new();
+
+    public bool IsPostgres => string.Equals(Provider, "postgres", StringComparison.OrdinalIgnoreCase);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (!string.Equals(Provider, "sqlite", StringComparison.OrdinalIgnoreCase) && !IsPostgres)
+            yield return new ValidationResult($"Sutazai:Database:Provider must be 'sqlite' or 'postgres', not '{Provider}'.", [nameof(Provider)]);
+        if (IsPostgres && string.IsNullOrWhiteSpace(ConnectionString))
+            yield return new ValidationResult("Sutazai:Database:ConnectionString is required when Provider is 'postgres'.", [nameof(ConnectionString)]);
+        var poolErrors = new List<ValidationResult>();
+        Validator.TryValidateObject(Pool, new ValidationContext(Pool), poolErrors, validateAllProperties: true);
+        foreach (var error in poolErrors)
+            yield return new ValidationResult($"Sutazai:Database:Pool: {error.ErrorMessage}", error.MemberNames);
+        if (Pool.MinSize > Pool.MaxSize)
+            yield return new ValidationResult("Sutazai:Database:Pool:MinSize must not exceed MaxSize.", [nameof(Pool)]);
+    }
+}
+
+public sealed class PoolOptions
+{
+    [Range(0, 1000)]
+    public int MinSize { get; set; }
+
+    [Range(1, 1000)]
+    public int MaxSize { get; set; }
+
+    [Range(1, 600)]
+    public int TimeoutSeconds { get; set; }
+
+    [Range(0, 86_400)]
+    public int ConnectionLifetimeSeconds { get; set; }
+
+    [Range(1, 86_400)]
+    public int IdleLifetimeSeconds { get; set; }
+
+    [Range(0, 3600)]
+    public int KeepAliveSeconds { get; set; }
+}
+
+public sealed class AuthOptions : IValidatableObject
+{
+    public const string Section = "Sutazai:Auth";
+
+    [Required(AllowEmptyStrings = false)]
+    public string Issuer { get; set; } = "";
+
+    [Required(AllowEmptyStrings = false)]
+    public string Audience { get; set; } = "";
+
+    public TimeSpan AccessTokenLifetime { get; set; }
+
+    public TimeSpan RefreshTokenLifetime { get; set; }
+
+    [Range(1, 100)]
+    public int MaxFailedAttempts { get; set; }
+
+    public TimeSpan LockoutDuration { get; set; }
+
+    public TimeSpan PasswordResetTokenLifetime { get; set; }
+
+    [Range(0, 600)]
+    public int ClockSkewSeconds { get; set; }
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (AccessTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(AccessTokenLifetime));
+        if (RefreshTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(RefreshTokenLifetime));
+        if (LockoutDuration <= TimeSpan.Zero) yield return Positive(nameof(LockoutDuration));
+        if (PasswordResetTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(PasswordResetTokenLifetime));
+    }
+
+    private static ValidationResult Positive(string name) =>
+        new($"Sutazai:Auth:{name} must be a positive time span.", [name]);
+}
+
+public sealed class RateLimitOptions
+{
+    public const string Section = "Sutazai:RateLimits";
+
+    [Range(1, 1_000_000)]
+    public int AuthPerMinute { get; set; }
+}
+
+public sealed class HttpOptions
+{
+    public const string Section = "Sutazai:Http";
+
+    [Range(1024, long.MaxValue)]
+    public long MaxRequestBodyBytes { get; set; }
+
+    public string CorsOrigins { get; set; } = "";
+
+    public string[] CorsOriginList =>
+        CorsOrigins.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}
+
+public sealed class MailOptions
+{
+    public const string Section = "Sutazai:Mail";
+
+    public string SmtpHost { get; set; } = "";
+
+    [Range(1, 65535)]
+    public int SmtpPort { get; set; }
+
+    public bool UseStartTls { get; set; }
+
+    public string Username { get; set; } = "";
+
+    public string Password { get; set; } = "";
+
+    [Required(AllowEmptyStrings = false)]
+    public string From { get; set; } = "";
+}
+
+public static class OptionsRegistration
+{
+    /// <summary>Feeds the registry's defaults into configuration and binds every options class, validated at start-up.</summary>
+    public static WebApplicationBuilder AddSutazaiSettings(this WebApplicationBuilder builder)
+    {
+        SettingsRegistry.AddDefaults(builder.Configuration);
+        Bind<SutazaiOptions>(builder, SutazaiOptions.Section);
+        Bind<DatabaseOptions>(builder, DatabaseOptions.Section);
+        Bind<AuthOptions>(builder, AuthOptions.Section);
+        Bind<RateLimitOptions>(builder, RateLimitOptions.Section);
+        Bind<HttpOptions>(builder, HttpOptions.Section);
+        Bind<MailOptions>(builder, MailOptions.Section);
+        return builder;
+    }
+
+    private static void Bind<T>(WebApplicationBuilder builder, string section) where T : class =>
+        builder.Services.AddOptions<T>().BindConfiguration(section, o => o.ErrorOnUnknownConfiguration = false)
+            .ValidateDataAnnotations().ValidateOnStart();
+
+    /// <summary>Reads options straight from configuration, for the few decisions taken while services are registered.</summary>
+    public static T Read<T>(this IConfiguration configuration, string section) where T : new()
+    {
+        var value = new T();
+        configuration.GetSection(section).Bind(value);
+        return value;
+    }
+}

@@ -1,0 +1,83 @@
+using System.Text;
+
+namespace Sutazai.Server.Configuration;
+
+/// <summary>One setting: its configuration key, its default (null = unset) and what it does.</summary>
+public sealed record Setting(string Key, string? Default, string Description)
+{
+    /// <summary>The environment variable that sets it (ASP.NET Core maps <c>__</c> to <c>:</c>).</summary>
+    public string EnvironmentVariable => Key.Replace(":", "__", StringComparison.Ordinal);
+}
+
+/// <summary>
+/// Every setting SutazAI reads, declared once. The defaults are fed into configuration as its lowest layer, typed
+/// options bind from there and are validated at start-up, and docs/configuration.md is generated from this list
+/// (<c>dotnet run --project src/Sutazai.Server -- config docs</c>).
+/// </summary>
+public static class SettingsRegistry
+{
+    public static readonly IReadOnlyList<Setting> All =
+    [
+        new("Sutazai:DataDir", "./data", "Folder for everything the server writes: database, signing keys, mail outbox, models. Relative paths are resolved against the working directory."),
+        new("Sutazai:PublicUrl", "http://localhost:5000", "Base URL users reach the server at; used in links inside e-mails."),
+
+        new("Sutazai:Database:Provider", "sqlite", "Relational store: `sqlite` (a file in the data dir) or `postgres`."),
+        new("Sutazai:Database:ConnectionString", null, "Connection string. Empty with `sqlite` means `<DataDir>/sutazai.db`; required with `postgres`."),
+        new("Sutazai:Database:SqliteBusyTimeoutMs", "5000", "How long a SQLite writer waits for a lock before failing (PRAGMA busy_timeout)."),
+        new("Sutazai:Database:Pool:MinSize", "0", "PostgreSQL: connections kept open when idle (Npgsql `Minimum Pool Size`)."),
+        new("Sutazai:Database:Pool:MaxSize", "30", "PostgreSQL: most connections at once (the original SutazAI: pool 10 + overflow 20)."),
+        new("Sutazai:Database:Pool:TimeoutSeconds", "30", "PostgreSQL: seconds to wait for a free pooled connection before failing."),
+        new("Sutazai:Database:Pool:ConnectionLifetimeSeconds", "1800", "PostgreSQL: a pooled connection older than this is closed instead of reused (recycle)."),
+        new("Sutazai:Database:Pool:IdleLifetimeSeconds", "300", "PostgreSQL: idle connections above MinSize are closed after this many seconds."),
+        new("Sutazai:Database:Pool:KeepAliveSeconds", "30", "PostgreSQL: keepalive query interval on idle connections, so dead connections are found before use (pre-ping). 0 disables."),
+        new("Sutazai:Database:CommandTimeoutSeconds", "30", "Seconds before a database command is cancelled."),
+
+        new("Sutazai:Auth:Issuer", "sutazai", "JWT `iss` claim issued and required."),
+        new("Sutazai:Auth:Audience", "sutazai-api", "JWT `aud` claim issued and required."),
+        new("Sutazai:Auth:AccessTokenLifetime", "00:15:00", "Lifetime of a bearer access token (hh:mm:ss)."),
+        new("Sutazai:Auth:RefreshTokenLifetime", "7.00:00:00", "Lifetime of a refresh token (d.hh:mm:ss)."),
+        new("Sutazai:Auth:MaxFailedAttempts", "5", "Consecutive wrong passwords that lock an account."),
+        new("Sutazai:Auth:LockoutDuration", "00:15:00", "How long a locked account stays locked."),
+        new("Sutazai:Auth:PasswordResetTokenLifetime", "01:00:00", "Lifetime of password-reset and e-mail verification tokens."),
+        new("Sutazai:Auth:ClockSkewSeconds", "30", "Tolerance when checking token expiry."),
+
+        new("Sutazai:RateLimits:AuthPerMinute", "60", "Requests per minute per client address to login, register, refresh and password reset (429 beyond)."),
+
+        new("Sutazai:Http:MaxRequestBodyBytes", "10485760", "Largest request body accepted (413 beyond). Upload endpoints set their own limit."),
+        new("Sutazai:Http:CorsOrigins", "", "Comma-separated origins allowed by CORS; empty allows none (same-origin UI needs none)."),
+
+        new("Sutazai:Mail:SmtpHost", "", "SMTP server. Empty writes every message as an .eml file to `<DataDir>/outbox/` instead."),
+        new("Sutazai:Mail:SmtpPort", "587", "SMTP port."),
+        new("Sutazai:Mail:UseStartTls", "true", "Require STARTTLS on the SMTP connection."),
+        new("Sutazai:Mail:Username", "", "SMTP user name (empty: no authentication)."),
+        new("Sutazai:Mail:Password", "", "SMTP password."),
+        new("Sutazai:Mail:From", "SutazAI <no-reply@sutazai.local>", "Sender of outgoing mail."),
+    ];
+
+    public static IEnumerable<KeyValuePair<string, string?>> Defaults =>
+        All.Where(s => s.Default is not null).Select(s => new KeyValuePair<string, string?>(s.Key, s.Default));
+
+    /// <summary>Adds every default as the lowest configuration layer, so any other source overrides it.</summary>
+    public static void AddDefaults(IConfigurationBuilder configuration)
+    {
+        var source = new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = Defaults };
+        configuration.Sources.Insert(0, source);
+    }
+
+    public static string ToMarkdown()
+    {
+        var md = new StringBuilder();
+        md.Append("# Configuration\n\n");
+        md.Append("Generated from `src/Sutazai.Server/Configuration/SettingsRegistry.cs` by\n");
+        md.Append("`dotnet run --project src/Sutazai.Server -- config docs > docs/configuration.md`; a test fails when it drifts.\n\n");
+        md.Append("Set any value in `appsettings.json`, as an environment variable (`:` becomes `__`), or on the command line\n");
+        md.Append("(`--Sutazai:Database:Provider=postgres`). Values are validated at start-up; a bad value stops the server with a message.\n\n");
+        md.Append("| Setting | Environment variable | Default | Description |\n|---|---|---|---|\n");
+        foreach (var s in All)
+        {
+            var def = s.Default is null ? "(unset)" : s.Default.Length == 0 ? "(empty)" : $"`{s.Default}`";
+            md.Append(FormattableString.Invariant($"| `{s.Key}` | `{s.EnvironmentVariable}` | {def} | {s.Description} |\n"));
+        }
+        return md.ToString();
+    }
+}

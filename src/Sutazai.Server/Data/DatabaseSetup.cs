@@ -1,0 +1,132 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Npgsql;
+using Sutazai.Data;
+using Sutazai.Server.Configuration;
+
+namespace Sutazai.Server.Data;
+
+public static class DatabaseSetup
+{
+    public const string SqliteMigrationsAssembly = "Sutazai.Data.Sqlite";
+    public const string PostgresMigrationsAssembly = "Sutazai.Data.Postgres";
+
+    /// <summary>Registers <see cref="AppDbContext"/> on SQLite or PostgreSQL and migrates it at start-up.</summary>
+    public static WebApplicationBuilder AddSutazaiDatabase(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton<SqlitePragmaInterceptor>();
+        services.AddDbContext<AppDbContext>((sp, options) =>
+        {
+            var db = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<DatabaseOptions>>().Value;
+            var app = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<SutazaiOptions>>().Value;
+            Configure(options, db, app.DataPath, sp.GetRequiredService<SqlitePragmaInterceptor>());
+        });
+        services.AddHealthChecks().AddDbContextCheck<AppDbContext>("database", tags: ["ready"],
+            customTestQuery: (ctx, ct) => ctx.Database.CanConnectAsync(ct));
+        services.AddHostedService<DatabaseMigrator>();
+        return builder;
+    }
+
+    public static void Configure(DbContextOptionsBuilder options, DatabaseOptions db, string dataPath, SqlitePragmaInterceptor? interceptor = null)
+    {
+        if (db.IsPostgres)
+        {
+            options.UseNpgsql(BuildPostgresConnectionString(db), o => o
+                .MigrationsAssembly(PostgresMigrationsAssembly)
+                .CommandTimeout(db.CommandTimeoutSeconds));
+        }
+        else
+        {
+            options.UseSqlite(BuildSqliteConnectionString(db, dataPath), o => o
+                .MigrationsAssembly(SqliteMigrationsAssembly)
+                .CommandTimeout(db.CommandTimeoutSeconds));
+            if (interceptor is not null) options.AddInterceptors(interceptor);
+        }
+    }
+
+    public static string BuildSqliteConnectionString(DatabaseOptions db, string dataPath)
+    {
+        if (!string.IsNullOrWhiteSpace(db.ConnectionString)) return db.ConnectionString;
+        Directory.CreateDirectory(dataPath);
+        return new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(dataPath, "sutazai.db"),
+            Pooling = true,
+            DefaultTimeout = db.CommandTimeoutSeconds,
+        }.ToString();
+    }
+
+    /// <summary>Applies the pool settings over whatever the connection string says.</summary>
+    public static string BuildPostgresConnectionString(DatabaseOptions db)
+    {
+        var csb = new NpgsqlConnectionStringBuilder(db.ConnectionString)
+        {
+            MinPoolSize = db.Pool.MinSize,
+            MaxPoolSize = db.Pool.MaxSize,
+            Timeout = db.Pool.TimeoutSeconds,
+            ConnectionLifetime = db.Pool.ConnectionLifetimeSeconds,
+            ConnectionIdleLifetime = db.Pool.IdleLifetimeSeconds,
+            KeepAlive = db.Pool.KeepAliveSeconds,
+            CommandTimeout = db.CommandTimeoutSeconds,
+        };
+        return csb.ConnectionString;
+    }
+}
+
+/// <summary>Sets WAL, busy timeout and foreign keys on every SQLite connection the server opens.</summary>
+public sealed class SqlitePragmaInterceptor(Microsoft.Extensions.Options.IOptions<DatabaseOptions> options) : DbConnectionInterceptor
+{
+    private string Pragmas => $"PRAGMA journal_mode=WAL; PRAGMA busy_timeout={options.Value.SqliteBusyTimeoutMs}; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;";
+
+    public override void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = Pragmas;
+        command.ExecuteNonQuery();
+    }
+
+    public override async Task ConnectionOpenedAsync(DbConnection connection, ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = Pragmas;
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}
+
+/// <summary>
+/// Applies pending migrations before the server starts serving. EF Core takes a database-wide migration lock, so
+/// when several nodes start together exactly one writes. A failure stops start-up with a message saying what failed.
+/// </summary>
+public sealed class DatabaseMigrator(IServiceProvider services, ILogger<DatabaseMigrator> logger) : IHostedLifecycleService
+{
+    public async Task StartingAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var provider = db.Database.ProviderName;
+        try
+        {
+            var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+            if (pending.Count > 0)
+            {
+                logger.LogInformation("Applying {Count} database migration(s) on {Provider}: {Migrations}", pending.Count, provider, string.Join(", ", pending));
+                await db.Database.MigrateAsync(cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            var target = db.Database.GetDbConnection().DataSource;
+            logger.LogCritical(ex, "Database migration failed on {Provider} ({Target}). The server cannot start until the database is reachable and migratable.", provider, target);
+            throw new InvalidOperationException($"Database migration failed on {provider} ({target}): {ex.Message}", ex);
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,263 @@
+using System.Net.Mail;
+using System.Text;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Sutazai.Data;
+using Sutazai.Data.Entities;
+using Sutazai.Server.Configuration;
+using Sutazai.Server.Data;
+using Sutazai.Server.Hosting;
+using Sutazai.Server.Identity.Mail;
+
+namespace Sutazai.Server.Identity;
+
+public abstract record RegisterResult
+{
+    public sealed record Created(AppUser User) : RegisterResult;
+    public sealed record Invalid(Dictionary<string, string[]> Errors) : RegisterResult;
+    public sealed record Conflict(string Detail) : RegisterResult;
+}
+
+public abstract record LoginResult
+{
+    public sealed record Success(AppUser User) : LoginResult;
+    public sealed record InvalidCredentials : LoginResult;
+    public sealed record LockedOut(DateTimeOffset Until) : LoginResult;
+    public sealed record Inactive : LoginResult;
+}
+
+/// <summary>Account rules: registration, sign-in with lockout, password changes and resets, verification.</summary>
+public sealed partial class AccountService(
+    AppDbContext db,
+    UserManager<AppUser> users,
+    IMailSender mail,
+    SutazaiMetrics metrics,
+    TimeProvider time,
+    IOptions<SutazaiOptions> app,
+    ILogger<AccountService> logger)
+{
+    public const string FirstAdminFlag = "first-admin";
+
+    [GeneratedRegex("^[A-Za-z0-9._-]{3,32}$")]
+    private static partial Regex UsernamePattern();
+
+    // A valid hash of a random password, checked against when the login names no account so that the answer takes
+    // as long as a wrong password does (no account enumeration by timing).
+    private static readonly Lazy<string> DummyHash = new(() =>
+        new PasswordHasher<AppUser>().HashPassword(new AppUser(), Guid.NewGuid().ToString()));
+
+    public async Task<RegisterResult> RegisterAsync(RegisterRequest request, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, List<string>>();
+        var email = request.Email?.Trim() ?? "";
+        var username = request.Username?.Trim() ?? "";
+        var fullName = string.IsNullOrWhiteSpace(request.FullName) ? null : request.FullName.Trim();
+
+        if (!IsValidEmail(email)) Add(errors, "email", email.Length == 0 ? "Email is required." : "Email is not a valid address.");
+        if (username.Length == 0) Add(errors, "username", "Username is required.");
+        else if (!UsernamePattern().IsMatch(username)) Add(errors, "username", "Username must be 3-32 characters of letters, digits, '.', '_' or '-'.");
+        if (fullName is { Length: > 200 }) Add(errors, "fullName", "Full name must be at most 200 characters.");
+
+        var user = new AppUser { Email = email, UserName = username, FullName = fullName };
+        foreach (var error in await ValidatePasswordAsync(user, request.Password)) Add(errors, "password", error);
+        if (errors.Count > 0) return new RegisterResult.Invalid(Freeze(errors));
+
+        if (await users.FindByNameAsync(username) is not null) return new RegisterResult.Conflict("That username is already taken.");
+        if (await users.FindByEmailAsync(email) is not null) return new RegisterResult.Conflict("An account with that email already exists.");
+
+        var now = time.GetUtcNow().UtcDateTime;
+        user.CreatedAt = now;
+        user.UpdatedAt = now;
+        user.Role = await ClaimFirstAdminAsync(ct) ? Roles.Admin : Roles.User;
+        IdentityResult created;
+        try
+        {
+            created = await users.CreateAsync(user, request.Password!);
+        }
+        catch (DbUpdateException ex) when (DbErrors.IsUniqueViolation(ex))
+        {
+            // Lost a race with a concurrent registration of the same name or address.
+            return new RegisterResult.Conflict("An account with that email or username already exists.");
+        }
+        if (!created.Succeeded)
+        {
+            if (created.Errors.Any(e => e.Code is "DuplicateUserName" or "DuplicateEmail"))
+                return new RegisterResult.Conflict("An account with that email or username already exists.");
+            var identityErrors = new Dictionary<string, List<string>>();
+            foreach (var e in created.Errors) Add(identityErrors, FieldFor(e.Code), e.Description);
+            return new RegisterResult.Invalid(Freeze(identityErrors));
+        }
+        logger.LogInformation("Registered user {UserId} ({Username}) as {Role}", user.Id, user.UserName, user.Role);
+        await SendVerificationAsync(user, ct);
+        return new RegisterResult.Created(user);
+    }
+
+    /// <summary>
+    /// Exactly one registration ever becomes admin: the one that inserts the first-admin flag (a primary key, so
+    /// concurrent first registrations cannot both win).
+    /// </summary>
+    private async Task<bool> ClaimFirstAdminAsync(CancellationToken ct)
+    {
+        if (await db.SystemFlags.AnyAsync(f => f.Key == FirstAdminFlag, ct)) return false;
+        if (await db.Users.AnyAsync(ct)) return false;
+        var flag = new SystemFlag { Key = FirstAdminFlag, CreatedAt = time.GetUtcNow().UtcDateTime };
+        db.SystemFlags.Add(flag);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+            return true;
+        }
+        catch (DbUpdateException ex) when (DbErrors.IsUniqueViolation(ex))
+        {
+            db.Entry(flag).State = EntityState.Detached;
+            return false;
+        }
+    }
+
+    public async Task<LoginResult> LoginAsync(string login, string password, CancellationToken ct)
+    {
+        var normalized = users.NormalizeName(login.Trim());
+        var user = await db.Users.FirstOrDefaultAsync(u => u.NormalizedUserName == normalized || u.NormalizedEmail == normalized, ct);
+        if (user is null)
+        {
+            new PasswordHasher<AppUser>().VerifyHashedPassword(new AppUser(), DummyHash.Value, password);
+            metrics.Login("invalid_credentials");
+            return new LoginResult.InvalidCredentials();
+        }
+        if (await users.IsLockedOutAsync(user))
+        {
+            metrics.Login("locked");
+            return new LoginResult.LockedOut(user.LockoutEnd!.Value);
+        }
+        if (!await users.CheckPasswordAsync(user, password))
+        {
+            await users.AccessFailedAsync(user);
+            if (await users.IsLockedOutAsync(user))
+            {
+                metrics.Login("locked");
+                metrics.Lockout();
+                logger.LogWarning("Account {UserId} locked until {Until} after repeated failed logins", user.Id, user.LockoutEnd);
+                return new LoginResult.LockedOut(user.LockoutEnd!.Value);
+            }
+            metrics.Login("invalid_credentials");
+            return new LoginResult.InvalidCredentials();
+        }
+        if (!user.IsActive)
+        {
+            metrics.Login("inactive");
+            return new LoginResult.Inactive();
+        }
+        if (user.AccessFailedCount > 0) await users.ResetAccessFailedCountAsync(user);
+        user.LastLoginAt = time.GetUtcNow().UtcDateTime;
+        await users.UpdateAsync(user);
+        metrics.Login("success");
+        return new LoginResult.Success(user);
+    }
+
+    public async Task<IReadOnlyList<string>> ValidatePasswordAsync(AppUser user, string? password)
+    {
+        if (string.IsNullOrEmpty(password)) return ["Password is required."];
+        var messages = new List<string>();
+        foreach (var validator in users.PasswordValidators)
+        {
+            var result = await validator.ValidateAsync(users, user, password);
+            messages.AddRange(result.Errors.Select(e => e.Description));
+        }
+        return messages;
+    }
+
+    public async Task SendPasswordResetAsync(string email, CancellationToken ct)
+    {
+        var user = await users.FindByEmailAsync(email.Trim());
+        if (user is null || !user.IsActive)
+        {
+            logger.LogInformation("Password reset requested for an address with no active account");
+            return;
+        }
+        var token = Pack(user.Id, await users.GeneratePasswordResetTokenAsync(user));
+        var link = $"{app.Value.PublicUrl.TrimEnd('/')}/reset-password?token={Uri.EscapeDataString(token)}";
+        await mail.SendAsync(user.Email!, "Reset your SutazAI password",
+            $"Someone asked to reset the password of the SutazAI account '{user.UserName}'.\n\n" +
+            $"Open this link within the hour to choose a new password:\n{link}\n\n" +
+            $"Or send this token to POST /api/v1/auth/password-reset/confirm:\n{token}\n\n" +
+            "If it was not you, ignore this message; your password stays as it is.\n", ct);
+    }
+
+    public async Task SendVerificationAsync(AppUser user, CancellationToken ct)
+    {
+        var token = Pack(user.Id, await users.GenerateEmailConfirmationTokenAsync(user));
+        var link = $"{app.Value.PublicUrl.TrimEnd('/')}/verify-email?token={Uri.EscapeDataString(token)}";
+        await mail.SendAsync(user.Email!, "Verify your SutazAI email address",
+            $"Welcome to SutazAI, {user.UserName}.\n\nConfirm this address by opening:\n{link}\n\n" +
+            $"Or send this token to POST /api/v1/auth/verify-email:\n{token}\n", ct);
+    }
+
+    /// <summary>Resets the password with a single-use token; the returned user is null when the token is not valid.</summary>
+    public async Task<(AppUser? User, IReadOnlyList<string> PasswordErrors)> ResetPasswordAsync(string token, string? newPassword)
+    {
+        if (!TryUnpack(token, out var userId, out var inner)) return (null, []);
+        var user = await users.FindByIdAsync(userId.ToString());
+        if (user is null) return (null, []);
+        var passwordErrors = await ValidatePasswordAsync(user, newPassword);
+        if (passwordErrors.Count > 0) return (user, passwordErrors);
+        var result = await users.ResetPasswordAsync(user, inner, newPassword!);
+        if (!result.Succeeded) return (null, []);
+        if (await users.IsLockedOutAsync(user)) await users.SetLockoutEndDateAsync(user, null);
+        await users.ResetAccessFailedCountAsync(user);
+        return (user, []);
+    }
+
+    public async Task<bool> VerifyEmailAsync(string token)
+    {
+        if (!TryUnpack(token, out var userId, out var inner)) return false;
+        var user = await users.FindByIdAsync(userId.ToString());
+        if (user is null) return false;
+        var result = await users.ConfirmEmailAsync(user, inner);
+        return result.Succeeded;
+    }
+
+    // Identity's tokens need the user; ours carry the user id so the confirm endpoints take a token alone.
+    private static string Pack(Guid userId, string inner) =>
+        WebEncoders.Base64UrlEncode(Encoding.UTF8.GetBytes($"{userId:N}.{inner}"));
+
+    private static bool TryUnpack(string token, out Guid userId, out string inner)
+    {
+        userId = Guid.Empty;
+        inner = "";
+        string decoded;
+        try
+        {
+            decoded = Encoding.UTF8.GetString(WebEncoders.Base64UrlDecode(token));
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+        var dot = decoded.IndexOf('.', StringComparison.Ordinal);
+        if (dot <= 0 || !Guid.TryParseExact(decoded[..dot], "N", out userId)) return false;
+        inner = decoded[(dot + 1)..];
+        return inner.Length > 0;
+    }
+
+    public static bool IsValidEmail(string email) =>
+        email.Length is > 0 and <= 254 && MailAddress.TryCreate(email, out var parsed) && parsed.Address == email && email.Contains('@', StringComparison.Ordinal);
+
+    private static string FieldFor(string identityCode) => identityCode switch
+    {
+        var c when c.StartsWith("Password", StringComparison.Ordinal) => "password",
+        var c when c.Contains("Email", StringComparison.Ordinal) => "email",
+        _ => "username",
+    };
+
+    internal static void Add(Dictionary<string, List<string>> errors, string field, string message)
+    {
+        if (!errors.TryGetValue(field, out var list)) errors[field] = list = [];
+        list.Add(message);
+    }
+
+    internal static Dictionary<string, string[]> Freeze(Dictionary<string, List<string>> errors) =>
+        errors.ToDictionary(e => e.Key, e => e.Value.ToArray());
+}

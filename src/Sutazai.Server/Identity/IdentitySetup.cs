@@ -1,0 +1,96 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+using Sutazai.Data;
+using Sutazai.Data.Entities;
+using Sutazai.Server.Configuration;
+using Sutazai.Server.Identity.Mail;
+
+namespace Sutazai.Server.Identity;
+
+public static class IdentitySetup
+{
+    public const string AdminPolicy = "admin";
+
+    public static WebApplicationBuilder AddSutazaiIdentity(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var auth = builder.Configuration.Read<AuthOptions>(AuthOptions.Section);
+        var dataPath = builder.Configuration.Read<SutazaiOptions>(SutazaiOptions.Section).DataPath;
+
+        services.AddDataProtection()
+            .SetApplicationName("sutazai")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataPath, "keys", "data-protection")));
+
+        services.AddIdentityCore<AppUser>(o =>
+            {
+                o.User.RequireUniqueEmail = true;
+                o.User.AllowedUserNameCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+                o.Password.RequiredLength = PasswordRules.MinLength;
+                o.Password.RequireDigit = true;
+                o.Password.RequireLowercase = true;
+                o.Password.RequireUppercase = true;
+                o.Password.RequireNonAlphanumeric = true;
+                o.Password.RequiredUniqueChars = 1;
+                o.Lockout.AllowedForNewUsers = true;
+                o.Lockout.MaxFailedAccessAttempts = auth.MaxFailedAttempts;
+                o.Lockout.DefaultLockoutTimeSpan = auth.LockoutDuration;
+            })
+            .AddEntityFrameworkStores<AppDbContext>()
+            .AddDefaultTokenProviders()
+            .AddPasswordValidator<PasswordRules>();
+        services.Configure<DataProtectionTokenProviderOptions>(o => o.TokenLifespan = auth.PasswordResetTokenLifetime);
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<JwtKeyStore>();
+        services.AddScoped<TokenService>();
+        services.AddScoped<CredentialValidator>();
+        services.AddScoped<AccountService>();
+        services.AddSingleton<IMailSender>(sp =>
+        {
+            var mail = sp.GetRequiredService<IOptions<MailOptions>>().Value;
+            return string.IsNullOrWhiteSpace(mail.SmtpHost)
+                ? ActivatorUtilities.CreateInstance<OutboxMailSender>(sp)
+                : ActivatorUtilities.CreateInstance<SmtpMailSender>(sp);
+        });
+
+        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
+            .Configure<JwtKeyStore, IOptions<AuthOptions>>((o, keys, authOptions) =>
+            {
+                var a = authOptions.Value;
+                o.MapInboundClaims = false;
+                o.TokenValidationParameters = new TokenValidationParameters
+                {
+                    ValidIssuer = a.Issuer,
+                    ValidAudience = a.Audience,
+                    IssuerSigningKey = keys.Key,
+                    ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
+                    ValidateIssuer = true,
+                    ValidateAudience = true,
+                    ValidateLifetime = true,
+                    ValidateIssuerSigningKey = true,
+                    RequireExpirationTime = true,
+                    RequireSignedTokens = true,
+                    ClockSkew = TimeSpan.FromSeconds(a.ClockSkewSeconds),
+                    NameClaimType = "name",
+                    RoleClaimType = "role",
+                };
+                o.Events = new JwtBearerEvents
+                {
+                    OnTokenValidated = async ctx =>
+                    {
+                        var validator = ctx.HttpContext.RequestServices.GetRequiredService<CredentialValidator>();
+                        var failure = await validator.ValidateAsync(ctx.Principal!, ctx.HttpContext.RequestAborted);
+                        if (failure is not null) ctx.Fail(failure);
+                    },
+                };
+            });
+        services.AddAuthorizationBuilder()
+            .SetDefaultPolicy(new Microsoft.AspNetCore.Authorization.AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build())
+            .AddPolicy(AdminPolicy, p => p.RequireAuthenticatedUser().RequireRole(Roles.Admin));
+        return builder;
+    }
+}

@@ -1,0 +1,97 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Sutazai.Data;
+using Sutazai.Data.Entities;
+
+namespace Sutazai.Server.Identity;
+
+public static class UsersApi
+{
+    public static IEndpointRouteBuilder MapUsersApi(this IEndpointRouteBuilder routes)
+    {
+        var me = routes.MapGroup("/api/v1/users/me").WithTags("Users").RequireAuthorization();
+        me.MapGet("", GetMe).WithSummary("The signed-in user's profile.");
+        me.MapPatch("", UpdateMe).WithSummary("Change the signed-in user's full name.");
+        me.MapPost("/password", ChangePassword).WithSummary("Change password; every other session is revoked.");
+
+        var admin = routes.MapGroup("/api/v1/admin/users").WithTags("Admin").RequireAuthorization(IdentitySetup.AdminPolicy);
+        admin.MapGet("", ListUsers).WithSummary("All accounts, oldest first, paged.");
+        admin.MapPatch("/{id:guid}", UpdateUser).WithSummary("Change an account's role or activate/deactivate it.");
+        return routes;
+    }
+
+    private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> GetMe(HttpContext http, UserManager<AppUser> users)
+    {
+        var user = await users.FindByIdAsync(http.User.UserId().ToString());
+        return user is null ? Problems.Unauthorized("The account no longer exists.") : TypedResults.Ok(UserResponse.From(user));
+    }
+
+    private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> UpdateMe(UpdateProfileRequest request, HttpContext http, UserManager<AppUser> users, TimeProvider time)
+    {
+        var fullName = string.IsNullOrWhiteSpace(request.FullName) ? null : request.FullName.Trim();
+        if (fullName is { Length: > 200 }) return Problems.Validation("fullName", "Full name must be at most 200 characters.");
+        var user = await users.FindByIdAsync(http.User.UserId().ToString());
+        if (user is null) return Problems.Unauthorized("The account no longer exists.");
+        user.FullName = fullName;
+        user.UpdatedAt = time.GetUtcNow().UtcDateTime;
+        await users.UpdateAsync(user);
+        return TypedResults.Ok(UserResponse.From(user));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> ChangePassword(
+        ChangePasswordRequest request, HttpContext http, UserManager<AppUser> users, AccountService accounts, TokenService tokens, CancellationToken ct)
+    {
+        var user = await users.FindByIdAsync(http.User.UserId().ToString());
+        if (user is null) return Problems.Unauthorized("The account no longer exists.");
+        if (string.IsNullOrEmpty(request.CurrentPassword) || !await users.CheckPasswordAsync(user, request.CurrentPassword))
+            return Problems.Validation("currentPassword", "The current password is not correct.");
+        var errors = await accounts.ValidatePasswordAsync(user, request.NewPassword);
+        if (errors.Count > 0) return Problems.Validation(new Dictionary<string, string[]> { ["newPassword"] = [.. errors] });
+        var result = await users.ChangePasswordAsync(user, request.CurrentPassword, request.NewPassword!);
+        if (!result.Succeeded) return Problems.Validation(new Dictionary<string, string[]> { ["newPassword"] = [.. result.Errors.Select(e => e.Description)] });
+        // The security stamp changed, so every access token dies; this session's refresh token survives so the caller
+        // can refresh, while every other session is revoked.
+        await tokens.RevokeAllAsync(user.Id, "password_change", keepFamily: http.User.SessionId(), ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Ok<PagedResponse<UserResponse>>> ListUsers(AppDbContext db, int page = 1, int pageSize = 50, CancellationToken ct = default)
+    {
+        page = Math.Max(1, page);
+        pageSize = Math.Clamp(pageSize, 1, 200);
+        var total = await db.Users.CountAsync(ct);
+        var items = await db.Users.AsNoTracking().OrderBy(u => u.CreatedAt).ThenBy(u => u.Id)
+            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        return TypedResults.Ok(new PagedResponse<UserResponse>(items.Select(UserResponse.From).ToList(), total, page, pageSize));
+    }
+
+    private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> UpdateUser(
+        Guid id, AdminUpdateUserRequest request, HttpContext http, AppDbContext db, UserManager<AppUser> users, TokenService tokens, TimeProvider time, CancellationToken ct)
+    {
+        if (request.Role is not null && !Roles.IsKnown(request.Role))
+            return Problems.Validation("role", $"Role must be '{Roles.Admin}' or '{Roles.User}'.");
+        var user = await users.FindByIdAsync(id.ToString());
+        if (user is null) return Problems.NotFound("No user with that id.");
+
+        var demotes = request.Role == Roles.User && user.Role == Roles.Admin;
+        var deactivates = request.IsActive == false && user.IsActive && user.Role == Roles.Admin;
+        if (demotes || deactivates)
+        {
+            var otherAdmins = await db.Users.CountAsync(u => u.Role == Roles.Admin && u.IsActive && u.Id != user.Id, ct);
+            if (otherAdmins == 0) return Problems.Conflict("At least one active admin must remain.");
+        }
+
+        var deactivating = request.IsActive == false && user.IsActive;
+        if (request.Role is not null) user.Role = request.Role;
+        if (request.IsActive is not null) user.IsActive = request.IsActive.Value;
+        user.UpdatedAt = time.GetUtcNow().UtcDateTime;
+        await users.UpdateAsync(user);
+        if (deactivating)
+        {
+            await users.UpdateSecurityStampAsync(user);
+            await tokens.RevokeAllAsync(user.Id, "deactivated", keepFamily: null, ct);
+        }
+        return TypedResults.Ok(UserResponse.From(user));
+    }
+}

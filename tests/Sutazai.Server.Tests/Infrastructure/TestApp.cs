@@ -1,0 +1,163 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Sutazai.Data;
+
+namespace Sutazai.Server.Tests.Infrastructure;
+
+public enum DbProvider { Sqlite, Postgres }
+
+/// <summary>
+/// The real server in-process on a temporary data directory and a real database: a SQLite file, or a fresh database
+/// on the PostgreSQL server that scripts/test.sh starts (SUTAZAI_TEST_POSTGRES).
+/// </summary>
+public sealed class TestApp : WebApplicationFactory<Program>
+{
+    public const string PostgresVariable = "SUTAZAI_TEST_POSTGRES";
+
+    private readonly Dictionary<string, string?> _settings;
+
+    private TestApp(DbProvider provider, string dataDir, string? postgresDatabase, Dictionary<string, string?> settings)
+    {
+        Provider = provider;
+        DataDir = dataDir;
+        PostgresDatabase = postgresDatabase;
+        _settings = settings;
+    }
+
+    public DbProvider Provider { get; }
+
+    public string DataDir { get; }
+
+    public string? PostgresDatabase { get; }
+
+    public string OutboxDir => Path.Combine(DataDir, "outbox");
+
+    public static TestApp Create(DbProvider provider, IDictionary<string, string?>? overrides = null, string? dataDir = null)
+    {
+        dataDir ??= Directory.CreateTempSubdirectory("sutazai-test-").FullName;
+        var settings = new Dictionary<string, string?>
+        {
+            ["Sutazai:DataDir"] = dataDir,
+            ["Sutazai:RateLimits:AuthPerMinute"] = "100000",
+            ["Sutazai:PublicUrl"] = "http://localhost",
+        };
+        string? database = null;
+        if (provider == DbProvider.Postgres)
+        {
+            database = "sutazai_test_" + Guid.NewGuid().ToString("N");
+            CreatePostgresDatabase(database);
+            settings["Sutazai:Database:Provider"] = "postgres";
+            settings["Sutazai:Database:ConnectionString"] = PostgresConnectionString(database);
+            settings["Sutazai:Database:Pool:MaxSize"] = "20";
+        }
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
+        return new TestApp(provider, dataDir, database, settings);
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+    }
+
+    public HttpClient Client(string? accessToken = null)
+    {
+        var client = CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+        if (accessToken is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+        return client;
+    }
+
+    public async Task<T> WithDbAsync<T>(Func<AppDbContext, Task<T>> action)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        return await action(scope.ServiceProvider.GetRequiredService<AppDbContext>());
+    }
+
+    /// <summary>Reads every .eml written to the outbox for <paramref name="to"/>, oldest first.</summary>
+    public IReadOnlyList<string> MailsTo(string to) => !Directory.Exists(OutboxDir)
+        ? []
+        : Directory.GetFiles(OutboxDir, "*.eml").Order(StringComparer.Ordinal)
+            .Select(File.ReadAllText).Where(m => m.Contains("To: " + to, StringComparison.OrdinalIgnoreCase)).ToList();
+
+    public static string PostgresBaseConnectionString =>
+        Environment.GetEnvironmentVariable(PostgresVariable) is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException(
+                $"{PostgresVariable} is not set. Run the tests through ./scripts/test.sh, which starts PostgreSQL and sets it.");
+
+    public static string PostgresConnectionString(string database) =>
+        new NpgsqlConnectionStringBuilder(PostgresBaseConnectionString) { Database = database }.ConnectionString;
+
+    private static void CreatePostgresDatabase(string database)
+    {
+        using var connection = new NpgsqlConnection(PostgresConnectionString("postgres"));
+        connection.Open();
+        using var command = new NpgsqlCommand($"CREATE DATABASE \"{database}\"", connection);
+        command.ExecuteNonQuery();
+    }
+
+    public static void DropPostgresDatabase(string database)
+    {
+        NpgsqlConnection.ClearAllPools();
+        using var connection = new NpgsqlConnection(PostgresConnectionString("postgres"));
+        connection.Open();
+        using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)", connection);
+        command.ExecuteNonQuery();
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (PostgresDatabase is not null) DropPostgresDatabase(PostgresDatabase);
+        try
+        {
+            Directory.Delete(DataDir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A SQLite WAL file may still be closing; the OS temp cleaner takes what is left.
+        }
+    }
+}
+
+/// <summary>One app per test class, shared by its tests (each test uses its own accounts).</summary>
+public abstract class AppFixture(DbProvider provider) : IAsyncLifetime
+{
+    public TestApp App { get; private set; } = null!;
+
+    /// <summary>The first account of this app, so an admin.</summary>
+    public TestUser Admin { get; private set; } = null!;
+
+    public Tokens AdminTokens { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        App = TestApp.Create(provider);
+        using var client = App.Client();
+        Admin = await Accounts.RegisterAsync(client, "admin" + Guid.NewGuid().ToString("N")[..8]);
+        AdminTokens = await Accounts.LoginAsync(client, Admin.Username);
+    }
+
+    public async Task DisposeAsync() => await App.DisposeAsync();
+}
+
+public sealed class SqliteAppFixture() : AppFixture(DbProvider.Sqlite);
+
+public sealed class PostgresAppFixture() : AppFixture(DbProvider.Postgres);
+
+public static class Json
+{
+    public static async Task<JsonElement> ReadJsonAsync(this HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    public static Task<HttpResponseMessage> PostJsonAsync(this HttpClient client, string url, object body) =>
+        client.PostAsJsonAsync(url, body);
+}
