@@ -45,6 +45,11 @@ public sealed class TestApp : WebApplicationFactory<Program>
             ["Sutazai:DataDir"] = dataDir,
             ["Sutazai:RateLimits:AuthPerMinute"] = "100000",
             ["Sutazai:PublicUrl"] = "http://localhost",
+            // Quiet the expected noise (unique violations on purpose, first-run history queries); keep real errors.
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "None",
+            ["Logging:LogLevel:Microsoft.EntityFrameworkCore.Update"] = "None",
+            ["Logging:LogLevel:Microsoft.AspNetCore.DataProtection"] = "Error",
         };
         string? database = null;
         if (provider == DbProvider.Postgres)
