@@ -21,8 +21,12 @@ public sealed class TestApp : WebApplicationFactory<Program>
 
     private readonly Dictionary<string, string?> _settings;
 
-    private TestApp(DbProvider provider, string dataDir, string? postgresDatabase, Dictionary<string, string?> settings)
+    private readonly bool _ownsDataDir;
+    private readonly Lock _startLock = new();
+
+    private TestApp(DbProvider provider, string dataDir, bool ownsDataDir, string? postgresDatabase, Dictionary<string, string?> settings)
     {
+        _ownsDataDir = ownsDataDir;
         Provider = provider;
         DataDir = dataDir;
         PostgresDatabase = postgresDatabase;
@@ -39,6 +43,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
 
     public static TestApp Create(DbProvider provider, IDictionary<string, string?>? overrides = null, string? dataDir = null)
     {
+        var ownsDataDir = dataDir is null;
         dataDir ??= Directory.CreateTempSubdirectory("sutazai-test-").FullName;
         var settings = new Dictionary<string, string?>
         {
@@ -61,7 +66,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
             settings["Sutazai:Database:Pool:MaxSize"] = "20";
         }
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
-        return new TestApp(provider, dataDir, database, settings);
+        return new TestApp(provider, dataDir, ownsDataDir, database, settings);
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -70,8 +75,10 @@ public sealed class TestApp : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
     }
 
+    /// <summary>Starts the server on first use; the factory's own start is not thread-safe, so this one is.</summary>
     public HttpClient Client(string? accessToken = null)
     {
+        lock (_startLock) _ = Server;
         var client = CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
         if (accessToken is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         return client;
@@ -119,6 +126,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
     {
         await base.DisposeAsync();
         if (PostgresDatabase is not null) DropPostgresDatabase(PostgresDatabase);
+        if (!_ownsDataDir) return;
         try
         {
             Directory.Delete(DataDir, recursive: true);
