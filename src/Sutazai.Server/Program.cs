@@ -3,19 +3,24 @@ using Sutazai.Server.Data;
 using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
+using Sutazai.Server.Inference;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
+if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddSutazaiDefaults();
 builder.AddSutazaiDatabase();
 builder.AddSutazaiIdentity();
+builder.AddSutazaiInference();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
 app.MapHealthApi();
 app.MapAuthApi();
 app.MapUsersApi();
+app.MapModelsApi();
+app.MapGenerateApi();
 
 await app.RunAsync();
 return 0;

@@ -24,6 +24,9 @@ public static class Cli
                   sutazai                      start the server (API, UI, workers) on the configured URLs
                   sutazai config docs          print docs/configuration.md (every setting, default, description)
                   sutazai config list          print every setting with its default
+                  sutazai models               list every model of every configured provider
+                  sutazai pull <source>        download a model with a progress bar: hf:owner/repo/file.gguf,
+                                               an https:// URL to a .gguf file, or an Ollama model name
 
                 Settings: --Sutazai:Key=value, environment Sutazai__Key, or appsettings.json.
                 """);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace Sutazai.Server.Hosting;
@@ -9,16 +10,37 @@ public sealed class SutazaiMetrics
 
     private readonly Counter<long> _logins;
     private readonly Counter<long> _lockouts;
+    private readonly Counter<long> _inferenceRequests;
+    private readonly Counter<long> _inferenceTokens;
+    private readonly UpDownCounter<long> _inferenceActive;
+    private readonly Histogram<double> _timeToFirstToken;
 
     public SutazaiMetrics(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(MeterName);
         _logins = meter.CreateCounter<long>("sutazai.auth.logins", description: "Login attempts by result.");
         _lockouts = meter.CreateCounter<long>("sutazai.auth.lockouts", description: "Accounts locked after repeated wrong passwords.");
+        _inferenceRequests = meter.CreateCounter<long>("sutazai.inference.requests", description: "Generation requests by model and result (ok, error, cancelled).");
+        _inferenceTokens = meter.CreateCounter<long>("sutazai.inference.tokens", unit: "{token}", description: "Tokens generated, by model.");
+        _inferenceActive = meter.CreateUpDownCounter<long>("sutazai.inference.active", unit: "{request}", description: "Generation requests queued or running.");
+        _timeToFirstToken = meter.CreateHistogram<double>("sutazai.inference.time_to_first_token", unit: "s", description: "Time from request to first generated text.");
     }
 
     /// <summary>result: success | invalid_credentials | locked | inactive.</summary>
     public void Login(string result) => _logins.Add(1, new KeyValuePair<string, object?>("result", result));
 
     public void Lockout() => _lockouts.Add(1);
+
+    public void InferenceStarted(in TagList tags) => _inferenceActive.Add(1, tags);
+
+    public void InferenceFinished(string result, int tokens, in TagList tags)
+    {
+        _inferenceActive.Add(-1, tags);
+        var withResult = tags;
+        withResult.Add("result", result);
+        _inferenceRequests.Add(1, withResult);
+        if (tokens > 0) _inferenceTokens.Add(tokens, tags);
+    }
+
+    public void TimeToFirstToken(double seconds, in TagList tags) => _timeToFirstToken.Record(seconds, tags);
 }

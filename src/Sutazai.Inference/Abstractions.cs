@@ -1,0 +1,50 @@
+using Microsoft.Extensions.AI;
+
+namespace Sutazai.Inference;
+
+/// <summary>A model one provider can run, as listed by <c>GET /api/v1/models</c>.</summary>
+public sealed record ModelInfo(
+    string Id,
+    string Provider,
+    long? SizeBytes,
+    int? ContextLength,
+    string? Family,
+    string? Quantization,
+    bool Loaded);
+
+/// <summary>Health of one provider, reported by readiness.</summary>
+public sealed record ProviderHealth(string Provider, bool Available, string Detail);
+
+/// <summary>
+/// One inference backend (llama.cpp in-process, Ollama, an OpenAI-compatible server). Chat goes through
+/// <see cref="IChatClient"/> so any Microsoft.Extensions.AI consumer can use it; raw completion continues a text
+/// as is, without a chat template.
+/// </summary>
+public interface IModelProvider
+{
+    /// <summary><c>llamacpp</c>, <c>ollama</c> or <c>openai</c>.</summary>
+    string Name { get; }
+
+    Task<IReadOnlyList<ModelInfo>> ListModelsAsync(CancellationToken cancellationToken);
+
+    /// <summary>A chat client for one of this provider's models; messages go through the model's chat template.</summary>
+    IChatClient GetChatClient(string modelId);
+
+    /// <summary>
+    /// Continues <paramref name="prompt"/> as is (no template). Updates carry <see cref="TextContent"/> deltas; the last
+    /// carries <see cref="UsageContent"/> and a <see cref="ChatResponseUpdate.FinishReason"/>.
+    /// </summary>
+    IAsyncEnumerable<ChatResponseUpdate> CompleteAsync(string modelId, string prompt, ChatOptions? options, CancellationToken cancellationToken);
+
+    Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>The backend refused or could not be reached; the message says what to do.</summary>
+public sealed class InferenceUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The named model is not offered by any configured provider.</summary>
+public sealed class ModelNotFoundException(string modelId)
+    : Exception($"No model '{modelId}' is available. GET /api/v1/models lists the models you can use.")
+{
+    public string ModelId { get; } = modelId;
+}

@@ -1,0 +1,111 @@
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Sutazai.Inference;
+
+/// <summary>A model resolved to the provider that runs it.</summary>
+public sealed record ResolvedModel(IModelProvider Provider, string ModelId);
+
+/// <summary>Every configured provider's models, listed together, and the rule that picks one for a request.</summary>
+public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptionsMonitor<InferenceOptions> options, ILogger<ModelCatalog> logger)
+{
+    private readonly IReadOnlyList<IModelProvider> _providers = providers.ToList();
+
+    public IReadOnlyList<IModelProvider> Providers => _providers;
+
+    public sealed record Listing(IReadOnlyList<ModelInfo> Models, IReadOnlyList<ProviderHealth> Problems);
+
+    /// <summary>Lists every provider's models; a provider that fails is reported, not fatal.</summary>
+    public async Task<Listing> ListAsync(CancellationToken ct)
+    {
+        var results = await Task.WhenAll(_providers.Select(async p =>
+        {
+            try
+            {
+                return (Models: await p.ListModelsAsync(ct), Problem: (ProviderHealth?)null);
+            }
+            catch (Exception ex) when (ex is InferenceUnavailableException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                logger.LogWarning("Listing models of {Provider} failed: {Message}", p.Name, ex.Message);
+                return (Models: (IReadOnlyList<ModelInfo>)[], Problem: new ProviderHealth(p.Name, false, ex.Message));
+            }
+        }));
+        return new Listing(
+            results.SelectMany(r => r.Models).ToList(),
+            results.Where(r => r.Problem is not null).Select(r => r.Problem!).ToList());
+    }
+
+    /// <summary>
+    /// The model a request should use: the named one (optionally as <c>provider/model</c>), else the configured default,
+    /// else the first model of the default provider, else the first model anywhere.
+    /// </summary>
+    public async Task<ResolvedModel> ResolveAsync(string? requested, CancellationToken ct)
+    {
+        var listing = await ListAsync(ct);
+        var models = listing.Models;
+        if (!string.IsNullOrWhiteSpace(requested))
+        {
+            var match = Find(models, requested);
+            if (match is null) throw new ModelNotFoundException(requested);
+            return new ResolvedModel(ProviderOf(match.Provider), match.Id);
+        }
+        var configured = options.CurrentValue;
+        if (!string.IsNullOrWhiteSpace(configured.DefaultModel) && Find(models, configured.DefaultModel) is { } preferred)
+            return new ResolvedModel(ProviderOf(preferred.Provider), preferred.Id);
+        var fallback = models.FirstOrDefault(m => m.Provider == configured.Provider) ?? models.FirstOrDefault();
+        if (fallback is null) throw new NoModelAvailableException(listing.Problems);
+        return new ResolvedModel(ProviderOf(fallback.Provider), fallback.Id);
+    }
+
+    public async Task<string?> DefaultModelIdAsync(CancellationToken ct)
+    {
+        try
+        {
+            return (await ResolveAsync(null, ct)).ModelId;
+        }
+        catch (NoModelAvailableException)
+        {
+            return null;
+        }
+    }
+
+    public IModelProvider? Provider(string name) => _providers.FirstOrDefault(p => p.Name == name);
+
+    private IModelProvider ProviderOf(string name) => Provider(name) ?? throw new InvalidOperationException($"Provider {name} is not registered.");
+
+    private static ModelInfo? Find(IReadOnlyList<ModelInfo> models, string requested)
+    {
+        var slash = requested.IndexOf('/', StringComparison.Ordinal);
+        if (slash > 0 && models.FirstOrDefault(m => m.Provider == requested[..slash] && m.Id == requested[(slash + 1)..]) is { } qualified)
+            return qualified;
+        return models.FirstOrDefault(m => m.Id == requested);
+    }
+}
+
+/// <summary>No provider offers any model: the message says how to get one.</summary>
+public sealed class NoModelAvailableException(IReadOnlyList<ProviderHealth> problems)
+    : Exception("No language model is available. Pull one (POST /api/v1/models/pull {\"source\": \"hf:TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf\"}, " +
+        "or `sutazai pull` on the server), copy a .gguf file into the models folder, or connect Ollama (Sutazai:Inference:Ollama:Url)." +
+        (problems.Count == 0 ? "" : " Provider problems: " + string.Join("; ", problems.Select(p => $"{p.Provider}: {p.Detail}"))))
+{
+    public IReadOnlyList<ProviderHealth> Problems { get; } = problems;
+}
+
+/// <summary>Built-in list of small chat models users can pull in one click.</summary>
+public static class ModelCatalogue
+{
+    public sealed record Entry(string Name, string Source, string Description, long ApproximateBytes);
+
+    public static IReadOnlyList<Entry> Entries { get; } =
+    [
+        new("TinyLlama 1.1B Chat (Q4_K_M)", "hf:TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf",
+            "The original SutazAI's model: small, fast, English chat.", 668_788_096),
+        new("Qwen2.5 0.5B Instruct (Q4_K_M)", "hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf",
+            "Tiny multilingual instruct model with a 32k context.", 491_400_032),
+        new("Llama 3.2 1B Instruct (Q4_K_M)", "hf:bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf",
+            "Meta's small instruct model; good quality for its size.", 807_694_464),
+        new("SmolLM2 360M Instruct (Q8_0)", "hf:HuggingFaceTB/SmolLM2-360M-Instruct-GGUF/smollm2-360m-instruct-q8_0.gguf",
+            "Very small; runs anywhere, for quick tests.", 386_404_992),
+    ];
+}

@@ -1,0 +1,240 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Sutazai.Inference.Gguf;
+using Sutazai.Server.Configuration;
+using Sutazai.Server.Tests.Infrastructure;
+
+namespace Sutazai.Server.Tests.Inference;
+
+/// <summary>A tiny file server on a real loopback port, standing in for Hugging Face or any https model host.</summary>
+public sealed class ModelFileServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ModelFileServer(WebApplication app, string root)
+    {
+        _app = app;
+        Root = root;
+    }
+
+    public string Root { get; }
+
+    public string BaseUrl => _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+
+    public int Requests;
+
+    public static async Task<ModelFileServer> StartAsync()
+    {
+        var root = Directory.CreateTempSubdirectory("sutazai-files-").FullName;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        ModelFileServer? self = null;
+        app.MapGet("/{**path}", (string path, HttpContext http) =>
+        {
+            Interlocked.Increment(ref self!.Requests);
+            var file = Path.GetFullPath(Path.Combine(root, path));
+            if (!file.StartsWith(root, StringComparison.Ordinal) || !File.Exists(file)) return Results.NotFound();
+            var sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+            http.Response.Headers["X-Linked-Etag"] = $"\"{sha}\"";
+            return Results.File(file, "application/octet-stream", enableRangeProcessing: true);
+        });
+        await app.StartAsync();
+        self = new ModelFileServer(app, root);
+        return self;
+    }
+
+    public string Put(string relativePath, byte[]? content = null)
+    {
+        var path = Path.Combine(Root, relativePath);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        if (content is null) TinyModels.WriteDeterministic(path, DeterministicModelSpec.Default());
+        else File.WriteAllBytes(path, content);
+        return path;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        Directory.Delete(Root, recursive: true);
+    }
+}
+
+public sealed class ModelManagementTests
+{
+    private static Dictionary<string, string?> NoOllama(string? hfBase = null) => new()
+    {
+        ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
+        ["Sutazai:Inference:Pull:HuggingFaceBaseUrl"] = hfBase ?? "https://huggingface.co",
+    };
+
+    private static async Task<(TestApp App, HttpClient Admin, HttpClient User)> StartAsync(string? hfBase = null)
+    {
+        var app = TestApp.Create(DbProvider.Sqlite, NoOllama(hfBase));
+        using var anon = app.Client();
+        var admin = await Accounts.RegisterAsync(anon);
+        var user = await Accounts.RegisterAsync(anon);
+        return (app, app.Client((await Accounts.LoginAsync(anon, admin.Username)).AccessToken), app.Client((await Accounts.LoginAsync(anon, user.Username)).AccessToken));
+    }
+
+    private static async Task<System.Text.Json.JsonElement> WaitForPullAsync(HttpClient admin, string id)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            var status = await (await admin.GetAsync($"/api/v1/models/pulls/{id}")).ReadJsonAsync();
+            var state = status.GetProperty("status").GetString();
+            if (state is "completed" or "failed" || DateTime.UtcNow > deadline) return status;
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task NoModel_GenerateReturns503ExplainingHowToGetOne_AndReadyIsDegraded()
+    {
+        var (app, admin, _) = await StartAsync();
+        await using var _app = app;
+        var response = await admin.PostAsJsonAsync("/api/v1/generate", new { prompt = "hello" });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        var detail = (await response.ReadJsonAsync()).GetProperty("detail").GetString()!;
+        Assert.Contains("POST /api/v1/models/pull", detail);
+        Assert.Contains("Ollama", detail);
+
+        var ready = await admin.GetAsync("/health/ready");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        var body = await ready.ReadJsonAsync();
+        Assert.Equal("degraded", body.GetProperty("checks").GetProperty("inference").GetProperty("status").GetString());
+        var models = await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync();
+        Assert.Equal(0, models.GetProperty("models").GetArrayLength());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, models.GetProperty("defaultModel").ValueKind);
+    }
+
+    [Fact]
+    public async Task PullFromUrl_DownloadsVerifiesAndListsTheModel_WithSseProgress()
+    {
+        await using var files = await ModelFileServer.StartAsync();
+        var source = files.Put("models/tiny-pulled.gguf");
+        var (app, admin, user) = await StartAsync();
+        await using var _app = app;
+
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.PostAsJsonAsync("/api/v1/models/pull", new { source = $"{files.BaseUrl}/models/tiny-pulled.gguf" })).StatusCode);
+
+        var start = await admin.PostAsJsonAsync("/api/v1/models/pull", new { source = $"{files.BaseUrl}/models/tiny-pulled.gguf" });
+        Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);
+        var id = (await start.ReadJsonAsync()).GetProperty("id").GetString()!;
+
+        using var stream = await admin.SendAsync(Sse.Get($"/api/v1/models/pulls/{id}"), HttpCompletionOption.ResponseHeadersRead);
+        var events = await Sse.ReadAllAsync(stream);
+        var last = events[^1];
+        Assert.Equal("completed", last.Event);
+        Assert.Equal(new FileInfo(source).Length, last.Data.GetProperty("bytes").GetInt64());
+        Assert.Equal("tiny-pulled", last.Data.GetProperty("modelId").GetString());
+
+        var status = await WaitForPullAsync(admin, id);
+        Assert.Equal("completed", status.GetProperty("status").GetString());
+        var installed = Path.Combine(app.DataDir, "models", "tiny-pulled.gguf");
+        Assert.Equal(File.ReadAllBytes(source), File.ReadAllBytes(installed));
+        Assert.Empty(Directory.GetFiles(Path.Combine(app.DataDir, "models", ".partial")));
+
+        var models = await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync();
+        Assert.Contains(models.GetProperty("models").EnumerateArray(), m => m.GetProperty("id").GetString() == "tiny-pulled");
+        var reply = await (await admin.PostAsJsonAsync("/api/v1/generate", new { model = "tiny-pulled", prompt = "Once", options = new { temperature = 0 } })).ReadJsonAsync();
+        Assert.Equal(DeterministicModelSpec.DefaultExpectations.OnceCompletion, reply.GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public async Task PullHuggingFaceReference_ResolvesAgainstTheConfiguredHub()
+    {
+        await using var files = await ModelFileServer.StartAsync();
+        files.Put("acme/tiny-GGUF/resolve/main/tiny-hf.gguf");
+        var (app, admin, _) = await StartAsync(files.BaseUrl);
+        await using var _app = app;
+        var start = await admin.PostAsJsonAsync("/api/v1/models/pull", new { source = "hf:acme/tiny-GGUF/tiny-hf.gguf" });
+        Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);
+        var status = await WaitForPullAsync(admin, (await start.ReadJsonAsync()).GetProperty("id").GetString()!);
+        Assert.Equal("completed", status.GetProperty("status").GetString());
+        Assert.True(File.Exists(Path.Combine(app.DataDir, "models", "tiny-hf.gguf")));
+    }
+
+    [Fact]
+    public async Task PullOfANonGgufFile_FailsAndLeavesNothing()
+    {
+        await using var files = await ModelFileServer.StartAsync();
+        files.Put("fake.gguf", "<html>not a model</html>"u8.ToArray());
+        var (app, admin, _) = await StartAsync();
+        await using var _app = app;
+        var start = await admin.PostAsJsonAsync("/api/v1/models/pull", new { source = $"{files.BaseUrl}/fake.gguf" });
+        var status = await WaitForPullAsync(admin, (await start.ReadJsonAsync()).GetProperty("id").GetString()!);
+        Assert.Equal("failed", status.GetProperty("status").GetString());
+        Assert.Contains("GGUF", status.GetProperty("error").GetString(), StringComparison.OrdinalIgnoreCase);
+        Assert.False(File.Exists(Path.Combine(app.DataDir, "models", "fake.gguf")));
+        var partial = Path.Combine(app.DataDir, "models", ".partial");
+        Assert.True(!Directory.Exists(partial) || Directory.GetFiles(partial).Length == 0);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("file:///etc/passwd")]
+    [InlineData("hf:only-owner")]
+    [InlineData("ftp://example.com/x.gguf")]
+    public async Task PullWithABadSource_Returns422(string source)
+    {
+        var (app, admin, _) = await StartAsync();
+        await using var _app = app;
+        var response = await admin.PostAsJsonAsync("/api/v1/models/pull", new { source });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.True((await response.ReadJsonAsync()).GetProperty("errors").TryGetProperty("source", out _));
+    }
+
+    [Fact]
+    public async Task DeleteModel_AdminOnly_RemovesTheFile()
+    {
+        var (app, admin, user) = await StartAsync();
+        await using var _app = app;
+        var path = ModelAppFixture.WriteModel(app.DataDir, "doomed");
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.DeleteAsync("/api/v1/models/doomed")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.DeleteAsync("/api/v1/models/nope")).StatusCode);
+        await admin.PostAsJsonAsync("/api/v1/generate", new { model = "doomed", prompt = "Once" });
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/api/v1/models/doomed")).StatusCode);
+        Assert.False(File.Exists(path));
+        var models = await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync();
+        Assert.Equal(0, models.GetProperty("models").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Cli_PullAndModels_UseTheSameServices()
+    {
+        await using var files = await ModelFileServer.StartAsync();
+        files.Put("cli-model.gguf");
+        var dataDir = Directory.CreateTempSubdirectory("sutazai-cli-").FullName;
+        try
+        {
+            var output = new StringWriter();
+            var error = new StringWriter();
+            var exit = await ModelCommands.TryRunAsync(["pull", $"{files.BaseUrl}/cli-model.gguf", $"--Sutazai:DataDir={dataDir}", "--Sutazai:Inference:Ollama:AutoDetect=false"], output, error);
+            Assert.True(exit == 0, error.ToString());
+            Assert.Contains("100.0%", output.ToString());
+            Assert.Contains("Pulled", output.ToString());
+            Assert.True(File.Exists(Path.Combine(dataDir, "models", "cli-model.gguf")));
+
+            var list = new StringWriter();
+            Assert.Equal(0, await ModelCommands.TryRunAsync(["models", $"--Sutazai:DataDir={dataDir}", "--Sutazai:Inference:Ollama:AutoDetect=false"], list, error));
+            Assert.Matches(@"cli-model\s+llamacpp\s+\S+ \S+\s+2048\s+llama\s+F32", list.ToString());
+
+            var bad = new StringWriter();
+            Assert.Equal(2, await ModelCommands.TryRunAsync(["pull", "file:///etc/passwd", $"--Sutazai:DataDir={dataDir}"], new StringWriter(), bad));
+            Assert.NotEmpty(bad.ToString());
+        }
+        finally
+        {
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+}
