@@ -31,6 +31,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# --- Native libraries: llama.cpp's CPU backend (LLamaSharp.Backend.Cpu) needs OpenMP ----------------------------------
+if ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
+  log "installing libgomp1 (OpenMP runtime for llama.cpp)"
+  apt_install libgomp1
+fi
+
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then

@@ -22,7 +22,7 @@ public enum ModelDownloadError
     /// <summary>The file does not start with the GGUF magic; the partial file is deleted.</summary>
     NotGguf,
 
-    /// <summary>A different file already has the target name; the partial file is deleted, the existing file kept.</summary>
+    /// <summary>A different file already has the target name; it is kept, and a partial downloaded for it is deleted.</summary>
     DestinationConflict,
 
     /// <summary>Another process holds the partial file of the same target; nothing is touched.</summary>

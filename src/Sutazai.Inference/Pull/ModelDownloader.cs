@@ -59,7 +59,7 @@ public sealed class ModelDownloader
         DownloadRequest request, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         var target = Target.From(request);
-        
+        using var held = await TargetLocks.AcquireAsync(target.FinalPath, cancellationToken);
         Directory.CreateDirectory(target.PartialDirectory);
 
         if (target.ExpectedSha256 is not null && File.Exists(target.FinalPath))
