@@ -234,8 +234,8 @@ internal sealed class ServerProcess : IAsyncDisposable
     {
         var client = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromMinutes(10) };
         const string password = "Bench#Mark2026!x";
-        (await client.PostAsJsonAsync("/api/v1/auth/register", new { email = "bench@example.test", username = "bench", password })).EnsureSuccessStatusCode();
-        var login = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = "bench", password });
+        (await client.PostAsJsonAsync("/api/v1/auth/register", new { email = "runner@example.test", username = "runner", password })).EnsureSuccessStatusCode();
+        var login = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = "runner", password });
         login.EnsureSuccessStatusCode();
         var token = (await login.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accessToken").GetString();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);

@@ -71,7 +71,7 @@ public sealed class OpenAIOptions
 
     public string ApiKey { get; set; } = "";
 
-    /// <summary>Model to offer when the server cannot list its models.</summary>
+    /// <summary>Model used when a caller gives the provider no model id.</summary>
     public string Model { get; set; } = "";
 }
 

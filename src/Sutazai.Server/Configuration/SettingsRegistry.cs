@@ -63,7 +63,7 @@ public static class SettingsRegistry
         new("Sutazai:Inference:Ollama:Timeout", "00:05:00", "Timeout of one Ollama request."),
         new("Sutazai:Inference:OpenAI:BaseUrl", "", "Base URL of an OpenAI-compatible API (vLLM, llama-server, OpenAI), e.g. `http://localhost:8000/v1`; empty disables it."),
         new("Sutazai:Inference:OpenAI:ApiKey", "", "API key sent as a bearer token to the OpenAI-compatible server."),
-        new("Sutazai:Inference:OpenAI:Model", "", "Model to use on the OpenAI-compatible server when it cannot list its models."),
+        new("Sutazai:Inference:OpenAI:Model", "", "Model the openai provider uses when a caller gives it no model id (listing always asks the server's /models)."),
         new("Sutazai:Inference:Pull:HuggingFaceBaseUrl", "https://huggingface.co", "Where `hf:owner/repo/file.gguf` references are downloaded from."),
         new("Sutazai:Inference:Pull:MaxConcurrent", "2", "Model downloads running at once; more wait in the queue."),
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Sutazai.Inference;
 using Sutazai.Inference.LlamaCpp;
+using Sutazai.Inference.Providers;
 using Sutazai.Inference.Pull;
 using Sutazai.Server.Configuration;
 
@@ -37,6 +38,25 @@ public static class InferenceSetup
 
         services.AddSingleton<LlamaCppProvider>();
         services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<LlamaCppProvider>());
+
+        // Ollama: configured, or found on its default port at start-up when nothing else is set up.
+        var inference = builder.Configuration.Read<InferenceOptions>(InferenceOptions.Section);
+        var dataPath = builder.Configuration.Read<SutazaiOptions>(SutazaiOptions.Section).DataPath;
+        var ollamaUrl = inference.Ollama.Url;
+        if (string.IsNullOrWhiteSpace(ollamaUrl) && inference.Ollama.AutoDetect && NoLocalModel(inference, dataPath) && ProbeOllama())
+            ollamaUrl = OllamaProvider.DefaultUrl;
+        if (!string.IsNullOrWhiteSpace(ollamaUrl))
+        {
+            var ollama = new OllamaOptions { Url = ollamaUrl, Timeout = inference.Ollama.Timeout };
+            services.AddSingleton(sp => new OllamaProvider(ollama, logger: sp.GetRequiredService<ILogger<OllamaProvider>>()));
+            services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<OllamaProvider>());
+            services.AddSingleton<IOllamaPuller>(sp => new OllamaPuller(sp.GetRequiredService<OllamaProvider>(), sp.GetRequiredService<IHttpClientFactory>().CreateClient(PullHttpClient)));
+        }
+        if (!string.IsNullOrWhiteSpace(inference.OpenAI.BaseUrl))
+        {
+            services.AddSingleton(_ => new OpenAICompatibleProvider(inference.OpenAI));
+            services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<OpenAICompatibleProvider>());
+        }
         services.AddSingleton<ModelCatalog>();
         services.AddHttpClient(PullHttpClient, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
@@ -47,6 +67,18 @@ public static class InferenceSetup
         services.AddSingleton<GenerationRunner>();
         services.AddHealthChecks().AddCheck<InferenceHealthCheck>("inference", tags: ["ready"]);
         return builder;
+    }
+
+    private static bool NoLocalModel(InferenceOptions inference, string dataPath)
+    {
+        var dir = string.IsNullOrWhiteSpace(inference.LlamaCpp.ModelsDir) ? Path.Combine(dataPath, "models") : inference.LlamaCpp.ModelsDir;
+        return string.IsNullOrWhiteSpace(inference.DefaultModel) && (!Directory.Exists(dir) || !Directory.EnumerateFiles(dir, "*.gguf").Any());
+    }
+
+    private static bool ProbeOllama()
+    {
+        using var http = new HttpClient();
+        return OllamaProvider.ProbeAsync(new Uri(OllamaProvider.DefaultUrl), http, CancellationToken.None).GetAwaiter().GetResult();
     }
 }
 
