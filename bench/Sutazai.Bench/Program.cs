@@ -20,6 +20,12 @@ var serverDll = Path.GetFullPath(argsMap.GetValueOrDefault("server") ?? "src/Sut
 var tokens = int.Parse(argsMap.GetValueOrDefault("tokens") ?? "128", CultureInfo.InvariantCulture);
 var threads = int.Parse(argsMap.GetValueOrDefault("threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 var repeats = int.Parse(argsMap.GetValueOrDefault("repeats") ?? "3", CultureInfo.InvariantCulture);
+if (argsMap.GetValueOrDefault("write-model") is { } modelOut)
+{
+    TinyModels.WriteRandom(modelOut, new RandomModelSpec());
+    Console.WriteLine($"wrote {modelOut}");
+    return 0;
+}
 if (!File.Exists(serverDll)) { Console.Error.WriteLine($"Server not built at {serverDll}; run bench/run.sh"); return 2; }
 
 var work = Directory.CreateTempSubdirectory("sutazai-bench-").FullName;
@@ -32,7 +38,10 @@ try
     Console.WriteLine($"machine: {Environment.ProcessorCount} cores, threads used: {threads}; model: {new FileInfo(modelPath).Length / 1e6:F1} MB F32 random llama; {tokens} tokens per stream, best of {repeats}");
 
     NativeLibraryConfig.All.WithLogCallback((_, _) => { });
-    var raw = RawBenchmark(modelPath, tokens, threads, repeats);
+    var raw = RawBenchmark(modelPath, tokens, threads, repeats, contextSize: 4096, seqMax: 2, unified: false);
+    var rawLikeServer = RawBenchmark(modelPath, tokens, threads, repeats, contextSize: 8192, seqMax: 9, unified: true);
+    var engine = await EngineBenchmark(modelPath, tokens, threads, repeats);
+    Console.WriteLine(F($"raw (ctx 4096): {raw.Rate:F1} tok/s; raw (server's context settings): {rawLikeServer.Rate:F1} tok/s; LlamaEngine in-process: {engine.Rate:F1} tok/s"));
 
     await using var server = await ServerProcess.StartAsync(serverDll, Path.Combine(work, "data"), threads);
     var client = await server.SignedInClientAsync();
@@ -50,10 +59,15 @@ try
     var single = new Run(ours1.Tokens, oursSingleWall, ours1.Ttft, ours1.Tokens / oursSingleWall);
 
     // P3: a ~1,500-token conversation; the second turn should re-read only its new tokens.
-    var history = string.Join(' ', Enumerable.Range(0, 1500).Select(i => Words[i % Words.Length]));
+    // Calibrate: how many prompt tokens does a word of this vocabulary take? Aim the history at ~1,500 tokens.
+    string Text(int words) => string.Join(' ', Enumerable.Range(0, words).Select(i => Words[i % Words.Length]));
+    var probe = await Generate(client, Text(200), 1);
+    var words = (int)(200 * 1500.0 / probe.PromptTokens);
+    var history = Text(words);
     var turn1 = Best(1, () => Chat(client, [("user", history)], 8));
     var turn2 = Best(1, () => Chat(client, [("user", history), ("assistant", turn1.Text), ("user", "And then what happened?")], 8));
 
+    Console.WriteLine(F($"server-side decode rate of the best single stream: {ours1.ServerRate:F1} tok/s"));
     var p1 = ours1.Rate / raw.Rate;
     var p2 = four.Rate / single.Rate;
     var p3 = turn2.Ttft / turn1.Ttft;
@@ -84,9 +98,31 @@ static Run Best(int repeats, Func<Task<Run>> run)
 
 // The raw library: one conversation on a BatchedExecutor, greedy, decode N tokens; rate over the decode phase only
 // (first sampled token to last), as the server's streaming rate is measured below.
-static Run RawBenchmark(string modelPath, int tokens, int threads, int repeats)
+static async Task<Run> EngineBenchmark(string modelPath, int tokens, int threads, int repeats)
 {
-    var parameters = new ModelParams(modelPath) { ContextSize = 4096, BatchSize = 512, UBatchSize = 512, Threads = threads, BatchThreads = threads, GpuLayerCount = 0, SeqMax = 2 };
+    var options = new Sutazai.Inference.LlamaCppOptions { Threads = threads, ContextSize = 8192, ParallelSlots = 4, PrefixCacheEntries = 4, BatchSize = 512 };
+    await using var engine = await Sutazai.Inference.LlamaCpp.LlamaEngine.LoadAsync("bench", modelPath, options, 2048, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, CancellationToken.None);
+    Run? best = null;
+    for (var r = 0; r < repeats; r++)
+    {
+        var prompt = engine.Tokenize($"Once upon a time {r}", addBos: true);
+        var sw = Stopwatch.StartNew();
+        double first = 0;
+        var count = 0;
+        await foreach (var e in engine.GenerateAsync(prompt, Sutazai.Inference.LlamaCpp.SamplingSettings.Greedy, tokens, [], CancellationToken.None))
+        {
+            if (e is Sutazai.Inference.LlamaCpp.EngineEvent.Text) { if (count++ == 0) first = sw.Elapsed.TotalSeconds; }
+            if (e is Sutazai.Inference.LlamaCpp.EngineEvent.Finished f) count = f.Stats.CompletionTokens;
+        }
+        var run = new Run(count, sw.Elapsed.TotalSeconds, first, (count - 1) / (sw.Elapsed.TotalSeconds - first));
+        if (best is null || run.Rate > best.Rate) best = run;
+    }
+    return best!;
+}
+
+static Run RawBenchmark(string modelPath, int tokens, int threads, int repeats, uint contextSize, uint seqMax, bool unified)
+{
+    var parameters = new ModelParams(modelPath) { ContextSize = contextSize, BatchSize = 512, UBatchSize = 512, Threads = threads, BatchThreads = threads, GpuLayerCount = 0, SeqMax = seqMax, KVUnified = unified };
     using var weights = LLamaWeights.LoadFromFile(parameters);
     using var executor = new BatchedExecutor(weights, parameters);
     Run? best = null;
@@ -130,11 +166,12 @@ static async Task<Run> Stream(HttpClient client, object body)
     request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
     var sw = Stopwatch.StartNew();
     using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-    response.EnsureSuccessStatusCode();
+    if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"generate answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
     using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
     double first = 0, last = 0;
     var text = new StringBuilder();
     int completion = 0, prompt = 0, cached = 0;
+    double serverRate = 0;
     string? evt = null;
     while (await reader.ReadLineAsync() is { } line)
     {
@@ -154,6 +191,7 @@ static async Task<Run> Stream(HttpClient client, object body)
                 completion = usage.GetProperty("completionTokens").GetInt32();
                 prompt = usage.GetProperty("promptTokens").GetInt32();
                 cached = usage.GetProperty("cachedPromptTokens").GetInt32();
+                serverRate = doc.RootElement.GetProperty("timings").GetProperty("tokensPerSecond").GetDouble();
                 last = sw.Elapsed.TotalSeconds;
             }
             else if (evt == "error") throw new InvalidOperationException(line);
@@ -161,7 +199,7 @@ static async Task<Run> Stream(HttpClient client, object body)
     }
     var wall = sw.Elapsed.TotalSeconds;
     var rate = completion > 1 && last > first ? (completion - 1) / (last - first) : 0;
-    return new Run(completion, wall, first, rate) { Text = text.ToString(), PromptTokens = prompt, Cached = cached };
+    return new Run(completion, wall, first, rate) { Text = text.ToString(), PromptTokens = prompt, Cached = cached, ServerRate = serverRate };
 }
 
 static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
@@ -178,6 +216,7 @@ internal sealed record Run(int Tokens, double Wall, double Ttft, double Rate)
     public string Text { get; init; } = "";
     public int PromptTokens { get; init; }
     public int Cached { get; init; }
+    public double ServerRate { get; init; }
 }
 
 /// <summary>The real server binary on a free loopback port with its own data dir.</summary>

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using LLama;
-using LLama.Batched;
 using LLama.Common;
 using LLama.Native;
 using LLama.Sampling;
@@ -11,24 +10,27 @@ using Microsoft.Extensions.Logging;
 namespace Sutazai.Inference.LlamaCpp;
 
 /// <summary>
-/// One loaded GGUF model serving many requests at once. A single decode loop owns the llama.cpp context: every step
-/// it admits queued requests into free slots (continuous batching — a new request joins the running decode instead
-/// of waiting for it), runs one batched llama_decode for all of them, samples each, and streams the text out.
-/// Finished conversations stay in a small prefix cache so a follow-up request that starts with the same tokens (the
-/// next turn of a chat) forks that KV state and evaluates only the new tokens.
+/// One loaded GGUF model serving many requests at once. A single dedicated thread owns the llama.cpp context and
+/// calls <c>llama_decode</c> itself, so llama.cpp's OpenMP team always has the same master thread (LLamaSharp's async
+/// executors hop across thread-pool threads, which on a busy server creates competing, spinning thread teams).
+/// Each step the loop admits queued requests into free sequence slots (continuous batching: a new request's prompt
+/// is read in the same batches as the running requests' next tokens), decodes one batch for all of them, samples
+/// each, and streams the text out. Finished sequences stay in a prefix cache: a request that starts with the same
+/// tokens (the next turn of a chat) copies that KV prefix into its own sequence and reads only the new tokens.
 /// </summary>
 public sealed class LlamaEngine : IAsyncDisposable
 {
     private readonly LLamaWeights _weights;
-    private readonly BatchedExecutor _executor;
+    private readonly LLamaContext _context;
     private readonly Channel<GenerationJob> _queue = Channel.CreateUnbounded<GenerationJob>(new UnboundedChannelOptions { SingleReader = true });
     private readonly List<CacheEntry> _cache = [];
-    private readonly List<Conversation> _draining = [];
+    private readonly Stack<int> _freeSequences = new();
     private readonly CancellationTokenSource _stopping = new();
-    private readonly Task _loop;
+    private readonly TaskCompletionSource _loopDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ILogger _logger;
     private readonly int _slots;
     private readonly int _cacheEntries;
+    private readonly int _batchSize;
     private int _active;
     private long _lastUsed = Stopwatch.GetTimestamp();
 
@@ -39,9 +41,12 @@ public sealed class LlamaEngine : IAsyncDisposable
         _logger = logger;
         _slots = Math.Max(1, options.ParallelSlots);
         _cacheEntries = Math.Max(0, options.PrefixCacheEntries);
+        _batchSize = (int)parameters.BatchSize;
         SequenceLimit = sequenceLimit;
-        _executor = new BatchedExecutor(weights, parameters);
-        _loop = Task.Run(RunLoopAsync);
+        _context = weights.CreateContext(parameters, logger);
+        for (var id = (int)parameters.SeqMax - 1; id >= 0; id--) _freeSequences.Push(id);
+        var thread = new Thread(RunLoop) { IsBackground = true, Name = $"llama-decode {modelId}" };
+        thread.Start();
     }
 
     public string ModelId { get; }
@@ -64,7 +69,7 @@ public sealed class LlamaEngine : IAsyncDisposable
             ContextSize = (uint)contextSize,
             BatchSize = (uint)Math.Max(32, options.BatchSize),
             UBatchSize = (uint)Math.Max(32, options.BatchSize),
-            SeqMax = (uint)(Math.Max(1, options.ParallelSlots) + Math.Max(0, options.PrefixCacheEntries) + 1),
+            SeqMax = (uint)(Math.Max(1, options.ParallelSlots) + Math.Max(0, options.PrefixCacheEntries)),
             KVUnified = true,
             Threads = threads,
             BatchThreads = threads,
@@ -77,7 +82,7 @@ public sealed class LlamaEngine : IAsyncDisposable
 
     /// <summary>Tokenizes text the way this model expects (BOS when the model wants one; special tokens parsed).</summary>
     public LLamaToken[] Tokenize(string text, bool addBos) =>
-        _executor.Context.Tokenize(text, addBos && _weights.Vocab.ShouldAddBOS, special: true);
+        _context.Tokenize(text, addBos && _weights.Vocab.ShouldAddBOS, special: true);
 
     /// <summary>Queues a request and streams its events until it finishes or <paramref name="ct"/> cancels it.</summary>
     public async IAsyncEnumerable<EngineEvent> GenerateAsync(
@@ -106,11 +111,24 @@ public sealed class LlamaEngine : IAsyncDisposable
         }
     }
 
-    private sealed class ActiveJob(GenerationJob job, Conversation conversation, List<LLamaToken> tokens, int cachedTokens, CacheEntry? source, ISamplingPipeline pipeline, StreamingTokenDecoder decoder)
+    /// <summary>A request holding a sequence of the context.</summary>
+    private sealed class ActiveJob(GenerationJob job, int sequence, int cachedTokens, CacheEntry? source, ISamplingPipeline pipeline, StreamingTokenDecoder decoder)
     {
         public GenerationJob Job { get; } = job;
-        public Conversation Conversation { get; } = conversation;
-        public List<LLamaToken> Tokens { get; } = tokens;
+        public int Sequence { get; } = sequence;
+
+        /// <summary>Tokens in this sequence's KV cache, in position order.</summary>
+        public List<LLamaToken> Evaluated { get; } = new(job.PromptTokens.Count + job.MaxTokens);
+
+        /// <summary>Index into the prompt of the next prompt token still to read.</summary>
+        public int PromptCursor { get; set; } = cachedTokens;
+
+        /// <summary>The sampled token not yet in the KV cache (fed in the next batch).</summary>
+        public LLamaToken? Pending { get; set; }
+
+        /// <summary>Batch index whose logits belong to this request after the current decode, or -1.</summary>
+        public int LogitsIndex { get; set; } = -1;
+
         public int CachedTokens { get; } = cachedTokens;
         public CacheEntry? Source { get; } = source;
         public ISamplingPipeline Pipeline { get; } = pipeline;
@@ -119,18 +137,20 @@ public sealed class LlamaEngine : IAsyncDisposable
         public long AdmittedAt { get; } = Stopwatch.GetTimestamp();
         public long FirstTokenAt { get; set; }
         public int Generated { get; set; }
+        public bool ReadingPrompt => PromptCursor < Job.PromptTokens.Count;
     }
 
-    private sealed class CacheEntry(Conversation conversation, List<LLamaToken> tokens)
+    private sealed class CacheEntry(int sequence, List<LLamaToken> tokens)
     {
-        public Conversation Conversation { get; } = conversation;
+        public int Sequence { get; } = sequence;
         public List<LLamaToken> Tokens { get; } = tokens;
         public long LastUsed { get; set; } = Stopwatch.GetTimestamp();
     }
 
-    private async Task RunLoopAsync()
+    private void RunLoop()
     {
         var active = new List<ActiveJob>();
+        var batch = new LLamaBatch();
         var stopping = _stopping.Token;
         try
         {
@@ -145,27 +165,29 @@ public sealed class LlamaEngine : IAsyncDisposable
                     active.Remove(cancelled);
                     Finish(cancelled, ChatFinishReason.Stop, keep: false);
                 }
-                ReleaseDrained();
                 if (active.Count == 0)
                 {
-                    if (_draining.Count == 0 && !await _queue.Reader.WaitToReadAsync(stopping)) break;
-                    if (_draining.Count > 0) await InferAsync(stopping);
+                    // Block this dedicated thread until work arrives (or the engine unloads).
+                    if (!_queue.Reader.WaitToReadAsync(stopping).AsTask().GetAwaiter().GetResult()) break;
                     continue;
                 }
 
-                if (!await InferAsync(stopping))
+                FillBatch(batch, active);
+                if (Decode(batch) == DecodeResult.NoKvSlot)
                 {
-                    // Nothing more can be evicted and the KV cache is full: the longest conversation gives way.
-                    var victim = active.MaxBy(a => a.Conversation.TokenCount)!;
-                    active.Remove(victim);
-                    Fail(victim, new InferenceUnavailableException(
-                        $"Model '{ModelId}' ran out of context cells ({_executor.Context.ContextSize}); raise Sutazai:Inference:LlamaCpp:ContextSize or lower ParallelSlots."));
+                    // Nothing more can be evicted and the shared KV cache is full. A partly decoded batch leaves the
+                    // sequences in an unknown state, so every request in it ends with a clear error.
+                    var error = new InferenceUnavailableException(
+                        $"Model '{ModelId}' ran out of context cells ({_context.ContextSize}) with {active.Count} requests running; " +
+                        "raise Sutazai:Inference:LlamaCpp:ContextSize or lower ParallelSlots.");
+                    foreach (var job in active) Fail(job, error);
+                    active.Clear();
                     continue;
                 }
 
                 foreach (var job in active.ToList())
                 {
-                    if (!job.Conversation.RequiresSampling) continue;
+                    if (job.LogitsIndex < 0) continue;
                     if (Step(job) is { } reason)
                     {
                         active.Remove(job);
@@ -187,17 +209,54 @@ public sealed class LlamaEngine : IAsyncDisposable
         foreach (var job in active) Fail(job, new InferenceUnavailableException($"Model '{ModelId}' was unloaded."));
         while (_queue.Reader.TryRead(out var queued))
             queued.Output.Writer.TryWrite(new EngineEvent.Failed(new InferenceUnavailableException($"Model '{ModelId}' was unloaded.")));
+        _loopDone.TrySetResult();
     }
 
-    /// <summary>Runs one batched decode; on a full KV cache evicts cached prefixes and retries. False when nothing helps.</summary>
-    private async Task<bool> InferAsync(CancellationToken stopping)
+    /// <summary>
+    /// One batch: every generating request's pending token, then prompt chunks of requests still reading their
+    /// prompt, up to the batch size. Logits are requested only where a token will be sampled.
+    /// </summary>
+    private void FillBatch(LLamaBatch batch, List<ActiveJob> active)
+    {
+        batch.Clear();
+        var seq = default(LLamaSeqId);
+        foreach (var job in active)
+        {
+            job.LogitsIndex = -1;
+            if (job.Pending is not { } token) continue;
+            seq = (LLamaSeqId)job.Sequence;
+            job.LogitsIndex = batch.Add(token, job.Evaluated.Count, seq, true);
+            job.Evaluated.Add(token);
+            job.Pending = null;
+        }
+        foreach (var job in active)
+        {
+            if (!job.ReadingPrompt) continue;
+            var room = _batchSize - batch.TokenCount;
+            if (room <= 0) break;
+            seq = (LLamaSeqId)job.Sequence;
+            var prompt = job.Job.PromptTokens;
+            var take = Math.Min(room, prompt.Count - job.PromptCursor);
+            for (var i = 0; i < take; i++)
+            {
+                var last = job.PromptCursor + 1 == prompt.Count;
+                var index = batch.Add(prompt[job.PromptCursor], job.Evaluated.Count, seq, last);
+                job.Evaluated.Add(prompt[job.PromptCursor]);
+                job.PromptCursor++;
+                if (last) job.LogitsIndex = index;
+            }
+        }
+    }
+
+    /// <summary>Decodes the batch; on a full KV cache evicts cached prefixes and retries.</summary>
+    private DecodeResult Decode(LLamaBatch batch)
     {
         while (true)
         {
-            var result = await _executor.Infer(stopping);
-            if (result == DecodeResult.Ok) return true;
+            var result = _context.NativeHandle.Decode(batch);
+            if (result == DecodeResult.Ok) return result;
             if (result == DecodeResult.NoKvSlot && EvictOldest()) continue;
-            if (result == DecodeResult.NoKvSlot) return false;
+            if (result == DecodeResult.NoKvSlot) return result;
             throw new InvalidOperationException($"llama_decode failed: {result}");
         }
     }
@@ -223,28 +282,17 @@ public sealed class LlamaEngine : IAsyncDisposable
                     best = entry;
                 }
             }
-
-            Conversation conversation;
+            if (_freeSequences.Count == 0 && !EvictOldest(except: best))
+                throw new InferenceUnavailableException($"Model '{ModelId}' has no free sequence slot.");
+            var sequence = _freeSequences.Pop();
             var reused = 0;
             if (best is not null)
             {
-                // Never reuse the whole prompt: the last token must be evaluated to produce fresh logits.
+                // Never reuse the whole prompt: the last token must be read again to produce fresh logits.
                 reused = Math.Min(common, prompt.Count - 1);
-                conversation = best.Conversation.Fork();
-                var rewind = best.Tokens.Count - reused;
-                if (rewind > 0) conversation.Rewind(rewind);
+                _context.NativeHandle.MemorySequenceCopy((LLamaSeqId)best.Sequence, (LLamaSeqId)sequence, 0, reused);
                 best.LastUsed = Stopwatch.GetTimestamp();
             }
-            else
-            {
-                conversation = _executor.Create();
-            }
-
-            var rest = new LLamaToken[prompt.Count - reused];
-            for (var i = 0; i < rest.Length; i++) rest[i] = prompt[reused + i];
-            conversation.Prompt(rest.AsSpan());
-            var tokens = new List<LLamaToken>(prompt.Count + job.MaxTokens);
-            tokens.AddRange(prompt);
             ISamplingPipeline pipeline = job.Sampling.IsGreedy
                 ? new GreedySamplingPipeline()
                 : new DefaultSamplingPipeline
@@ -254,7 +302,9 @@ public sealed class LlamaEngine : IAsyncDisposable
                     TopK = job.Sampling.TopK,
                     Seed = job.Sampling.Seed ?? (uint)Random.Shared.Next(),
                 };
-            return new ActiveJob(job, conversation, tokens, reused, best, pipeline, new StreamingTokenDecoder(_executor.Context));
+            var admitted = new ActiveJob(job, sequence, reused, best, pipeline, new StreamingTokenDecoder(_context));
+            for (var i = 0; i < reused; i++) admitted.Evaluated.Add(prompt[i]);
+            return admitted;
         }
         catch (Exception ex)
         {
@@ -266,7 +316,8 @@ public sealed class LlamaEngine : IAsyncDisposable
     /// <summary>Samples one token; returns the finish reason when the request is done.</summary>
     private ChatFinishReason? Step(ActiveJob job)
     {
-        var token = job.Conversation.Sample(job.Pipeline);
+        var token = job.Pipeline.Sample(_context.NativeHandle, job.LogitsIndex);
+        job.LogitsIndex = -1;
         if (job.FirstTokenAt == 0) job.FirstTokenAt = Stopwatch.GetTimestamp();
         if (token.IsEndOfGeneration(_weights.Vocab)) return ChatFinishReason.Stop;
 
@@ -276,10 +327,8 @@ public sealed class LlamaEngine : IAsyncDisposable
         if (text.Length > 0) job.Job.Output.Writer.TryWrite(new EngineEvent.Text(text));
         if (job.Filter.Stopped) return ChatFinishReason.Stop;
         if (job.Generated >= job.Job.MaxTokens) return ChatFinishReason.Length;
-        if (job.Conversation.TokenCount + 1 >= SequenceLimit) return ChatFinishReason.Length;
-
-        job.Conversation.Prompt(token);
-        job.Tokens.Add(token);
+        if (job.Evaluated.Count + 1 >= SequenceLimit) return ChatFinishReason.Length;
+        job.Pending = token;
         return null;
     }
 
@@ -296,7 +345,7 @@ public sealed class LlamaEngine : IAsyncDisposable
             Stopwatch.GetElapsedTime(first, now).TotalMilliseconds);
         job.Job.Output.Writer.TryWrite(new EngineEvent.Finished(reason, stats));
         job.Pipeline.Dispose();
-        Retire(job, keep);
+        Retire(job, keep && !job.ReadingPrompt);
     }
 
     private void Fail(ActiveJob job, Exception error)
@@ -306,47 +355,36 @@ public sealed class LlamaEngine : IAsyncDisposable
         Retire(job, keep: false);
     }
 
-    /// <summary>Keeps a finished conversation for prefix reuse, or disposes it.</summary>
+    /// <summary>Keeps a finished sequence for prefix reuse, or clears it and frees its id.</summary>
     private void Retire(ActiveJob job, bool keep)
     {
-        var conversation = job.Conversation;
-        if (conversation.RequiresInference)
+        if (!keep || _cacheEntries == 0 || job.Evaluated.Count < 2)
         {
-            // Its tokens are queued in a batch; dispose it once that batch has run.
-            _draining.Add(conversation);
+            Release(job.Sequence);
             return;
         }
-        if (!keep || _cacheEntries == 0 || job.Tokens.Count < 2)
-        {
-            conversation.Dispose();
-            return;
-        }
-        // The sampled last token was never evaluated, so the KV cache holds exactly job.Tokens.
-        if (job.Source is { } source && _cache.Contains(source) && CommonPrefix(source.Tokens, job.Tokens) == source.Tokens.Count)
+        // The KV cache of this sequence holds exactly job.Evaluated (the last sampled token was never fed).
+        if (job.Source is { } source && _cache.Contains(source) && CommonPrefix(source.Tokens, job.Evaluated) == source.Tokens.Count)
         {
             _cache.Remove(source);
-            source.Conversation.Dispose();
+            Release(source.Sequence);
         }
         while (_cache.Count >= _cacheEntries) EvictOldest();
-        _cache.Add(new CacheEntry(conversation, job.Tokens));
+        _cache.Add(new CacheEntry(job.Sequence, job.Evaluated));
     }
 
-    private void ReleaseDrained()
+    private void Release(int sequence)
     {
-        for (var i = _draining.Count - 1; i >= 0; i--)
-        {
-            if (_draining[i].RequiresInference) continue;
-            _draining[i].Dispose();
-            _draining.RemoveAt(i);
-        }
+        _context.NativeHandle.MemorySequenceRemove((LLamaSeqId)sequence, -1, -1);
+        _freeSequences.Push(sequence);
     }
 
-    private bool EvictOldest()
+    private bool EvictOldest(CacheEntry? except = null)
     {
-        if (_cache.Count == 0) return false;
-        var oldest = _cache.MinBy(e => e.LastUsed)!;
+        var oldest = _cache.Where(e => e != except).MinBy(e => e.LastUsed);
+        if (oldest is null) return false;
         _cache.Remove(oldest);
-        oldest.Conversation.Dispose();
+        Release(oldest.Sequence);
         return true;
     }
 
@@ -362,19 +400,8 @@ public sealed class LlamaEngine : IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await _stopping.CancelAsync();
-        try
-        {
-            await _loop;
-        }
-        catch (OperationCanceledException)
-        {
-            // The loop ends by cancellation when unloading.
-        }
-        foreach (var entry in _cache) entry.Conversation.Dispose();
-        _cache.Clear();
-        foreach (var conversation in _draining) conversation.Dispose();
-        _draining.Clear();
-        _executor.Dispose();
+        await _loopDone.Task;
+        _context.Dispose();
         _weights.Dispose();
         _stopping.Dispose();
     }
