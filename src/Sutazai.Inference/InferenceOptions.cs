@@ -49,6 +49,9 @@ public sealed class LlamaCppOptions
     /// <summary>Idle time after which a loaded model is unloaded; negative keeps it loaded.</summary>
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Use llama.cpp's flash-attention kernels.</summary>
+    public bool FlashAttention { get; set; }
+
     /// <summary>Memory a model may use; 0 uses the memory the operating system reports available.</summary>
     public long MaxMemoryBytes { get; set; }
 }

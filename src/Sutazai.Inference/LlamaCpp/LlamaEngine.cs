@@ -74,6 +74,7 @@ public sealed class LlamaEngine : IAsyncDisposable
             Threads = threads,
             BatchThreads = threads,
             GpuLayerCount = 0,
+            FlashAttention = options.FlashAttention,
         };
         var weights = await LLamaWeights.LoadFromFileAsync(parameters, ct);
         var limit = trainedContext > 0 ? Math.Min(trainedContext, contextSize) : contextSize;
