@@ -23,14 +23,15 @@ public sealed class PlatformTests(SqliteAppFixture fixture) : IClassFixture<Sqli
     }
 
     [Fact]
-    public async Task Health_Ready_ReportsDatabase()
+    public async Task Health_Ready_ReportsDatabase_AndNoModelYetAsDegraded()
     {
         using var client = App.Client();
         var response = await client.GetAsync("/health/ready");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var body = await response.ReadJsonAsync();
-        Assert.Equal("healthy", body.GetProperty("status").GetString());
+        Assert.Equal("degraded", body.GetProperty("status").GetString());
         Assert.Equal("healthy", body.GetProperty("checks").GetProperty("database").GetProperty("status").GetString());
+        Assert.Equal("degraded", body.GetProperty("checks").GetProperty("inference").GetProperty("status").GetString());
     }
 
     [Fact]
