@@ -23,7 +23,8 @@ public sealed class SutazaiMetrics
         _inferenceRequests = meter.CreateCounter<long>("sutazai.inference.requests", description: "Generation requests by model and result (ok, error, cancelled).");
         _inferenceTokens = meter.CreateCounter<long>("sutazai.inference.tokens", unit: "{token}", description: "Tokens generated, by model.");
         _inferenceActive = meter.CreateUpDownCounter<long>("sutazai.inference.active", unit: "{request}", description: "Generation requests queued or running.");
-        _timeToFirstToken = meter.CreateHistogram<double>("sutazai.inference.time_to_first_token", unit: "s", description: "Time from request to first generated text.");
+        _timeToFirstToken = meter.CreateHistogram<double>("sutazai.inference.time_to_first_token", unit: "s", description: "Time from request to first generated text.",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
     }
 
     /// <summary>result: success | invalid_credentials | locked | inactive.</summary>
