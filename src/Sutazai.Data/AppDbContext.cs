@@ -12,6 +12,12 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<SystemFlag> SystemFlags => Set<SystemFlag>();
 
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+
+    public DbSet<Conversation> Conversations => Set<Conversation>();
+
+    public DbSet<ChatMessageEntity> Messages => Set<ChatMessageEntity>();
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
@@ -21,6 +27,7 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             user.ToTable("users");
             user.Property(u => u.FullName).HasMaxLength(200);
             user.Property(u => u.Role).HasMaxLength(16).IsRequired();
+            user.Property(u => u.DefaultSystemPrompt).HasMaxLength(8000);
             // Identity's default e-mail index is not unique; two concurrent registrations must not both win.
             user.HasIndex(u => u.NormalizedEmail).HasDatabaseName("EmailIndex").IsUnique();
         });
@@ -40,6 +47,44 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             token.Property(t => t.CreatedByIp).HasMaxLength(64);
             token.Property(t => t.UserAgent).HasMaxLength(256);
             token.HasOne<AppUser>().WithMany().HasForeignKey(t => t.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<ApiKey>(key =>
+        {
+            key.ToTable("api_keys");
+            key.HasKey(k => k.Id);
+            key.Property(k => k.Name).HasMaxLength(100).IsRequired();
+            key.Property(k => k.Prefix).HasMaxLength(32).IsRequired();
+            key.Property(k => k.KeyHash).HasMaxLength(64).IsRequired();
+            key.HasIndex(k => k.KeyHash).IsUnique();
+            key.HasIndex(k => k.UserId);
+            key.HasOne<AppUser>().WithMany().HasForeignKey(k => k.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<Conversation>(conversation =>
+        {
+            conversation.ToTable("conversations");
+            conversation.HasKey(c => c.Id);
+            conversation.Property(c => c.Title).HasMaxLength(200).IsRequired();
+            conversation.Property(c => c.Model).HasMaxLength(200);
+            conversation.Property(c => c.SystemPrompt).HasMaxLength(8000);
+            conversation.HasIndex(c => new { c.UserId, c.UpdatedAt });
+            conversation.HasOne<AppUser>().WithMany().HasForeignKey(c => c.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<ChatMessageEntity>(message =>
+        {
+            message.ToTable("messages");
+            message.HasKey(m => m.Id);
+            message.Property(m => m.Role).HasMaxLength(16).IsRequired();
+            message.Property(m => m.Status).HasMaxLength(16).IsRequired();
+            message.Property(m => m.Model).HasMaxLength(200);
+            message.Property(m => m.Provider).HasMaxLength(32);
+            message.Property(m => m.FinishReason).HasMaxLength(32);
+            message.Property(m => m.Error).HasMaxLength(2000);
+            message.HasIndex(m => new { m.ConversationId, m.CreatedAt });
+            message.HasIndex(m => m.ParentId);
+            message.HasOne<Conversation>().WithMany().HasForeignKey(m => m.ConversationId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<SystemFlag>(flag =>

@@ -17,6 +17,9 @@ public sealed class AppUser : IdentityUser<Guid>
     public DateTime UpdatedAt { get; set; }
 
     public DateTime? LastLoginAt { get; set; }
+
+    /// <summary>System prompt new conversations start with.</summary>
+    public string? DefaultSystemPrompt { get; set; }
 }
 
 public static class Roles
