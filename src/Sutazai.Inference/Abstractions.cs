@@ -39,6 +39,12 @@ public interface IModelProvider
     Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken);
 }
 
+/// <summary>A provider that can count a model's tokens exactly (used to fit conversations into the context).</summary>
+public interface ITokenCounter
+{
+    Task<int> CountTokensAsync(string modelId, string text, CancellationToken cancellationToken);
+}
+
 /// <summary>The backend refused or could not be reached; the message says what to do.</summary>
 public sealed class InferenceUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 

@@ -1,4 +1,5 @@
 using Sutazai.Server.Configuration;
+using Sutazai.Server.Conversations;
 using Sutazai.Server.Data;
 using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
@@ -13,6 +14,7 @@ builder.AddSutazaiDefaults();
 builder.AddSutazaiDatabase();
 builder.AddSutazaiIdentity();
 builder.AddSutazaiInference();
+builder.AddSutazaiConversations();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
@@ -21,6 +23,7 @@ app.MapAuthApi();
 app.MapUsersApi();
 app.MapModelsApi();
 app.MapGenerateApi();
+app.MapConversationsApi();
 
 await app.RunAsync();
 return 0;

@@ -27,7 +27,7 @@ public sealed record LoadedModel(LlamaEngine Engine, LlamaModelFile File);
 /// Runs GGUF models in-process with llama.cpp (LLamaSharp). Models load on first use (one load at a time, after a
 /// memory estimate), stay loaded while used, and unload after <see cref="LlamaCppOptions.KeepAlive"/> idle.
 /// </summary>
-public sealed class LlamaCppProvider : IModelProvider, IAsyncDisposable
+public sealed class LlamaCppProvider : IModelProvider, ITokenCounter, IAsyncDisposable
 {
     public const string ProviderName = "llamacpp";
 
@@ -112,6 +112,9 @@ public sealed class LlamaCppProvider : IModelProvider, IAsyncDisposable
     }
 
     public IChatClient GetChatClient(string modelId) => new LlamaChatClient(this, modelId);
+
+    public async Task<int> CountTokensAsync(string modelId, string text, CancellationToken cancellationToken) =>
+        (await GetEngineAsync(modelId, cancellationToken)).Engine.Tokenize(text, addBos: false).Length;
 
     public async IAsyncEnumerable<ChatResponseUpdate> CompleteAsync(string modelId, string prompt, ChatOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

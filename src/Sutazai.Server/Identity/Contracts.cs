@@ -12,16 +12,16 @@ public sealed record PasswordResetConfirmRequest(string? Token, string? NewPassw
 
 public sealed record VerifyEmailRequest(string? Token);
 
-public sealed record UpdateProfileRequest(string? FullName);
+public sealed record UpdateProfileRequest(string? FullName, string? DefaultSystemPrompt);
 
 public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);
 
 public sealed record AdminUpdateUserRequest(string? Role, bool? IsActive);
 
-public sealed record UserResponse(Guid Id, string Email, string Username, string? FullName, string Role, bool IsVerified, bool IsActive, DateTime CreatedAt, DateTime? LastLoginAt)
+public sealed record UserResponse(Guid Id, string Email, string Username, string? FullName, string Role, bool IsVerified, bool IsActive, DateTime CreatedAt, DateTime? LastLoginAt, string? DefaultSystemPrompt)
 {
     public static UserResponse From(Sutazai.Data.Entities.AppUser user) =>
-        new(user.Id, user.Email ?? "", user.UserName ?? "", user.FullName, user.Role, user.EmailConfirmed, user.IsActive, user.CreatedAt, user.LastLoginAt);
+        new(user.Id, user.Email ?? "", user.UserName ?? "", user.FullName, user.Role, user.EmailConfirmed, user.IsActive, user.CreatedAt, user.LastLoginAt, user.DefaultSystemPrompt);
 }
 
 public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Total, int Page, int PageSize);

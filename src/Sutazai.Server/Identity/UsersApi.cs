@@ -31,9 +31,11 @@ public static class UsersApi
     {
         var fullName = string.IsNullOrWhiteSpace(request.FullName) ? null : request.FullName.Trim();
         if (fullName is { Length: > 200 }) return Problems.Validation("fullName", "Full name must be at most 200 characters.");
+        if (request.DefaultSystemPrompt is { Length: > 8000 }) return Problems.Validation("defaultSystemPrompt", "Default system prompt must be at most 8000 characters.");
         var user = await users.FindByIdAsync(http.User.UserId().ToString());
         if (user is null) return Problems.Unauthorized("The account no longer exists.");
-        user.FullName = fullName;
+        if (request.FullName is not null) user.FullName = fullName;
+        if (request.DefaultSystemPrompt is not null) user.DefaultSystemPrompt = request.DefaultSystemPrompt.Length == 0 ? null : request.DefaultSystemPrompt;
         user.UpdatedAt = time.GetUtcNow().UtcDateTime;
         await users.UpdateAsync(user);
         return TypedResults.Ok(UserResponse.From(user));

@@ -141,12 +141,18 @@ public sealed class GenerationRunner(ModelCatalog catalog, IOptionsMonitor<Infer
     public async Task<Run> StartAsync(GenerateRequest request, CancellationToken ct)
     {
         var model = await catalog.ResolveAsync(request.Model, ct);
-        var chatOptions = ToChatOptions(request.Options);
+        var messages = request.Messages?.Select(m => new ChatMessage(new ChatRole(m.Role!), m.Content)).ToList();
+        return Start(model, messages, request.Prompt, request.Options, ct);
+    }
+
+    /// <summary>Starts chat over <paramref name="messages"/>, or raw completion of <paramref name="prompt"/>, on a resolved model.</summary>
+    public Run Start(ResolvedModel model, IList<ChatMessage>? messages, string? prompt, GenerateOptions? generateOptions, CancellationToken ct)
+    {
+        var chatOptions = ToChatOptions(generateOptions);
         chatOptions.MaxOutputTokens ??= options.CurrentValue.DefaultMaxOutputTokens;
-        var updates = request.Prompt is not null
-            ? model.Provider.CompleteAsync(model.ModelId, request.Prompt, chatOptions, ct)
-            : model.Provider.GetChatClient(model.ModelId).GetStreamingResponseAsync(
-                request.Messages!.Select(m => new ChatMessage(new ChatRole(m.Role!), m.Content)).ToList(), chatOptions, ct);
+        var updates = prompt is not null
+            ? model.Provider.CompleteAsync(model.ModelId, prompt, chatOptions, ct)
+            : model.Provider.GetChatClient(model.ModelId).GetStreamingResponseAsync(messages!, chatOptions, ct);
         return new Run(model, updates, metrics);
     }
 }

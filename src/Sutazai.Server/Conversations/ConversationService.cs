@@ -1,0 +1,320 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Options;
+using Sutazai.Data;
+using Sutazai.Data.Entities;
+using Sutazai.Inference;
+using Sutazai.Server.Inference;
+
+namespace Sutazai.Server.Conversations;
+
+public abstract record StartReplyResult
+{
+    public sealed record Started(RunningReply Reply) : StartReplyResult;
+
+    public sealed record Rejected(int Status, string Field, string Detail) : StartReplyResult;
+}
+
+/// <summary>Owner-scoped conversations, their message trees, and replies generated into them.</summary>
+public sealed class ConversationService(
+    AppDbContext db,
+    ReplyHub hub,
+    ModelCatalog catalog,
+    IServiceScopeFactory scopes,
+    IOptionsMonitor<InferenceOptions> inference,
+    TimeProvider time,
+    IHostApplicationLifetime lifetime,
+    ILogger<ConversationService> logger)
+{
+    public const int MaxContentLength = 100_000;
+    public const int MaxTitleLength = 200;
+    public const int MaxSystemPromptLength = 8000;
+
+    private DateTime Now => time.GetUtcNow().UtcDateTime;
+
+    public Task<Conversation?> FindAsync(Guid userId, Guid id, CancellationToken ct) =>
+        db.Conversations.FirstOrDefaultAsync(c => c.Id == id && c.UserId == userId, ct);
+
+    public async Task<Conversation> CreateAsync(Guid userId, CreateConversationRequest request, CancellationToken ct)
+    {
+        var defaultPrompt = await db.Users.Where(u => u.Id == userId).Select(u => u.DefaultSystemPrompt).FirstOrDefaultAsync(ct);
+        var conversation = new Conversation
+        {
+            Id = Guid.NewGuid(),
+            UserId = userId,
+            Title = string.IsNullOrWhiteSpace(request.Title) ? "New chat" : request.Title.Trim(),
+            TitleSetByUser = !string.IsNullOrWhiteSpace(request.Title),
+            Model = string.IsNullOrWhiteSpace(request.Model) ? null : request.Model.Trim(),
+            SystemPrompt = request.SystemPrompt ?? defaultPrompt,
+            CreatedAt = Now,
+            UpdatedAt = Now,
+        };
+        db.Conversations.Add(conversation);
+        await db.SaveChangesAsync(ct);
+        return conversation;
+    }
+
+    public Task<List<ChatMessageEntity>> AllMessagesAsync(Guid conversationId, CancellationToken ct) =>
+        db.Messages.AsNoTracking().Where(m => m.ConversationId == conversationId).OrderBy(m => m.CreatedAt).ThenBy(m => m.Id).ToListAsync(ct);
+
+    /// <summary>The path from the root to <paramref name="leafId"/>, oldest first.</summary>
+    public static List<ChatMessageEntity> Branch(IReadOnlyList<ChatMessageEntity> all, Guid? leafId)
+    {
+        var byId = all.ToDictionary(m => m.Id);
+        var path = new List<ChatMessageEntity>();
+        var current = leafId;
+        while (current is { } id && byId.TryGetValue(id, out var message))
+        {
+            path.Add(message);
+            current = message.ParentId;
+            if (path.Count > all.Count) break; // a cycle would be corrupt data; never loop forever
+        }
+        path.Reverse();
+        return path;
+    }
+
+    /// <summary>Follows the newest child from <paramref name="messageId"/> down to a leaf.</summary>
+    public static Guid DeepestLeaf(IReadOnlyList<ChatMessageEntity> all, Guid messageId)
+    {
+        var current = messageId;
+        while (all.Where(m => m.ParentId == current).OrderByDescending(m => m.CreatedAt).ThenByDescending(m => m.Id).FirstOrDefault() is { } child)
+            current = child.Id;
+        return current;
+    }
+
+    public static IReadOnlyList<Guid> Siblings(IReadOnlyList<ChatMessageEntity> all, ChatMessageEntity message) =>
+        all.Where(m => m.ParentId == message.ParentId).OrderBy(m => m.CreatedAt).ThenBy(m => m.Id).Select(m => m.Id).ToList();
+
+    public List<MessageResponse> ActiveBranch(IReadOnlyList<ChatMessageEntity> all, Guid? leafId) =>
+        Branch(all, leafId).Select(m => MessageResponse.From(m, Siblings(all, m))).ToList();
+
+    /// <summary>
+    /// Appends a user message (or, with <paramref name="regenerateOf"/>, re-answers an existing one) and starts the
+    /// assistant reply in the background. The user message is stored before anything can fail.
+    /// </summary>
+    public async Task<StartReplyResult> StartReplyAsync(
+        Guid userId, Conversation conversation, string? content, Guid? parentId, Guid? regenerateOf,
+        string? model, GenerateOptions? options, CancellationToken ct, bool edit)
+    {
+        if (hub.IsRunning(conversation.Id))
+            return new StartReplyResult.Rejected(StatusCodes.Status409Conflict, "", "A reply is being generated in this conversation; stop it (POST …/stop) or wait for it.");
+
+        var all = await AllMessagesAsync(conversation.Id, ct);
+        ChatMessageEntity userMessage;
+        if (edit)
+        {
+            // An edit is a new user message beside the edited one (same parent): a sibling branch.
+            var edited = all.FirstOrDefault(m => m.Id == regenerateOf && m.Role == "user");
+            if (edited is null) return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "editOf", "editOf must name a user message of this conversation.");
+            parentId = edited.ParentId;
+            regenerateOf = null;
+        }
+        if (regenerateOf is { } regenerateId)
+        {
+            var target = all.FirstOrDefault(m => m.Id == regenerateId);
+            if (target is null) return new StartReplyResult.Rejected(StatusCodes.Status404NotFound, "messageId", "No message with that id in this conversation.");
+            var question = target.Role == "user" ? target : all.FirstOrDefault(m => m.Id == target.ParentId && m.Role == "user");
+            if (question is null) return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "messageId", "Only an assistant reply to a user message (or the user message itself) can be regenerated.");
+            userMessage = question;
+        }
+        else
+        {
+            if (string.IsNullOrWhiteSpace(content)) return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "content", "Content is required.");
+            if (content.Length > MaxContentLength) return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "content", $"Content must be at most {MaxContentLength} characters.");
+            var parent = edit ? parentId : parentId ?? conversation.ActiveLeafId;
+            if (!edit && parentId is { } explicitParent && all.All(m => m.Id != explicitParent))
+                return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "parentId", "parentId is not a message of this conversation.");
+            userMessage = new ChatMessageEntity
+            {
+                Id = Guid.NewGuid(), ConversationId = conversation.Id, ParentId = parent, Role = "user", Content = content,
+                Status = MessageStatus.Complete, CreatedAt = Now, UpdatedAt = Now,
+            };
+            db.Messages.Add(userMessage);
+            conversation.MessageCount++;
+            all.Add(userMessage);
+        }
+
+        var firstExchange = all.Count(m => m.Role == "user") == 1 && regenerateOf is null;
+        var assistant = new ChatMessageEntity
+        {
+            Id = Guid.NewGuid(), ConversationId = conversation.Id, ParentId = userMessage.Id, Role = "assistant",
+            Status = MessageStatus.Streaming, CreatedAt = Now.AddTicks(1), UpdatedAt = Now,
+        };
+        db.Messages.Add(assistant);
+        conversation.MessageCount++;
+        conversation.ActiveLeafId = assistant.Id;
+        conversation.UpdatedAt = Now;
+        await db.SaveChangesAsync(ct);
+        all.Add(assistant);
+
+        var requested = string.IsNullOrWhiteSpace(model) ? conversation.Model : model;
+        ResolvedModel resolved;
+        try
+        {
+            resolved = await catalog.ResolveAsync(requested, ct);
+        }
+        catch (Exception ex) when (ex is ModelNotFoundException or NoModelAvailableException or InferenceUnavailableException)
+        {
+            var status = ex is ModelNotFoundException ? StatusCodes.Status404NotFound : StatusCodes.Status503ServiceUnavailable;
+            await RecordFailureAsync(assistant.Id, requested, null, ex.Message, CancellationToken.None);
+            return new StartReplyResult.Rejected(status, "model", ex.Message);
+        }
+
+        var history = await BuildPromptAsync(Branch(all, userMessage.Id), conversation.SystemPrompt, resolved, options, ct);
+        var reply = new RunningReply(conversation.Id, userId, assistant.Id);
+        if (!hub.TryStart(reply))
+        {
+            await RecordFailureAsync(assistant.Id, resolved.ModelId, resolved.Provider.Name, "Another reply started at the same moment.", CancellationToken.None);
+            return new StartReplyResult.Rejected(StatusCodes.Status409Conflict, "", "A reply is being generated in this conversation.");
+        }
+        reply.Publish(new ReplyEvent.Started(conversation.Id, MessageResponse.From(userMessage, Siblings(all, userMessage)), assistant.Id, resolved.ModelId, resolved.Provider.Name));
+        _ = Task.Run(() => GenerateAsync(reply, resolved, history, options, firstExchange && !conversation.TitleSetByUser, userMessage.Content));
+        return new StartReplyResult.Started(reply);
+    }
+
+    /// <summary>
+    /// The branch as chat messages under the system prompt, trimmed from the oldest turn when it would not fit the
+    /// model's context (counted exactly where the provider can, else estimated at ~3 characters a token, plus a few
+    /// tokens of template per message); the newest user message is always kept.
+    /// </summary>
+    private async Task<List<ChatMessage>> BuildPromptAsync(List<ChatMessageEntity> branch, string? systemPrompt, ResolvedModel model, GenerateOptions? options, CancellationToken ct)
+    {
+        var turns = branch.Where(m => m.Role is "user" or "assistant" && (m.Role == "user" || (m.Status != MessageStatus.Error && m.Content.Length > 0)))
+            .Select(m => new ChatMessage(new ChatRole(m.Role), m.Content)).ToList();
+        var context = (await model.Provider.ListModelsAsync(ct)).FirstOrDefault(m => m.Id == model.ModelId)?.ContextLength ?? 4096;
+        var reserve = Math.Min(options?.MaxTokens ?? inference.CurrentValue.DefaultMaxOutputTokens, context / 4);
+        var counter = model.Provider as ITokenCounter;
+        async Task<int> Count(string text) => (counter is null ? text.Length / 3 : await counter.CountTokensAsync(model.ModelId, text, ct)) + 8;
+        var budget = context - reserve - (string.IsNullOrEmpty(systemPrompt) ? 0 : await Count(systemPrompt));
+        var sizes = new List<int>();
+        foreach (var turn in turns) sizes.Add(await Count(turn.Text));
+        var dropped = 0;
+        while (turns.Count > 1 && sizes.Sum() > budget)
+        {
+            turns.RemoveAt(0);
+            sizes.RemoveAt(0);
+            dropped++;
+        }
+        if (dropped > 0) logger.LogInformation("Left {Dropped} oldest message(s) out of the prompt to fit {Model}'s {Context}-token context", dropped, model.ModelId, context);
+        if (!string.IsNullOrWhiteSpace(systemPrompt)) turns.Insert(0, new ChatMessage(ChatRole.System, systemPrompt));
+        return turns;
+    }
+
+    private async Task GenerateAsync(RunningReply reply, ResolvedModel model, List<ChatMessage> history, GenerateOptions? options, bool makeTitle, string firstUserMessage)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(reply.Stop.Token, lifetime.ApplicationStopping);
+        var text = new System.Text.StringBuilder();
+        await using var scope = scopes.CreateAsyncScope();
+        var runner = scope.ServiceProvider.GetRequiredService<GenerationRunner>();
+        GenerationRunner.Run? run = null;
+        string status;
+        string? error = null;
+        try
+        {
+            run = runner.Start(model, history, null, options, linked.Token);
+            await foreach (var delta in run.TextAsync(linked.Token))
+            {
+                text.Append(delta);
+                reply.Publish(new ReplyEvent.Token(delta));
+            }
+            status = MessageStatus.Complete;
+        }
+        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        {
+            status = MessageStatus.Stopped;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            status = MessageStatus.Error;
+            error = ex is InferenceUnavailableException or ModelNotFoundException ? ex.Message : $"Generation failed: {ex.Message}";
+            logger.LogWarning(ex, "Reply {Message} in conversation {Conversation} failed", reply.AssistantMessageId, reply.ConversationId);
+        }
+
+        try
+        {
+            var db2 = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            var message = await db2.Messages.FirstAsync(m => m.Id == reply.AssistantMessageId, CancellationToken.None);
+            message.Content = text.ToString();
+            message.Status = status;
+            message.Error = error;
+            message.Model = model.ModelId;
+            message.Provider = model.Provider.Name;
+            message.FinishReason = status == MessageStatus.Stopped ? "stopped" : status == MessageStatus.Error ? "error" : run?.FinishReasonName();
+            if (run is not null)
+            {
+                var usage = run.UsageResponse();
+                var timings = run.Timings();
+                message.PromptTokens = usage.PromptTokens;
+                message.CompletionTokens = usage.CompletionTokens;
+                message.CachedPromptTokens = usage.CachedPromptTokens;
+                message.TimeToFirstTokenMs = timings.TimeToFirstTokenMs;
+                message.TotalMs = timings.TotalMs;
+                message.TokensPerSecond = timings.TokensPerSecond;
+            }
+            message.UpdatedAt = Now;
+            await db2.Conversations.Where(c => c.Id == reply.ConversationId).ExecuteUpdateAsync(s => s.SetProperty(c => c.UpdatedAt, Now), CancellationToken.None);
+            await db2.SaveChangesAsync(CancellationToken.None);
+            var all = await db2.Messages.AsNoTracking().Where(m => m.ConversationId == reply.ConversationId).ToListAsync(CancellationToken.None);
+            var response = MessageResponse.From(message, Siblings(all, message));
+            reply.Publish(status == MessageStatus.Error
+                ? new ReplyEvent.Failed(StatusCodes.Status503ServiceUnavailable, error!, response)
+                : new ReplyEvent.Ended(response));
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            logger.LogError(ex, "Storing reply {Message} failed", reply.AssistantMessageId);
+            reply.Publish(new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null));
+        }
+        finally
+        {
+            hub.Finish(reply);
+        }
+
+        if (makeTitle && status == MessageStatus.Complete) await GenerateTitleAsync(scope.ServiceProvider, reply.ConversationId, model, firstUserMessage);
+    }
+
+    /// <summary>A short title from the model after the first exchange, unless the user named the chat meanwhile.</summary>
+    private async Task GenerateTitleAsync(IServiceProvider services, Guid conversationId, ResolvedModel model, string firstUserMessage)
+    {
+        try
+        {
+            var runner = services.GetRequiredService<GenerationRunner>();
+            var prompt = new List<ChatMessage>
+            {
+                new(ChatRole.User, "Write a title of at most six words for a chat that begins with the message below. Answer with the title only.\n\n" +
+                    (firstUserMessage.Length > 1000 ? firstUserMessage[..1000] : firstUserMessage)),
+            };
+            var run = runner.Start(model, prompt, null, new GenerateOptions(0.2f, null, null, null, 24, ["\n"]), lifetime.ApplicationStopping);
+            var title = new System.Text.StringBuilder();
+            await foreach (var delta in run.TextAsync(lifetime.ApplicationStopping)) title.Append(delta);
+            var clean = CleanTitle(title.ToString());
+            if (clean.Length == 0) return;
+            var db2 = services.GetRequiredService<AppDbContext>();
+            await db2.Conversations.Where(c => c.Id == conversationId && !c.TitleSetByUser)
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.Title, clean), CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            logger.LogInformation("No title generated for conversation {Conversation}: {Message}", conversationId, ex.Message);
+        }
+    }
+
+    public static string CleanTitle(string raw)
+    {
+        var line = raw.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "";
+        line = line.Trim().Trim('"', '\'', '*', '#', ' ').Trim();
+        if (line.StartsWith("Title:", StringComparison.OrdinalIgnoreCase)) line = line[6..].Trim();
+        return line.Length > 80 ? line[..80].TrimEnd() : line;
+    }
+
+    private async Task RecordFailureAsync(Guid messageId, string? model, string? provider, string error, CancellationToken ct)
+    {
+        await db.Messages.Where(m => m.Id == messageId).ExecuteUpdateAsync(s => s
+            .SetProperty(m => m.Status, MessageStatus.Error)
+            .SetProperty(m => m.Error, error.Length > 2000 ? error[..2000] : error)
+            .SetProperty(m => m.Model, model)
+            .SetProperty(m => m.Provider, provider)
+            .SetProperty(m => m.FinishReason, "error")
+            .SetProperty(m => m.UpdatedAt, Now), ct);
+    }
+}

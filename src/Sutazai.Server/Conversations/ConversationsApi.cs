@@ -1,0 +1,337 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Sutazai.Data;
+using Sutazai.Data.Entities;
+using Sutazai.Server.Identity;
+using Sutazai.Server.Inference;
+
+namespace Sutazai.Server.Conversations;
+
+public static class ConversationsApi
+{
+    public static IEndpointRouteBuilder MapConversationsApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/api/v1/conversations").WithTags("Conversations").RequireAuthorization();
+        group.MapPost("", Create).WithSummary("Start a conversation.");
+        group.MapGet("", List).WithSummary("My conversations, pinned then newest first, paged.");
+        group.MapGet("/search", Search).WithSummary("Search my conversations' titles and messages.");
+        group.MapPost("/import", Import).WithSummary("Import a conversation exported as JSON.");
+        group.MapGet("/{id:guid}", Get);
+        group.MapPatch("/{id:guid}", Update).WithSummary("Rename, pin, archive, set model or system prompt.");
+        group.MapDelete("/{id:guid}", Delete).WithSummary("Delete a conversation with all its messages.");
+        group.MapGet("/{id:guid}/messages", Messages).WithSummary("The active branch, root first, with sibling ids for branch navigation.");
+        group.MapPost("/{id:guid}/messages", PostMessage)
+            .WithSummary("Add a user message and generate the reply (SSE with Accept: text/event-stream). parentId makes an edit branch.");
+        group.MapPost("/{id:guid}/messages/{messageId:guid}/regenerate", Regenerate).WithSummary("Answer a user message again as a new branch.");
+        group.MapPost("/{id:guid}/branch", SwitchBranch).WithSummary("Show the branch through a message (its newest descendants).");
+        group.MapPost("/{id:guid}/stop", Stop).WithSummary("Stop the reply being generated; the partial answer is kept, marked stopped.");
+        group.MapGet("/{id:guid}/stream", Watch).WithSummary("Follow the reply being generated (SSE); 204 when none is.");
+        group.MapGet("/{id:guid}/export", Export).WithSummary("Export as markdown or json.");
+        return routes;
+    }
+
+    private static ProblemHttpResult NotFound() => Problems.NotFound("No conversation with that id.");
+
+    private static Dictionary<string, string[]> ValidateFields(string? title, string? systemPrompt)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (title is { Length: > ConversationService.MaxTitleLength }) errors["title"] = [$"Title must be at most {ConversationService.MaxTitleLength} characters."];
+        if (title is not null && title.Trim().Length == 0) errors["title"] = ["Title must not be empty."];
+        if (systemPrompt is { Length: > ConversationService.MaxSystemPromptLength }) errors["systemPrompt"] = [$"System prompt must be at most {ConversationService.MaxSystemPromptLength} characters."];
+        return errors;
+    }
+
+    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Create(CreateConversationRequest request, HttpContext http, ConversationService service, CancellationToken ct)
+    {
+        var errors = ValidateFields(request.Title, request.SystemPrompt);
+        if (errors.Count > 0) return Problems.Validation(errors);
+        var conversation = await service.CreateAsync(http.User.UserId(), request, ct);
+        return TypedResults.Created($"/api/v1/conversations/{conversation.Id}", ConversationResponse.From(conversation, false));
+    }
+
+    private static async Task<Ok<PagedResponse<ConversationResponse>>> List(HttpContext http, AppDbContext db, ReplyHub hub, int page = 1, int pageSize = 50, bool archived = false, CancellationToken ct = default)
+    {
+        page = Math.Max(1, page);
+        pageSize = Math.Clamp(pageSize, 1, 200);
+        var userId = http.User.UserId();
+        var query = db.Conversations.AsNoTracking().Where(c => c.UserId == userId && c.Archived == archived);
+        var total = await query.CountAsync(ct);
+        var items = await query.OrderByDescending(c => c.Pinned).ThenByDescending(c => c.UpdatedAt).ThenByDescending(c => c.Id)
+            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        return TypedResults.Ok(new PagedResponse<ConversationResponse>(items.Select(c => ConversationResponse.From(c, hub.IsRunning(c.Id))).ToList(), total, page, pageSize));
+    }
+
+    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct) =>
+        await service.FindAsync(http.User.UserId(), id, ct) is { } c ? TypedResults.Ok(ConversationResponse.From(c, hub.IsRunning(c.Id))) : NotFound();
+
+    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Update(Guid id, UpdateConversationRequest request, HttpContext http, ConversationService service, AppDbContext db, ReplyHub hub, TimeProvider time, CancellationToken ct)
+    {
+        var errors = ValidateFields(request.Title, request.SystemPrompt);
+        if (errors.Count > 0) return Problems.Validation(errors);
+        var conversation = await service.FindAsync(http.User.UserId(), id, ct);
+        if (conversation is null) return NotFound();
+        if (request.Title is not null)
+        {
+            conversation.Title = request.Title.Trim();
+            conversation.TitleSetByUser = true;
+        }
+        if (request.Pinned is { } pinned) conversation.Pinned = pinned;
+        if (request.Archived is { } archived) conversation.Archived = archived;
+        if (request.SystemPrompt is not null) conversation.SystemPrompt = request.SystemPrompt.Length == 0 ? null : request.SystemPrompt;
+        if (request.Model is not null) conversation.Model = request.Model.Length == 0 ? null : request.Model;
+        conversation.UpdatedAt = time.GetUtcNow().UtcDateTime;
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(ConversationResponse.From(conversation, hub.IsRunning(conversation.Id)));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, HttpContext http, ConversationService service, AppDbContext db, ReplyHub hub, CancellationToken ct)
+    {
+        var conversation = await service.FindAsync(http.User.UserId(), id, ct);
+        if (conversation is null) return NotFound();
+        if (hub.Get(id, http.User.UserId()) is { } running)
+        {
+            await running.Stop.CancelAsync();
+            await running.Completion.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
+        }
+        await db.Messages.Where(m => m.ConversationId == id).ExecuteDeleteAsync(ct);
+        await db.Conversations.Where(c => c.Id == id).ExecuteDeleteAsync(ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<Ok<List<SearchHit>>, ProblemHttpResult>> Search(string? q, HttpContext http, AppDbContext db, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(q) || q.Length > 200) return Problems.Validation("q", "Give a search text of 1 to 200 characters.");
+        var userId = http.User.UserId();
+        var pattern = "%" + q.Trim().ToLowerInvariant().Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+        var titleHits = await db.Conversations.AsNoTracking()
+            .Where(c => c.UserId == userId && EF.Functions.Like(c.Title.ToLower(), pattern, "\\"))
+            .OrderByDescending(c => c.UpdatedAt).Take(50)
+            .Select(c => new SearchHit(c.Id, c.Title, null, c.Title, c.UpdatedAt)).ToListAsync(ct);
+        var messageHits = await (from m in db.Messages.AsNoTracking()
+                                 join c in db.Conversations.AsNoTracking() on m.ConversationId equals c.Id
+                                 where c.UserId == userId && EF.Functions.Like(m.Content.ToLower(), pattern, "\\")
+                                 orderby m.CreatedAt descending
+                                 select new { c.Id, c.Title, MessageId = m.Id, m.Content, c.UpdatedAt }).Take(50).ToListAsync(ct);
+        var needle = q.Trim();
+        var hits = titleHits.Concat(messageHits.Select(h => new SearchHit(h.Id, h.Title, h.MessageId, Snippet(h.Content, needle), h.UpdatedAt))).ToList();
+        return TypedResults.Ok(hits);
+    }
+
+    private static string Snippet(string content, string needle)
+    {
+        var at = content.IndexOf(needle, StringComparison.OrdinalIgnoreCase);
+        var start = Math.Max(0, at - 60);
+        var end = Math.Min(content.Length, (at < 0 ? 0 : at) + needle.Length + 60);
+        return (start > 0 ? "…" : "") + content[start..end] + (end < content.Length ? "…" : "");
+    }
+
+    private static async Task<Results<Ok<List<MessageResponse>>, ProblemHttpResult>> Messages(Guid id, HttpContext http, ConversationService service, CancellationToken ct)
+    {
+        var conversation = await service.FindAsync(http.User.UserId(), id, ct);
+        if (conversation is null) return NotFound();
+        var all = await service.AllMessagesAsync(id, ct);
+        return TypedResults.Ok(service.ActiveBranch(all, conversation.ActiveLeafId));
+    }
+
+    private static async Task<IResult> PostMessage(Guid id, PostMessageRequest request, HttpContext http, ConversationService service, GenerationRunner runner, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, List<string>>();
+        runner.ValidateOptions(request.Options, (field, message) => AccountService.Add(errors, field, message));
+        if (errors.Count > 0) return Problems.Validation(AccountService.Freeze(errors));
+        var conversation = await service.FindAsync(http.User.UserId(), id, ct);
+        if (conversation is null) return NotFound();
+        if (request.EditOf is not null && request.ParentId is not null) return Problems.Validation("editOf", "Give either parentId or editOf, not both.");
+        var result = await service.StartReplyAsync(http.User.UserId(), conversation, request.Content, request.ParentId, request.EditOf, request.Model, request.Options, ct, edit: request.EditOf is not null);
+        return await RespondAsync(http, result);
+    }
+
+    private static async Task<IResult> Regenerate(Guid id, Guid messageId, RegenerateRequest? request, HttpContext http, ConversationService service, GenerationRunner runner, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, List<string>>();
+        runner.ValidateOptions(request?.Options, (field, message) => AccountService.Add(errors, field, message));
+        if (errors.Count > 0) return Problems.Validation(AccountService.Freeze(errors));
+        var conversation = await service.FindAsync(http.User.UserId(), id, ct);
+        if (conversation is null) return NotFound();
+        var result = await service.StartReplyAsync(http.User.UserId(), conversation, null, null, messageId, request?.Model, request?.Options, ct, edit: false);
+        return await RespondAsync(http, result);
+    }
+
+    /// <summary>SSE when asked for (the reply keeps going if the client leaves), otherwise the stored exchange when done.</summary>
+    private static async Task<IResult> RespondAsync(HttpContext http, StartReplyResult result)
+    {
+        if (result is StartReplyResult.Rejected rejected)
+        {
+            return rejected.Status == StatusCodes.Status422UnprocessableEntity
+                ? Problems.Validation(rejected.Field, rejected.Detail)
+                : Problems.Status(rejected.Status, ReasonPhrase(rejected.Status), rejected.Detail);
+        }
+        var reply = ((StartReplyResult.Started)result).Reply;
+        if (ServerSentEvents.Wanted(http.Request)) return await StreamAsync(http, reply);
+
+        MessageResponse? user = null;
+        await foreach (var e in reply.WatchAsync(http.RequestAborted))
+        {
+            switch (e)
+            {
+                case ReplyEvent.Started started:
+                    user = started.UserMessage;
+                    break;
+                case ReplyEvent.Ended ended:
+                    return TypedResults.Created($"/api/v1/conversations/{reply.ConversationId}/messages", new ExchangeResponse(user!, ended.Message));
+                case ReplyEvent.Failed failed:
+                    return Problems.Status(failed.Status, ReasonPhrase(failed.Status), failed.Detail,
+                        new Dictionary<string, object?> { ["userMessage"] = user, ["assistantMessage"] = failed.Message });
+            }
+        }
+        return Problems.Status(StatusCodes.Status500InternalServerError, "Internal Server Error", "The reply ended without a result.");
+    }
+
+    private static async Task<IResult> StreamAsync(HttpContext http, RunningReply reply)
+    {
+        var sse = new ServerSentEvents(http.Response);
+        sse.Start();
+        var ct = http.RequestAborted;
+        try
+        {
+            await foreach (var e in reply.WatchAsync(ct))
+            {
+                switch (e)
+                {
+                    case ReplyEvent.Started s:
+                        await sse.WriteAsync("message_start", new { conversationId = s.ConversationId, userMessage = s.UserMessage, assistantMessageId = s.AssistantMessageId, model = s.Model, provider = s.Provider }, ct);
+                        break;
+                    case ReplyEvent.Token t:
+                        await sse.WriteAsync("token", new { content = t.Content }, ct);
+                        break;
+                    case ReplyEvent.Ended ended:
+                        await sse.WriteAsync("message_end", new { message = ended.Message, usage = ended.Message.Usage, timings = ended.Message.Timings }, ct);
+                        break;
+                    case ReplyEvent.Failed failed:
+                        await sse.WriteAsync("error", new { status = failed.Status, detail = failed.Detail, message = failed.Message }, ct);
+                        break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The client left; the reply goes on and is stored when done.
+        }
+        return Results.Empty;
+    }
+
+    private static async Task<IResult> Watch(Guid id, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct)
+    {
+        if (await service.FindAsync(http.User.UserId(), id, ct) is null) return NotFound();
+        var reply = hub.Get(id, http.User.UserId());
+        return reply is null ? TypedResults.NoContent() : await StreamAsync(http, reply);
+    }
+
+    private static async Task<Results<Ok<MessageResponse>, ProblemHttpResult>> Stop(Guid id, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct)
+    {
+        if (await service.FindAsync(http.User.UserId(), id, ct) is null) return NotFound();
+        var reply = hub.Get(id, http.User.UserId());
+        if (reply is null) return Problems.Conflict("No reply is being generated in this conversation.");
+        MessageResponse? stopped = null;
+        var watch = reply.WatchAsync(ct);
+        await reply.Stop.CancelAsync();
+        await foreach (var e in watch)
+        {
+            if (e is ReplyEvent.Ended ended) stopped = ended.Message;
+            if (e is ReplyEvent.Failed failed) stopped = failed.Message;
+        }
+        return stopped is null ? Problems.Status(StatusCodes.Status500InternalServerError, "Internal Server Error", "The stopped reply could not be stored.") : TypedResults.Ok(stopped);
+    }
+
+    private static async Task<Results<Ok<MessageResponse>, Ok<List<MessageResponse>>, ProblemHttpResult>> SwitchBranch(Guid id, BranchRequest request, HttpContext http, ConversationService service, AppDbContext db, CancellationToken ct)
+    {
+        if (request.MessageId is not { } messageId) return Problems.Validation("messageId", "messageId is required.");
+        var conversation = await service.FindAsync(http.User.UserId(), id, ct);
+        if (conversation is null) return NotFound();
+        var all = await service.AllMessagesAsync(id, ct);
+        if (all.All(m => m.Id != messageId)) return Problems.Validation("messageId", "messageId is not a message of this conversation.");
+        conversation.ActiveLeafId = ConversationService.DeepestLeaf(all, messageId);
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(service.ActiveBranch(all, conversation.ActiveLeafId));
+    }
+
+    private static async Task<IResult> Export(Guid id, HttpContext http, ConversationService service, string? format = "json", CancellationToken ct = default)
+    {
+        var conversation = await service.FindAsync(http.User.UserId(), id, ct);
+        if (conversation is null) return NotFound();
+        var all = await service.AllMessagesAsync(id, ct);
+        var active = ConversationService.Branch(all, conversation.ActiveLeafId).Select(m => m.Id).ToHashSet();
+        var fileName = new string(conversation.Title.Select(ch => char.IsLetterOrDigit(ch) ? ch : '-').ToArray()).Trim('-');
+        if (fileName.Length == 0) fileName = "conversation";
+        switch (format?.ToLowerInvariant())
+        {
+            case "markdown" or "md":
+                var md = new StringBuilder();
+                md.Append("# ").Append(conversation.Title).Append("\n\n");
+                if (!string.IsNullOrWhiteSpace(conversation.SystemPrompt)) md.Append("> System: ").Append(conversation.SystemPrompt.Replace("\n", "\n> ", StringComparison.Ordinal)).Append("\n\n");
+                foreach (var m in ConversationService.Branch(all, conversation.ActiveLeafId))
+                {
+                    md.Append("## ").Append(m.Role == "user" ? "User" : "Assistant");
+                    if (m.Model is not null) md.Append(" (").Append(m.Model).Append(')');
+                    if (m.Status != MessageStatus.Complete) md.Append(" — ").Append(m.Status);
+                    md.Append("\n\n").Append(m.Content).Append("\n\n");
+                }
+                return Results.File(Encoding.UTF8.GetBytes(md.ToString()), "text/markdown; charset=utf-8", fileName + ".md");
+            case "json" or null:
+                var export = new ConversationExport("sutazai.conversation.v1", conversation.Title, conversation.Model, conversation.SystemPrompt, conversation.CreatedAt,
+                    all.Select(m => new ExportedMessage(m.Id, m.ParentId, m.Role, m.Content, m.Model, m.Status, m.CreatedAt, active.Contains(m.Id))).ToList());
+                var json = http.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+                return Results.File(JsonSerializer.SerializeToUtf8Bytes(export, json), "application/json", fileName + ".json");
+            default:
+                return Problems.Validation("format", "format must be 'markdown' or 'json'.");
+        }
+    }
+
+    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Import(ConversationExport export, HttpContext http, AppDbContext db, TimeProvider time, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, List<string>>();
+        if (export.Format != "sutazai.conversation.v1") AccountService.Add(errors, "format", "Only 'sutazai.conversation.v1' exports can be imported.");
+        if (string.IsNullOrWhiteSpace(export.Title) || export.Title.Length > ConversationService.MaxTitleLength) AccountService.Add(errors, "title", "Title must be 1 to 200 characters.");
+        var messages = export.Messages ?? [];
+        var ids = messages.Select(m => m.Id).ToHashSet();
+        if (ids.Count != messages.Count) AccountService.Add(errors, "messages", "Message ids must be unique.");
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            if (m.Role is not ("user" or "assistant" or "system")) AccountService.Add(errors, $"messages[{i}].role", "Role must be user, assistant or system.");
+            if (m.Content is null || m.Content.Length > ConversationService.MaxContentLength) AccountService.Add(errors, $"messages[{i}].content", "Content is required (at most 100000 characters).");
+            if (m.ParentId is { } parent && !ids.Contains(parent)) AccountService.Add(errors, $"messages[{i}].parentId", "parentId must name another message of the export.");
+        }
+        if (errors.Count > 0) return Problems.Validation(AccountService.Freeze(errors));
+
+        // Fresh ids, so importing twice (or someone else's export) never collides with existing rows.
+        var map = messages.ToDictionary(m => m.Id, _ => Guid.NewGuid());
+        var now = time.GetUtcNow().UtcDateTime;
+        var conversation = new Conversation
+        {
+            Id = Guid.NewGuid(), UserId = http.User.UserId(), Title = export.Title.Trim(), TitleSetByUser = true, Model = export.Model,
+            SystemPrompt = export.SystemPrompt, CreatedAt = export.CreatedAt == default ? now : export.CreatedAt, UpdatedAt = now,
+            MessageCount = messages.Count,
+        };
+        var active = messages.Where(m => m.Active).ToList();
+        var leaf = active.FirstOrDefault(a => messages.All(child => child.ParentId != a.Id || !child.Active));
+        conversation.ActiveLeafId = leaf is null ? (messages.Count > 0 ? map[messages[^1].Id] : null) : map[leaf.Id];
+        db.Conversations.Add(conversation);
+        foreach (var m in messages)
+        {
+            db.Messages.Add(new ChatMessageEntity
+            {
+                Id = map[m.Id], ConversationId = conversation.Id, ParentId = m.ParentId is { } p ? map[p] : null, Role = m.Role, Content = m.Content,
+                Model = m.Model, Status = m.Status is MessageStatus.Complete or MessageStatus.Stopped or MessageStatus.Error ? m.Status : MessageStatus.Complete,
+                CreatedAt = m.CreatedAt == default ? now : m.CreatedAt, UpdatedAt = now,
+            });
+        }
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/api/v1/conversations/{conversation.Id}", ConversationResponse.From(conversation, false));
+    }
+
+    private static string ReasonPhrase(int status) => Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status);
+}
