@@ -1,3 +1,4 @@
+using Sutazai.Server.Chat;
 using Sutazai.Server.Configuration;
 using Sutazai.Server.Conversations;
 using Sutazai.Server.Data;
@@ -24,6 +25,7 @@ app.MapUsersApi();
 app.MapModelsApi();
 app.MapGenerateApi();
 app.MapConversationsApi();
+app.MapChatSockets();
 
 await app.RunAsync();
 return 0;

@@ -6,6 +6,7 @@ public static class ConversationsSetup
     {
         builder.Services.AddSingleton<ReplyHub>();
         builder.Services.AddScoped<ConversationService>();
+        builder.Services.AddSingleton<Chat.ChatSocketRegistry>();
         return builder;
     }
 }

@@ -112,6 +112,8 @@ public static class ServiceDefaults
         app.UseCors();
         app.UseRequestBodyLimit();
         app.UseRateLimiter();
+        // Server pings keep idle sockets alive through proxies; a peer that stops answering is dropped.
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15), KeepAliveTimeout = TimeSpan.FromSeconds(45) });
         app.UseAuthentication();
         app.UseAuthorization();
 

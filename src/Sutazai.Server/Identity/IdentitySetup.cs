@@ -47,6 +47,7 @@ public static class IdentitySetup
         services.AddSingleton<JwtKeyStore>();
         services.AddScoped<TokenService>();
         services.AddScoped<CredentialValidator>();
+        services.AddScoped<TokenAuthenticator>();
         services.AddScoped<AccountService>();
         services.AddSingleton<IMailSender>(sp =>
         {
@@ -80,6 +81,13 @@ public static class IdentitySetup
                 };
                 o.Events = new JwtBearerEvents
                 {
+                    // Browsers cannot set headers on a WebSocket handshake: accept ?access_token= there only.
+                    OnMessageReceived = ctx =>
+                    {
+                        if (ctx.Request.Path.StartsWithSegments("/ws") && ctx.Request.Query.TryGetValue("access_token", out var token))
+                            ctx.Token = token.ToString();
+                        return Task.CompletedTask;
+                    },
                     OnTokenValidated = async ctx =>
                     {
                         var validator = ctx.HttpContext.RequestServices.GetRequiredService<CredentialValidator>();
