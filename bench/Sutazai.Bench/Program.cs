@@ -20,6 +20,8 @@ var serverDll = Path.GetFullPath(argsMap.GetValueOrDefault("server") ?? "src/Sut
 var tokens = int.Parse(argsMap.GetValueOrDefault("tokens") ?? "128", CultureInfo.InvariantCulture);
 var threads = int.Parse(argsMap.GetValueOrDefault("threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 var repeats = int.Parse(argsMap.GetValueOrDefault("repeats") ?? "3", CultureInfo.InvariantCulture);
+if (argsMap.GetValueOrDefault("scenario") == "chat-load")
+    return await ChatLoad.RunAsync(serverDll, int.Parse(argsMap.GetValueOrDefault("users") ?? "64", CultureInfo.InvariantCulture));
 if (argsMap.GetValueOrDefault("write-model") is { } modelOut)
 {
     TinyModels.WriteRandom(modelOut, new RandomModelSpec());
@@ -265,12 +267,12 @@ internal sealed class ServerProcess : IAsyncDisposable
         throw new InvalidOperationException("The server did not start within 30 s.");
     }
 
-    public async Task<HttpClient> SignedInClientAsync()
+    public async Task<HttpClient> SignedInClientAsync(string username = "runner")
     {
         var client = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromMinutes(10) };
         const string password = "Bench#Mark2026!x";
-        (await client.PostAsJsonAsync("/api/v1/auth/register", new { email = "runner@example.test", username = "runner", password })).EnsureSuccessStatusCode();
-        var login = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = "runner", password });
+        (await client.PostAsJsonAsync("/api/v1/auth/register", new { email = $"{username}@example.test", username, password })).EnsureSuccessStatusCode();
+        var login = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = username, password });
         login.EnsureSuccessStatusCode();
         var token = (await login.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accessToken").GetString();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
