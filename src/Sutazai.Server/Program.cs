@@ -4,6 +4,7 @@ using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
+using Sutazai.Server.OpenAICompatible;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -13,14 +14,17 @@ builder.AddSutazaiDefaults();
 builder.AddSutazaiDatabase();
 builder.AddSutazaiIdentity();
 builder.AddSutazaiInference();
+builder.AddSutazaiOpenAICompatible();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
 app.MapHealthApi();
 app.MapAuthApi();
 app.MapUsersApi();
+app.MapApiKeysApi();
 app.MapModelsApi();
 app.MapGenerateApi();
+app.MapOpenAICompatibleApi();
 
 await app.RunAsync();
 return 0;
