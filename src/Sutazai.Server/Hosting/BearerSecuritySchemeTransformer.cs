@@ -17,7 +17,7 @@ internal sealed class BearerSecuritySchemeTransformer : IOpenApiDocumentTransfor
             Type = SecuritySchemeType.Http,
             Scheme = "bearer",
             BearerFormat = "JWT",
-            Description = "Access token from /api/v1/auth/login",
+            Description = "Access token from /api/v1/auth/login, or an API key (sk-sz-…) from /api/v1/keys",
         };
         return Task.CompletedTask;
     }

@@ -31,6 +31,9 @@ public static class OpenAICompatibleApi
         v1.MapPost("/chat/completions", ChatCompletions).WithSummary("OpenAI chat completion; SSE chunks with \"stream\": true.");
         v1.MapPost("/completions", Completions).WithSummary("OpenAI legacy text completion of a raw prompt; SSE chunks with \"stream\": true.");
         v1.MapPost("/embeddings", Embeddings).WithSummary("OpenAI embeddings of a string or an array of strings.");
+        // Any other /v1 path (or method) answers as OpenAI does, rather than with a problem document.
+        v1.MapFallback("{**path}", (HttpContext http) => OpenAIErrors.Result(StatusCodes.Status404NotFound,
+            $"Invalid URL ({http.Request.Method} {http.Request.Path}).", OpenAIErrors.InvalidRequest)).ExcludeFromDescription();
         return routes;
     }
 

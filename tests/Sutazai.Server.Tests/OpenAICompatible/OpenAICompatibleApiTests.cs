@@ -245,6 +245,22 @@ public sealed class OpenAICompatibleApiTests(ModelAppFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task UnknownPathOrMethod_AndOversizedBody_AnswerInOpenAIsShape()
+    {
+        using var client = Client();
+        var unknown = await client.PostAsJsonAsync("/v1/responses", new { model = Model });
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        AssertError(await unknown.ReadJsonAsync(), "invalid_request_error", null, null, "Invalid URL (POST /v1/responses).");
+        var wrongMethod = await client.GetAsync("/v1/chat/completions");
+        Assert.Equal(HttpStatusCode.NotFound, wrongMethod.StatusCode);
+        AssertError(await wrongMethod.ReadJsonAsync(), "invalid_request_error", null, null, "Invalid URL (GET /v1/chat/completions).");
+
+        var huge = await client.PostAsync("/v1/embeddings", RawJson("{\"input\":\"" + new string('a', 11 * 1024 * 1024) + "\"}"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, huge.StatusCode);
+        AssertError(await huge.ReadJsonAsync(), "invalid_request_error", null, null);
+    }
+
+    [Fact]
     public async Task UnknownModel_Is404ModelNotFound()
     {
         using var client = Client();
