@@ -54,3 +54,26 @@ public sealed class ModelNotFoundException(string modelId)
 {
     public string ModelId { get; } = modelId;
 }
+
+/// <summary>Embedding vectors for a list of inputs, in input order, and the tokens the inputs took.</summary>
+public sealed record EmbeddingResult(IReadOnlyList<float[]> Embeddings, long InputTokens);
+
+/// <summary>
+/// Optional capability of an <see cref="IModelProvider"/>: turning text into embedding vectors. Kept apart from
+/// <see cref="IModelProvider"/> so a provider without embeddings need not implement it.
+/// </summary>
+public interface IEmbeddingProvider
+{
+    /// <summary>
+    /// One vector per input, in order. Throws <see cref="ModelNotFoundException"/> for an unknown model,
+    /// <see cref="EmbeddingsNotSupportedException"/> when the model cannot embed, and
+    /// <see cref="InferenceUnavailableException"/> when the backend is down.
+    /// </summary>
+    Task<EmbeddingResult> EmbedAsync(string modelId, IReadOnlyList<string> inputs, CancellationToken cancellationToken);
+}
+
+/// <summary>The model or its provider cannot produce embeddings (a request problem, not an outage).</summary>
+public sealed class EmbeddingsNotSupportedException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>An input is unusable for the model (e.g. longer than its context); the message says which and why.</summary>
+public sealed class InvalidInferenceInputException(string message, Exception? inner = null) : Exception(message, inner);

@@ -6,6 +6,7 @@ using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
+using Sutazai.Server.OpenAICompatible;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -16,16 +17,19 @@ builder.AddSutazaiDatabase();
 builder.AddSutazaiIdentity();
 builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
+builder.AddSutazaiOpenAICompatible();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
 app.MapHealthApi();
 app.MapAuthApi();
 app.MapUsersApi();
+app.MapApiKeysApi();
 app.MapModelsApi();
 app.MapGenerateApi();
 app.MapConversationsApi();
 app.MapChatSockets();
+app.MapOpenAICompatibleApi();
 
 await app.RunAsync();
 return 0;

@@ -27,7 +27,7 @@ public sealed record LoadedModel(LlamaEngine Engine, LlamaModelFile File);
 /// Runs GGUF models in-process with llama.cpp (LLamaSharp). Models load on first use (one load at a time, after a
 /// memory estimate), stay loaded while used, and unload after <see cref="LlamaCppOptions.KeepAlive"/> idle.
 /// </summary>
-public sealed class LlamaCppProvider : IModelProvider, ITokenCounter, IAsyncDisposable
+public sealed class LlamaCppProvider : IModelProvider, ITokenCounter, IEmbeddingProvider, IAsyncDisposable
 {
     public const string ProviderName = "llamacpp";
 
@@ -122,6 +122,21 @@ public sealed class LlamaCppProvider : IModelProvider, ITokenCounter, IAsyncDisp
         var tokens = loaded.Engine.Tokenize(prompt, addBos: true);
         await foreach (var update in StreamAsync(loaded.Engine, tokens, options, cancellationToken))
             yield return update;
+    }
+
+    /// <summary>Mean-pooled, L2-normalized embeddings from the model's own embedding context (see <see cref="LlamaEngine.EmbedAsync"/>).</summary>
+    public async Task<EmbeddingResult> EmbedAsync(string modelId, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        var loaded = await GetEngineAsync(modelId, cancellationToken);
+        try
+        {
+            return await loaded.Engine.EmbedAsync(inputs, cancellationToken);
+        }
+        catch (Exception ex) when (ex is LLama.Exceptions.RuntimeError or ArgumentException or ObjectDisposedException)
+        {
+            throw new InferenceUnavailableException($"Embedding with '{modelId}' failed: {ex.Message}", ex);
+        }
     }
 
     public Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken)

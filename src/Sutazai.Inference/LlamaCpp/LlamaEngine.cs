@@ -31,6 +31,10 @@ public sealed class LlamaEngine : IAsyncDisposable
     private readonly int _slots;
     private readonly int _cacheEntries;
     private readonly int _batchSize;
+    private readonly ModelParams _parameters;
+    private readonly SemaphoreSlim _embedLock = new(1, 1);
+    private LLamaEmbedder? _embedder;
+    private bool _disposed;
     private int _active;
     private long _lastUsed = Stopwatch.GetTimestamp();
 
@@ -38,6 +42,7 @@ public sealed class LlamaEngine : IAsyncDisposable
     {
         ModelId = modelId;
         _weights = weights;
+        _parameters = parameters;
         _logger = logger;
         _slots = Math.Max(1, options.ParallelSlots);
         _cacheEntries = Math.Max(0, options.PrefixCacheEntries);
@@ -84,6 +89,90 @@ public sealed class LlamaEngine : IAsyncDisposable
     /// <summary>Tokenizes text the way this model expects (BOS when the model wants one; special tokens parsed).</summary>
     public LLamaToken[] Tokenize(string text, bool addBos) =>
         _context.Tokenize(text, addBos && _weights.Vocab.ShouldAddBOS, special: true);
+
+    /// <summary>Most tokens one embedding input may have (the embedding context reads each input in one batch).</summary>
+    public int EmbeddingTokenLimit => Math.Min(SequenceLimit, MaxEmbeddingContext);
+
+    private const int MaxEmbeddingContext = 2048;
+
+    /// <summary>
+    /// Embedding vectors (mean-pooled over the input's tokens, L2-normalized), one per input. They come from a second
+    /// context with <c>Embeddings = true</c>, created on first use and disposed with the engine; calls run one at a time.
+    /// </summary>
+    public async Task<EmbeddingResult> EmbedAsync(IReadOnlyList<string> inputs, CancellationToken ct)
+    {
+        Interlocked.Increment(ref _active);
+        try
+        {
+            await _embedLock.WaitAsync(ct);
+            try
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                var limit = EmbeddingTokenLimit;
+                var counts = new int[inputs.Count];
+                for (var i = 0; i < inputs.Count; i++)
+                {
+                    counts[i] = Tokenize(inputs[i], addBos: true).Length;
+                    if (counts[i] > limit)
+                        throw new InvalidInferenceInputException($"Input {i} is {counts[i]} tokens but model '{ModelId}' embeds at most {limit} tokens per input. Shorten it.");
+                }
+                _embedder ??= CreateEmbedder(limit);
+                var vectors = new List<float[]>(inputs.Count);
+                foreach (var input in inputs)
+                {
+                    var result = await _embedder.GetEmbeddings(input, ct);
+                    if (result.Count == 0 || result[0].Length == 0)
+                        throw new InferenceUnavailableException($"Model '{ModelId}' returned no embedding.");
+                    vectors.Add(Normalize(result[0]));
+                }
+                return new EmbeddingResult(vectors, counts.Sum(c => (long)c));
+            }
+            finally
+            {
+                _embedLock.Release();
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _active);
+            Interlocked.Exchange(ref _lastUsed, Stopwatch.GetTimestamp());
+        }
+    }
+
+    private LLamaEmbedder CreateEmbedder(int contextSize)
+    {
+        var parameters = new ModelParams(_parameters.ModelPath)
+        {
+            ContextSize = (uint)contextSize,
+            BatchSize = (uint)contextSize,
+            UBatchSize = (uint)contextSize,
+            SeqMax = 1,
+            Embeddings = true,
+            PoolingType = LLamaPoolingType.Mean,
+            Threads = _parameters.Threads,
+            BatchThreads = _parameters.BatchThreads,
+            GpuLayerCount = 0,
+            FlashAttention = _parameters.FlashAttention,
+        };
+        try
+        {
+            return new LLamaEmbedder(_weights, parameters, _logger);
+        }
+        catch (NotSupportedException ex)
+        {
+            throw new EmbeddingsNotSupportedException($"Model '{ModelId}' cannot produce embeddings: {ex.Message}", ex);
+        }
+    }
+
+    private static float[] Normalize(float[] vector)
+    {
+        var sum = 0.0;
+        foreach (var v in vector) sum += (double)v * v;
+        if (sum <= 0) return vector;
+        var scale = (float)(1.0 / Math.Sqrt(sum));
+        for (var i = 0; i < vector.Length; i++) vector[i] *= scale;
+        return vector;
+    }
 
     /// <summary>Queues a request and streams its events until it finishes or <paramref name="ct"/> cancels it.</summary>
     public async IAsyncEnumerable<EngineEvent> GenerateAsync(
@@ -402,6 +491,17 @@ public sealed class LlamaEngine : IAsyncDisposable
         _queue.Writer.TryComplete();
         await _stopping.CancelAsync();
         await _loopDone.Task;
+        await _embedLock.WaitAsync();
+        try
+        {
+            _disposed = true;
+            _embedder?.Dispose();
+            _embedder = null;
+        }
+        finally
+        {
+            _embedLock.Release();
+        }
         _context.Dispose();
         _weights.Dispose();
         _stopping.Dispose();

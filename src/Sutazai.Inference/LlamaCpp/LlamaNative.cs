@@ -8,6 +8,16 @@ internal static class LlamaNative
 {
     private static int _configured;
 
+    /// <summary>
+    /// Warnings llama.cpp prints for every embedding context and call we make on purpose (mean pooling on a model
+    /// whose default is none; all tokens as outputs); logged at Debug so they do not drown real warnings.
+    /// </summary>
+    private static readonly string[] ExpectedWarnings =
+    [
+        "but [1] was specified",
+        "embeddings required but some input tokens were not marked as outputs",
+    ];
+
     public static void EnsureConfigured(ILogger logger)
     {
         if (Interlocked.Exchange(ref _configured, 1) == 1) return;
@@ -19,6 +29,9 @@ internal static class LlamaNative
             {
                 case LLamaLogLevel.Error:
                     logger.LogError("llama.cpp: {Message}", text);
+                    break;
+                case LLamaLogLevel.Warning when ExpectedWarnings.Any(w => text.Contains(w, StringComparison.Ordinal)):
+                    logger.LogDebug("llama.cpp: {Message}", text);
                     break;
                 case LLamaLogLevel.Warning:
                     logger.LogWarning("llama.cpp: {Message}", text);

@@ -13,7 +13,7 @@ namespace Sutazai.Inference.Providers;
 /// (<c>/api/chat</c>); raw completion, listing and health use the REST API directly (<c>/api/generate</c> with
 /// <c>raw: true</c>, <c>/api/tags</c>, <c>/api/ps</c>, <c>/api/show</c>, <c>/api/version</c>).
 /// </summary>
-public sealed class OllamaProvider : IModelProvider, IDisposable
+public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDisposable
 {
     public const string ProviderName = "ollama";
 
@@ -239,6 +239,59 @@ public sealed class OllamaProvider : IModelProvider, IDisposable
 
         cancellationToken.ThrowIfCancellationRequested();
         throw _connection.EndedEarly(modelId);
+    }
+
+    /// <summary>
+    /// <c>POST /api/embed</c> with every input at once; <c>prompt_eval_count</c> is the token count. A model Ollama says
+    /// cannot embed gives <see cref="EmbeddingsNotSupportedException"/>.
+    /// </summary>
+    public async Task<EmbeddingResult> EmbedAsync(string modelId, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelId);
+        ArgumentNullException.ThrowIfNull(inputs);
+        var body = new JsonObject
+        {
+            ["model"] = modelId,
+            ["input"] = new JsonArray(inputs.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray()),
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "api/embed")
+        {
+            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+        };
+        string text;
+        try
+        {
+            using var response = await _connection.SendAsync(request, HttpCompletionOption.ResponseContentRead, modelId, cancellationToken).ConfigureAwait(false);
+            text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (InferenceUnavailableException ex) when (ex.Message.Contains("support embeddings", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new EmbeddingsNotSupportedException($"Ollama model '{modelId}' does not support embeddings.", ex);
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("embeddings", out var embeddings) || embeddings.ValueKind != JsonValueKind.Array)
+            {
+                throw new InferenceUnavailableException($"Ollama at {_connection.Display} answered /api/embed without an \"embeddings\" array.");
+            }
+
+            var vectors = embeddings.EnumerateArray()
+                .Select(e => e.EnumerateArray().Select(v => v.GetSingle()).ToArray())
+                .ToList();
+            if (vectors.Count != inputs.Count)
+            {
+                throw new InferenceUnavailableException($"Ollama at {_connection.Display} returned {vectors.Count} embeddings for {inputs.Count} inputs.");
+            }
+
+            return new EmbeddingResult(vectors, Int64(root, "prompt_eval_count") ?? 0);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new InferenceUnavailableException($"Ollama at {_connection.Display} sent an /api/embed answer that is not valid: {ex.Message}", ex);
+        }
     }
 
     /// <summary><c>GET /api/version</c> within 5 seconds.</summary>

@@ -14,7 +14,7 @@ namespace Sutazai.Inference.Providers;
 /// Models served by an OpenAI-compatible server (vLLM, llama-server, OpenAI). Chat goes through the
 /// Microsoft.Extensions.AI OpenAI adapter; <c>/models</c> and raw <c>/completions</c> use HttpClient directly.
 /// </summary>
-public sealed class OpenAICompatibleProvider : IModelProvider, IDisposable
+public sealed class OpenAICompatibleProvider : IModelProvider, IEmbeddingProvider, IDisposable
 {
     public const string ProviderName = "openai";
 
@@ -29,6 +29,7 @@ public sealed class OpenAICompatibleProvider : IModelProvider, IDisposable
 
     private const string ModelsPath = "models";
     private const string CompletionsPath = "completions";
+    private const string EmbeddingsPath = "embeddings";
 
     private readonly HttpClient _http;
     private readonly OpenAIConnection _connection;
@@ -193,6 +194,97 @@ public sealed class OpenAICompatibleProvider : IModelProvider, IDisposable
             ResponseId = responseId,
             MessageId = responseId,
         };
+    }
+
+    /// <summary>
+    /// <c>POST {BaseUrl}/embeddings</c> with every input at once (<c>encoding_format: "float"</c>); vectors are put back
+    /// in input order by their <c>index</c>. A server without embeddings (501, or an error saying so, as llama-server
+    /// started without <c>--embeddings</c> answers) gives <see cref="EmbeddingsNotSupportedException"/>.
+    /// </summary>
+    public async Task<EmbeddingResult> EmbedAsync(string modelId, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        var model = ResolveModel(modelId);
+        var body = new JsonObject
+        {
+            ["model"] = model,
+            ["input"] = new JsonArray(inputs.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray()),
+            ["encoding_format"] = "float",
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, EmbeddingsPath)
+        {
+            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+        };
+        _connection.Authorize(request);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw _connection.Unreachable(ex);
+        }
+        catch (TaskCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw _connection.TimedOut(EmbeddingsPath, ex);
+        }
+
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                var error = ProviderHttp.ErrorText(text, response.ReasonPhrase);
+                if ((int)response.StatusCode == 501 || error.Contains("support embeddings", StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new EmbeddingsNotSupportedException($"The OpenAI-compatible server at {_connection.Display} does not serve embeddings for '{model}': {error}");
+                }
+
+                throw _connection.FromStatus((int)response.StatusCode, response.ReasonPhrase, error, EmbeddingsPath, model);
+            }
+
+            return ParseEmbeddings(text, inputs.Count);
+        }
+    }
+
+    private EmbeddingResult ParseEmbeddings(string text, int expected)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
+            {
+                throw new InferenceUnavailableException($"{_connection.Display}/{EmbeddingsPath} did not return an OpenAI embedding list (no \"data\" array).");
+            }
+
+            var vectors = new float[expected][];
+            var position = 0;
+            foreach (var entry in data.EnumerateArray())
+            {
+                var index = entry.TryGetProperty("index", out var i) && i.ValueKind == JsonValueKind.Number ? i.GetInt32() : position;
+                if (index < 0 || index >= expected)
+                {
+                    throw new InferenceUnavailableException($"{_connection.Display}/{EmbeddingsPath} returned an embedding for input {index} of {expected}.");
+                }
+
+                vectors[index] = entry.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+                position++;
+            }
+
+            if (vectors.Any(v => v is null))
+            {
+                throw new InferenceUnavailableException($"{_connection.Display}/{EmbeddingsPath} returned {position} embeddings for {expected} inputs.");
+            }
+
+            long tokens = root.TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object ? Int64(usage, "prompt_tokens") ?? 0 : 0;
+            return new EmbeddingResult(vectors, tokens);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
+        {
+            throw new InferenceUnavailableException($"{_connection.Display}/{EmbeddingsPath} sent an answer that is not a valid embedding list: {ex.Message}", ex);
+        }
     }
 
     /// <summary><c>GET {BaseUrl}/models</c> within 5 seconds.</summary>

@@ -66,6 +66,12 @@ public static partial class HttpPipeline
         var effective = feature?.MaxRequestBodySize ?? limit;
         if (context.Request.ContentLength > effective && context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>() is null)
         {
+            var detail = $"The request body is {context.Request.ContentLength} bytes; the limit is {effective} bytes.";
+            if (Sutazai.Server.OpenAICompatible.OpenAIEndpointMetadata.Applies(context))
+            {
+                await Sutazai.Server.OpenAICompatible.OpenAIErrors.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, detail);
+                return;
+            }
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
             await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
             {
@@ -74,7 +80,7 @@ public static partial class HttpPipeline
                 {
                     Status = StatusCodes.Status413PayloadTooLarge,
                     Title = "Payload Too Large",
-                    Detail = $"The request body is {context.Request.ContentLength} bytes; the limit is {effective} bytes.",
+                    Detail = detail,
                 },
             });
             return;

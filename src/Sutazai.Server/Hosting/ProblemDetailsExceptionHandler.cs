@@ -26,6 +26,13 @@ public sealed class ProblemDetailsExceptionHandler(IProblemDetailsService proble
         };
         if (status >= 500) logger.LogError(exception, "Unhandled exception for {Method} {Path}", httpContext.Request.Method, httpContext.Request.Path);
         if (httpContext.Response.HasStarted) return false;
+        if (Sutazai.Server.OpenAICompatible.OpenAIEndpointMetadata.Applies(httpContext))
+        {
+            // The OpenAI-compatible API answers every error in OpenAI's shape, also the unexpected ones.
+            if (status == 499) return true; // Nobody is left to read an answer.
+            await Sutazai.Server.OpenAICompatible.OpenAIErrors.WriteAsync(httpContext, status, detail);
+            return true;
+        }
 
         httpContext.Response.StatusCode = status;
         return await problems.TryWriteAsync(new ProblemDetailsContext

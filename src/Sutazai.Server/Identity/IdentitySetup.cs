@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
@@ -48,6 +49,7 @@ public static class IdentitySetup
         services.AddScoped<TokenService>();
         services.AddScoped<CredentialValidator>();
         services.AddScoped<TokenAuthenticator>();
+        services.AddScoped<ApiKeyService>();
         services.AddScoped<AccountService>();
         services.AddSingleton<IMailSender>(sp =>
         {
@@ -57,7 +59,11 @@ public static class IdentitySetup
                 : ActivatorUtilities.CreateInstance<SmtpMailSender>(sp);
         });
 
-        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        // One default scheme that picks the handler by the bearer token: "sk-…" is an API key, anything else a JWT.
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SelectorScheme)
+            .AddPolicyScheme(ApiKeyAuthenticationHandler.SelectorScheme, "JWT or API key", o => o.ForwardDefaultSelector = ApiKeyAuthenticationHandler.Select)
+            .AddJwtBearer()
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<JwtKeyStore, IOptions<AuthOptions>>((o, keys, authOptions) =>
             {

@@ -6,14 +6,19 @@ using Microsoft.IdentityModel.JsonWebTokens;
 namespace Sutazai.Server.Identity;
 
 /// <summary>
-/// Validates a bearer token that arrives outside the HTTP headers (a WebSocket's first <c>auth</c> message) with the
-/// same parameters and the same <see cref="CredentialValidator"/> as the JWT bearer handler.
+/// Validates a credential that arrives outside the HTTP headers (a WebSocket's first <c>auth</c> message) — a JWT with
+/// the bearer handler's parameters, or an <c>sk-</c> API key — through the same <see cref="CredentialValidator"/>.
 /// </summary>
-public sealed class TokenAuthenticator(IOptionsMonitor<JwtBearerOptions> jwt, CredentialValidator validator)
+public sealed class TokenAuthenticator(IOptionsMonitor<JwtBearerOptions> jwt, CredentialValidator validator, ApiKeyService apiKeys)
 {
     public async Task<ClaimsPrincipal?> AuthenticateAsync(string? token, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(token)) return null;
+        if (token.StartsWith(ApiKeyAuthenticationHandler.TokenMarker, StringComparison.Ordinal))
+        {
+            return await apiKeys.AuthenticateAsync(token, ApiKeyAuthenticationHandler.SchemeName, ct) is ApiKeyLookup.Valid valid
+                && await validator.ValidateAsync(valid.Principal, ct) is null ? valid.Principal : null;
+        }
         var options = jwt.Get(JwtBearerDefaults.AuthenticationScheme);
         var result = await new JsonWebTokenHandler { MapInboundClaims = false }.ValidateTokenAsync(token, options.TokenValidationParameters);
         if (!result.IsValid) return null;

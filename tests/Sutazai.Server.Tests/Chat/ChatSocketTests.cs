@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -22,6 +23,8 @@ public sealed class ChatClient(WebSocket socket) : IAsyncDisposable
     }
 
     public Task SendAsync(object frame) => SendRawAsync(JsonSerializer.Serialize(frame));
+
+    public async Task<JsonElement> ReadConnectionAsync() => (await ReceiveAsync())!.Value;
 
     public Task SendRawAsync(string text) => Socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
 
@@ -175,6 +178,23 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
         Assert.Equal("unauthorized", (await bad.ReceiveAsync())!.Value.GetProperty("code").GetString());
         Assert.Null(await bad.ReceiveAsync());
         Assert.Equal(WebSocketCloseStatus.PolicyViolation, bad.Socket.CloseStatus);
+    }
+
+    [Fact]
+    public async Task ApiKeys_AuthenticateSocketsToo_InTheQueryOrTheFirstMessage()
+    {
+        var tokens = await UserAsync();
+        using var client = App.Client(tokens.AccessToken);
+        var created = await client.PostAsJsonAsync("/api/v1/keys", new { name = "socket" });
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.StatusCode);
+        var key = (await created.ReadJsonAsync()).GetProperty("key").GetString()!;
+
+        await using (var byQuery = await ChatClient.ConnectAsync(App, key))
+            Assert.True((await byQuery.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+        await using var byMessage = await ChatClient.ConnectAsync(App, null);
+        await byMessage.ReceiveAsync();
+        await byMessage.SendAsync(new { type = "auth", token = key });
+        Assert.Equal("authenticated", Type((await byMessage.ReceiveAsync())!.Value));
     }
 
     [Fact]

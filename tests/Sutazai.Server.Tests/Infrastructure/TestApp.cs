@@ -2,6 +2,9 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -23,6 +26,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
 
     private readonly bool _ownsDataDir;
     private readonly Lock _startLock = new();
+    private bool _kestrel;
 
     private TestApp(DbProvider provider, string dataDir, bool ownsDataDir, string? postgresDatabase, Dictionary<string, string?> settings)
     {
@@ -75,10 +79,29 @@ public sealed class TestApp : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
     }
 
+    /// <summary>
+    /// Serves the app from Kestrel on a free loopback port instead of the in-memory TestServer, so clients that open
+    /// their own connections (the OpenAI SDK) talk to it over real sockets. Returns the base address.
+    /// </summary>
+    public Uri StartKestrel()
+    {
+        lock (_startLock)
+        {
+            _kestrel = true;
+            UseKestrel(0);
+            StartServer();
+        }
+        var addresses = Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
+        return new Uri(addresses.First().Replace("[::]", "localhost", StringComparison.Ordinal));
+    }
+
     /// <summary>Starts the server on first use; the factory's own start is not thread-safe, so this one is.</summary>
     public HttpClient Client(string? accessToken = null)
     {
-        lock (_startLock) _ = Server;
+        lock (_startLock)
+        {
+            if (!_kestrel) _ = Server;
+        }
         var client = CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
         if (accessToken is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         return client;

@@ -36,6 +36,9 @@ public sealed class FakeOllamaServer : FakeServer
     /// <summary>When true, a stream sends its tokens and ends without the <c>done</c> object.</summary>
     public bool OmitDone { get; set; }
 
+    /// <summary>The fake's embedding of a text: its length, its first character's code and 0.5.</summary>
+    public static float[] EmbeddingOf(string text) => [text.Length, text.Length > 0 ? text[0] : 0, 0.5f];
+
     public static async Task<FakeOllamaServer> StartNewAsync()
     {
         var server = new FakeOllamaServer();
@@ -112,6 +115,31 @@ public sealed class FakeOllamaServer : FakeServer
                 ["details"] = new JsonObject { ["format"] = "gguf", ["family"] = (string?)info["general.architecture"] },
                 ["model_info"] = info,
                 ["capabilities"] = new JsonArray("completion"),
+            });
+        });
+        app.MapPost("/api/embed", async (HttpContext c) =>
+        {
+            // Llama embeds; Qwen answers as Ollama does for a model without embeddings; anything else is not pulled.
+            var request = await BodyAsync(c);
+            var model = (string?)request["model"];
+            if (model == Qwen)
+            {
+                await JsonAsync(c, 400, new JsonObject { ["error"] = $"\"{Qwen}\" does not support embeddings" });
+                return;
+            }
+
+            if (model != Llama)
+            {
+                await JsonAsync(c, 404, new JsonObject { ["error"] = $"model \"{model}\" not found, try pulling it first" });
+                return;
+            }
+
+            var inputs = request["input"]!.AsArray().Select(i => (string)i!).ToList();
+            await JsonAsync(c, 200, new JsonObject
+            {
+                ["model"] = model,
+                ["embeddings"] = new JsonArray(inputs.Select(i => (JsonNode?)new JsonArray(EmbeddingOf(i).Select(v => (JsonNode?)v).ToArray())).ToArray()),
+                ["prompt_eval_count"] = inputs.Sum(i => i.Length),
             });
         });
         app.MapPost("/api/chat", (HttpContext c) => ReplyAsync(c, chat: true));

@@ -38,6 +38,9 @@ public sealed class FakeOpenAIServer : FakeServer
     /// <summary>When set, a stream sends one chunk, then an <c>{"error": {...}}</c> event, then ends.</summary>
     public string? ErrorEventAfterFirstChunk { get; set; }
 
+    /// <summary>The fake's embedding of a text: its length, its last character's code and -0.25.</summary>
+    public static float[] EmbeddingOf(string text) => [text.Length, text.Length > 0 ? text[^1] : 0, -0.25f];
+
     public static async Task<FakeOpenAIServer> StartNewAsync()
     {
         var server = new FakeOpenAIServer();
@@ -67,6 +70,38 @@ public sealed class FakeOpenAIServer : FakeServer
         }));
         app.MapPost("/v1/chat/completions", (HttpContext c) => ReplyAsync(c, chat: true));
         app.MapPost("/v1/completions", (HttpContext c) => ReplyAsync(c, chat: false));
+        app.MapPost("/v1/embeddings", async (HttpContext c) =>
+        {
+            // Qwen embeds (data in reverse order, as servers may send it); Llama answers as llama-server without --embeddings.
+            var request = await BodyAsync(c);
+            var model = (string?)request["model"];
+            if (model == Llama)
+            {
+                await JsonAsync(c, 501, Error("This server does not support embeddings. Start it with `--embeddings`", "not_supported_error", 501));
+                return;
+            }
+
+            if (model != Qwen)
+            {
+                await JsonAsync(c, 404, Error($"The model `{model}` does not exist.", "invalid_request_error", "model_not_found"));
+                return;
+            }
+
+            var inputs = request["input"]!.AsArray().Select(i => (string)i!).ToList();
+            var data = inputs.Select((text, i) => (JsonNode?)new JsonObject
+            {
+                ["object"] = "embedding",
+                ["index"] = i,
+                ["embedding"] = new JsonArray(EmbeddingOf(text).Select(v => (JsonNode?)v).ToArray()),
+            }).Reverse().ToArray();
+            await JsonAsync(c, 200, new JsonObject
+            {
+                ["object"] = "list",
+                ["data"] = new JsonArray(data),
+                ["model"] = model,
+                ["usage"] = new JsonObject { ["prompt_tokens"] = 7, ["total_tokens"] = 7 },
+            });
+        });
     }
 
     private async Task ReplyAsync(HttpContext context, bool chat)

@@ -1,0 +1,107 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.IdentityModel.Tokens;
+using Sutazai.Data;
+using Sutazai.Data.Entities;
+
+namespace Sutazai.Server.Identity;
+
+/// <summary>What <see cref="ApiKeyService.AuthenticateAsync"/> found for a presented key.</summary>
+public abstract record ApiKeyLookup
+{
+    public sealed record Valid(ClaimsPrincipal Principal) : ApiKeyLookup;
+
+    public sealed record Invalid(string Reason) : ApiKeyLookup;
+}
+
+/// <summary>
+/// Per-user API keys: <c>sk-sz-</c> + 32 random bytes (base64url), shown once at creation, stored only as the
+/// SHA-256 hex of the whole key. A key authenticates as its owner with the claims a JWT carries (<c>sub</c>,
+/// <c>name</c>, <c>role</c>) and then passes the same <see cref="CredentialValidator"/>.
+/// </summary>
+public sealed class ApiKeyService(AppDbContext db, TimeProvider time)
+{
+    public const string KeyPrefix = "sk-sz-";
+    public const int PrefixLength = 12;
+    public const int MaxNameLength = 100;
+
+    /// <summary><c>LastUsedAt</c> is written at most this often per key, so busy keys do not write on every request.</summary>
+    public static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    public static string NewKey() => KeyPrefix + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
+
+    public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    public async Task<(ApiKey Entity, string Key)> CreateAsync(Guid userId, string name, DateTime? expiresAt, CancellationToken ct)
+    {
+        var key = NewKey();
+        var entity = new ApiKey
+        {
+            Id = Guid.NewGuid(),
+            UserId = userId,
+            Name = name,
+            Prefix = key[..PrefixLength],
+            KeyHash = Hash(key),
+            CreatedAt = time.GetUtcNow().UtcDateTime,
+            ExpiresAt = expiresAt,
+        };
+        db.ApiKeys.Add(entity);
+        await db.SaveChangesAsync(ct);
+        return (entity, key);
+    }
+
+    public Task<List<ApiKey>> ListAsync(Guid userId, CancellationToken ct) =>
+        db.ApiKeys.AsNoTracking().Where(k => k.UserId == userId)
+            .OrderByDescending(k => k.CreatedAt).ThenBy(k => k.Id).ToListAsync(ct);
+
+    /// <summary>Revokes one of the user's keys; false when the user has no key with that id.</summary>
+    public async Task<bool> RevokeAsync(Guid userId, Guid id, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        var key = await db.ApiKeys.FirstOrDefaultAsync(k => k.Id == id && k.UserId == userId, ct);
+        if (key is null) return false;
+        if (key.RevokedAt is null)
+        {
+            key.RevokedAt = now;
+            await db.SaveChangesAsync(ct);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Looks a presented key up by its hash, rejects revoked and expired keys, and builds the owner's principal.
+    /// The caller still runs <see cref="CredentialValidator"/> on it (account exists and is active, role from the DB).
+    /// </summary>
+    public async Task<ApiKeyLookup> AuthenticateAsync(string presented, string authenticationType, CancellationToken ct)
+    {
+        if (!presented.StartsWith(KeyPrefix, StringComparison.Ordinal)) return new ApiKeyLookup.Invalid("The API key is not valid.");
+        var hash = Hash(presented);
+        var found = await (from k in db.ApiKeys.AsNoTracking()
+                           join u in db.Users.AsNoTracking() on k.UserId equals u.Id
+                           where k.KeyHash == hash
+                           select new { k.Id, k.UserId, k.ExpiresAt, k.RevokedAt, k.LastUsedAt, u.UserName, u.Role })
+            .FirstOrDefaultAsync(ct);
+        if (found is null) return new ApiKeyLookup.Invalid("The API key is not valid.");
+        if (found.RevokedAt is not null) return new ApiKeyLookup.Invalid("The API key was revoked.");
+        var now = time.GetUtcNow().UtcDateTime;
+        if (found.ExpiresAt is { } expires && expires <= now) return new ApiKeyLookup.Invalid("The API key has expired.");
+
+        if (found.LastUsedAt is null || found.LastUsedAt <= now - LastUsedResolution)
+        {
+            // Conditional, so concurrent requests with one key write it once per interval.
+            var threshold = now - LastUsedResolution;
+            await db.ApiKeys.Where(k => k.Id == found.Id && (k.LastUsedAt == null || k.LastUsedAt <= threshold))
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), ct);
+        }
+
+        var identity = new ClaimsIdentity(
+        [
+            new Claim("sub", found.UserId.ToString()),
+            new Claim("name", found.UserName ?? ""),
+            new Claim("role", found.Role),
+        ], authenticationType, "name", "role");
+        return new ApiKeyLookup.Valid(new ClaimsPrincipal(identity));
+    }
+}
