@@ -121,41 +121,14 @@ internal sealed class OllamaChatClient(OllamaWireClient inner, OllamaConnection 
         IEnumerable<ChatMessage> messages, ChatOptions? options = null,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var finished = false;
-        var updates = base.GetStreamingResponseAsync(messages, options, cancellationToken).GetAsyncEnumerator(cancellationToken);
-        await using (updates.ConfigureAwait(false))
+        await foreach (var update in ProviderHttp.GuardStreamAsync(
+            base.GetStreamingResponseAsync(messages, options, cancellationToken),
+            ex => Translate(ex, options, cancellationToken),
+            update => update.RawRepresentation is ChatResponseStream { Done: true },
+            () => connection.EndedEarly(options?.ModelId ?? modelId),
+            cancellationToken).ConfigureAwait(false))
         {
-            while (true)
-            {
-                ChatResponseUpdate update;
-                try
-                {
-                    if (!await updates.MoveNextAsync().ConfigureAwait(false))
-                    {
-                        break;
-                    }
-
-                    update = updates.Current;
-                }
-                catch (Exception ex) when (Translate(ex, options, cancellationToken) is { } translated)
-                {
-                    throw translated;
-                }
-
-                if (update.RawRepresentation is ChatResponseStream { Done: true })
-                {
-                    finished = true;
-                }
-
-                yield return update;
-            }
-        }
-
-        // OllamaSharp stops silently when the token is cancelled between lines; report it as a cancellation.
-        cancellationToken.ThrowIfCancellationRequested();
-        if (!finished)
-        {
-            throw connection.EndedEarly(options?.ModelId ?? modelId);
+            yield return update;
         }
     }
 

@@ -31,36 +31,14 @@ internal sealed class OpenAICompatibleChatClient(IChatClient inner, OpenAIConnec
         IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var model = options?.ModelId ?? modelId;
-        var finished = false;
-        var updates = base.GetStreamingResponseAsync(messages, Prepare(options), cancellationToken).GetAsyncEnumerator(cancellationToken);
-        await using (updates.ConfigureAwait(false))
+        await foreach (var update in ProviderHttp.GuardStreamAsync(
+            base.GetStreamingResponseAsync(messages, Prepare(options), cancellationToken),
+            ex => connection.Translate(ex, ChatPath, model, cancellationToken),
+            update => update.FinishReason is not null,
+            () => connection.EndedEarly(model),
+            cancellationToken).ConfigureAwait(false))
         {
-            while (true)
-            {
-                ChatResponseUpdate update;
-                try
-                {
-                    if (!await updates.MoveNextAsync().ConfigureAwait(false))
-                    {
-                        break;
-                    }
-
-                    update = updates.Current;
-                }
-                catch (Exception ex) when (connection.Translate(ex, ChatPath, model, cancellationToken) is { } translated)
-                {
-                    throw translated;
-                }
-
-                finished |= update.FinishReason is not null;
-                yield return update;
-            }
-        }
-
-        cancellationToken.ThrowIfCancellationRequested();
-        if (!finished)
-        {
-            throw connection.EndedEarly(model);
+            yield return update;
         }
     }
 

@@ -147,4 +147,49 @@ internal static class ProviderHttp
 
     internal static string TimeoutText(TimeSpan timeout) =>
         timeout == Timeout.InfiniteTimeSpan ? "the configured timeout" : $"{timeout.TotalSeconds:0.#} s";
+
+    /// <summary>
+    /// Passes a provider's streamed updates through, turning transport and protocol failures into SutazAI's
+    /// exceptions (<paramref name="translate"/>), and refuses a stream that ends without its final update.
+    /// </summary>
+    internal static async IAsyncEnumerable<Microsoft.Extensions.AI.ChatResponseUpdate> GuardStreamAsync(
+        IAsyncEnumerable<Microsoft.Extensions.AI.ChatResponseUpdate> source,
+        Func<Exception, Exception?> translate,
+        Func<Microsoft.Extensions.AI.ChatResponseUpdate, bool> isFinal,
+        Func<Exception> endedEarly,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var finished = false;
+        var updates = source.GetAsyncEnumerator(cancellationToken);
+        await using (updates.ConfigureAwait(false))
+        {
+            while (true)
+            {
+                Microsoft.Extensions.AI.ChatResponseUpdate update;
+                try
+                {
+                    if (!await updates.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        break;
+                    }
+
+                    update = updates.Current;
+                }
+                catch (Exception ex) when (translate(ex) is { } translated)
+                {
+                    throw translated;
+                }
+
+                finished |= isFinal(update);
+                yield return update;
+            }
+        }
+
+        // Some clients stop silently when the token is cancelled between lines; report it as a cancellation.
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!finished)
+        {
+            throw endedEarly();
+        }
+    }
 }
