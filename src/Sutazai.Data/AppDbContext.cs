@@ -18,6 +18,14 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<ChatMessageEntity> Messages => Set<ChatMessageEntity>();
 
+    public DbSet<KnowledgeCollection> Collections => Set<KnowledgeCollection>();
+
+    public DbSet<CollectionShare> CollectionShares => Set<CollectionShare>();
+
+    public DbSet<KnowledgeDocument> Documents => Set<KnowledgeDocument>();
+
+    public DbSet<DocumentChunk> Chunks => Set<DocumentChunk>();
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
@@ -85,6 +93,53 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             message.HasIndex(m => new { m.ConversationId, m.CreatedAt });
             message.HasIndex(m => m.ParentId);
             message.HasOne<Conversation>().WithMany().HasForeignKey(m => m.ConversationId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<KnowledgeCollection>(collection =>
+        {
+            collection.ToTable("collections");
+            collection.HasKey(c => c.Id);
+            collection.Property(c => c.Name).HasMaxLength(100).IsRequired();
+            collection.Property(c => c.Description).HasMaxLength(1000);
+            collection.HasIndex(c => new { c.OwnerId, c.Name }).IsUnique();
+            collection.HasOne<AppUser>().WithMany().HasForeignKey(c => c.OwnerId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<CollectionShare>(share =>
+        {
+            share.ToTable("collection_shares");
+            share.HasKey(s => new { s.CollectionId, s.UserId });
+            share.HasOne<KnowledgeCollection>().WithMany().HasForeignKey(s => s.CollectionId).OnDelete(DeleteBehavior.Cascade);
+            share.HasOne<AppUser>().WithMany().HasForeignKey(s => s.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<KnowledgeDocument>(document =>
+        {
+            document.ToTable("documents");
+            document.HasKey(d => d.Id);
+            document.Property(d => d.Name).HasMaxLength(255).IsRequired();
+            document.Property(d => d.Title).HasMaxLength(500);
+            document.Property(d => d.Kind).HasMaxLength(32).IsRequired();
+            document.Property(d => d.Sha256).HasMaxLength(64).IsRequired();
+            document.Property(d => d.SourceUrl).HasMaxLength(2048);
+            document.Property(d => d.Status).HasMaxLength(16).IsRequired();
+            document.Property(d => d.Error).HasMaxLength(2000);
+            document.Property(d => d.EmbeddingModel).HasMaxLength(200);
+            document.HasIndex(d => new { d.OwnerId, d.Sha256 });
+            document.HasIndex(d => d.Status);
+            document.HasIndex(d => d.CollectionId);
+            document.HasOne<AppUser>().WithMany().HasForeignKey(d => d.OwnerId).OnDelete(DeleteBehavior.Cascade);
+            document.HasOne<KnowledgeCollection>().WithMany().HasForeignKey(d => d.CollectionId).OnDelete(DeleteBehavior.SetNull);
+        });
+
+        builder.Entity<DocumentChunk>(chunk =>
+        {
+            chunk.ToTable("document_chunks");
+            chunk.HasKey(c => c.Id);
+            chunk.Property(c => c.Heading).HasMaxLength(1000);
+            chunk.HasIndex(c => new { c.DocumentId, c.Index }).IsUnique();
+            chunk.HasIndex(c => c.OwnerId);
+            chunk.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(c => c.DocumentId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<SystemFlag>(flag =>

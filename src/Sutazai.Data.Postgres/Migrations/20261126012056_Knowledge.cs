@@ -1,0 +1,183 @@
+﻿using System;
+using Microsoft.EntityFrameworkCore.Migrations;
+
+#nullable disable
+
+namespace Sutazai.Data.Postgres.Migrations
+{
+    /// <inheritdoc />
+    public partial class Knowledge : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.CreateTable(
+                name: "collections",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    OwnerId = table.Column<Guid>(type: "uuid", nullable: false),
+                    Name = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: false),
+                    Description = table.Column<string>(type: "character varying(1000)", maxLength: 1000, nullable: true),
+                    SharedWithAll = table.Column<bool>(type: "boolean", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_collections", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_collections_users_OwnerId",
+                        column: x => x.OwnerId,
+                        principalTable: "users",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "collection_shares",
+                columns: table => new
+                {
+                    CollectionId = table.Column<Guid>(type: "uuid", nullable: false),
+                    UserId = table.Column<Guid>(type: "uuid", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_collection_shares", x => new { x.CollectionId, x.UserId });
+                    table.ForeignKey(
+                        name: "FK_collection_shares_collections_CollectionId",
+                        column: x => x.CollectionId,
+                        principalTable: "collections",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                    table.ForeignKey(
+                        name: "FK_collection_shares_users_UserId",
+                        column: x => x.UserId,
+                        principalTable: "users",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "documents",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    OwnerId = table.Column<Guid>(type: "uuid", nullable: false),
+                    CollectionId = table.Column<Guid>(type: "uuid", nullable: true),
+                    Name = table.Column<string>(type: "character varying(255)", maxLength: 255, nullable: false),
+                    Title = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: true),
+                    Kind = table.Column<string>(type: "character varying(32)", maxLength: 32, nullable: false),
+                    SizeBytes = table.Column<long>(type: "bigint", nullable: false),
+                    Sha256 = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    SourceUrl = table.Column<string>(type: "character varying(2048)", maxLength: 2048, nullable: true),
+                    Status = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
+                    ChunkCount = table.Column<int>(type: "integer", nullable: false),
+                    ChunksEmbedded = table.Column<int>(type: "integer", nullable: false),
+                    Error = table.Column<string>(type: "character varying(2000)", maxLength: 2000, nullable: true),
+                    EmbeddingModel = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: true),
+                    Attempts = table.Column<int>(type: "integer", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
+                    UpdatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_documents", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_documents_collections_CollectionId",
+                        column: x => x.CollectionId,
+                        principalTable: "collections",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.SetNull);
+                    table.ForeignKey(
+                        name: "FK_documents_users_OwnerId",
+                        column: x => x.OwnerId,
+                        principalTable: "users",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "document_chunks",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    DocumentId = table.Column<Guid>(type: "uuid", nullable: false),
+                    OwnerId = table.Column<Guid>(type: "uuid", nullable: false),
+                    CollectionId = table.Column<Guid>(type: "uuid", nullable: true),
+                    Index = table.Column<int>(type: "integer", nullable: false),
+                    Text = table.Column<string>(type: "text", nullable: false),
+                    Heading = table.Column<string>(type: "character varying(1000)", maxLength: 1000, nullable: true),
+                    Page = table.Column<int>(type: "integer", nullable: true),
+                    TokenCount = table.Column<int>(type: "integer", nullable: false),
+                    Embedding = table.Column<byte[]>(type: "bytea", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_document_chunks", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_document_chunks_documents_DocumentId",
+                        column: x => x.DocumentId,
+                        principalTable: "documents",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_collection_shares_UserId",
+                table: "collection_shares",
+                column: "UserId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_collections_OwnerId_Name",
+                table: "collections",
+                columns: new[] { "OwnerId", "Name" },
+                unique: true);
+
+            migrationBuilder.CreateIndex(
+                name: "IX_document_chunks_DocumentId_Index",
+                table: "document_chunks",
+                columns: new[] { "DocumentId", "Index" },
+                unique: true);
+
+            migrationBuilder.CreateIndex(
+                name: "IX_document_chunks_OwnerId",
+                table: "document_chunks",
+                column: "OwnerId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_documents_CollectionId",
+                table: "documents",
+                column: "CollectionId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_documents_OwnerId_Sha256",
+                table: "documents",
+                columns: new[] { "OwnerId", "Sha256" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_documents_Status",
+                table: "documents",
+                column: "Status");
+
+            // Full-text search over chunks: a generated tsvector with a GIN index; not part of the EF model.
+            migrationBuilder.Sql("ALTER TABLE document_chunks ADD COLUMN search tsvector GENERATED ALWAYS AS (to_tsvector('english', coalesce(\"Heading\", '') || ' ' || \"Text\")) STORED;");
+            migrationBuilder.Sql("CREATE INDEX \"IX_document_chunks_search\" ON document_chunks USING GIN (search);");
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropTable(
+                name: "collection_shares");
+
+            migrationBuilder.DropTable(
+                name: "document_chunks");
+
+            migrationBuilder.DropTable(
+                name: "documents");
+
+            migrationBuilder.DropTable(
+                name: "collections");
+        }
+    }
+}
