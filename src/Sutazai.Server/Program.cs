@@ -6,6 +6,7 @@ using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
+using Sutazai.Server.Knowledge;
 using Sutazai.Server.OpenAICompatible;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
@@ -18,6 +19,7 @@ builder.AddSutazaiIdentity();
 builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
+builder.AddSutazaiKnowledge();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
@@ -30,6 +32,7 @@ app.MapGenerateApi();
 app.MapConversationsApi();
 app.MapChatSockets();
 app.MapOpenAICompatibleApi();
+app.MapKnowledgeApi();
 
 await app.RunAsync();
 return 0;

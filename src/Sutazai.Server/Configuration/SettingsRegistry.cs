@@ -68,6 +68,13 @@ public static class SettingsRegistry
         new("Sutazai:Inference:Pull:HuggingFaceBaseUrl", "https://huggingface.co", "Where `hf:owner/repo/file.gguf` references are downloaded from."),
         new("Sutazai:Inference:Pull:MaxConcurrent", "2", "Model downloads running at once; more wait in the queue."),
 
+        new("Sutazai:Knowledge:MaxUploadBytes", "104857600", "Largest file accepted by POST /api/v1/documents (413 beyond)."),
+        new("Sutazai:Knowledge:ChunkTokens", "512", "Target size of a document chunk, in tokens."),
+        new("Sutazai:Knowledge:ChunkOverlapTokens", "64", "Tokens shared by neighbouring chunks."),
+        new("Sutazai:Knowledge:VectorStore", "usearch", "Vector index: `usearch` (HNSW files in `<DataDir>/vectors`) or `pgvector`."),
+        new("Sutazai:Knowledge:PgVectorConnectionString", "", "PostgreSQL (with the pgvector extension) connection string for `VectorStore=pgvector`."),
+        new("Sutazai:Knowledge:EmbeddingCacheEntries", "10000", "Embeddings kept in memory by content hash, so repeated text is not embedded twice (0 disables)."),
+
         new("Sutazai:Mail:SmtpHost", "", "SMTP server. Empty writes every message as an .eml file to `<DataDir>/outbox/` instead."),
         new("Sutazai:Mail:SmtpPort", "587", "SMTP port."),
         new("Sutazai:Mail:UseStartTls", "true", "Require STARTTLS on the SMTP connection."),

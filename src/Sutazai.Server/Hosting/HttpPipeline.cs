@@ -63,6 +63,12 @@ public static partial class HttpPipeline
     {
         var limit = context.RequestServices.GetRequiredService<IOptions<HttpOptions>>().Value.MaxRequestBodyBytes;
         var feature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (context.GetEndpoint()?.Metadata.GetMetadata<Knowledge.KnowledgeApi.UploadLimitMetadata>() is not null)
+        {
+            // Uploads have their own, larger limit; the multipart reader enforces it per file as well.
+            limit = context.RequestServices.GetRequiredService<IOptions<Knowledge.KnowledgeOptions>>().Value.MaxUploadBytes + (1L << 20);
+            if (feature is { IsReadOnly: false }) feature.MaxRequestBodySize = limit;
+        }
         var effective = feature?.MaxRequestBodySize ?? limit;
         if (context.Request.ContentLength > effective && context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>() is null)
         {

@@ -1,0 +1,164 @@
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Options;
+using Sutazai.Data;
+using Sutazai.Data.Entities;
+using Sutazai.Knowledge.Chunking;
+using Sutazai.Knowledge.Embeddings;
+using Sutazai.Knowledge.Extraction;
+using Sutazai.Knowledge.Vectors;
+
+namespace Sutazai.Server.Knowledge;
+
+/// <summary>
+/// Turns queued documents into indexed chunks: extract → chunk → embed in batches → index (vectors + full text). The
+/// queue is the documents table itself, so it survives restarts: a document left half-done by a crash is queued again
+/// at start-up (and fails visibly after three interrupted attempts) — never stuck "processing".
+/// </summary>
+public sealed class IngestionWorker(
+    IServiceScopeFactory scopes,
+    DocumentStorage storage,
+    IEmbeddingGenerator<string, Embedding<float>> embedder,
+    IVectorStore vectors,
+    IOptions<KnowledgeOptions> options,
+    TimeProvider time,
+    ILogger<IngestionWorker> logger) : BackgroundService
+{
+    public const int MaxAttempts = 3;
+    private const int EmbedBatch = 32;
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    /// <summary>Tells the worker new documents are queued.</summary>
+    public void Notify() => _wake.Writer.TryWrite(true);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await vectors.EnsureCollectionAsync(MiniLmEmbeddingGenerator.Dimensions, stoppingToken);
+        await RequeueInterruptedAsync(stoppingToken);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            Guid? next;
+            await using (var scope = scopes.CreateAsyncScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+                next = await db.Documents.Where(d => d.Status == DocumentStatus.Queued).OrderBy(d => d.CreatedAt).Select(d => (Guid?)d.Id).FirstOrDefaultAsync(stoppingToken);
+            }
+            if (next is { } id)
+            {
+                await ProcessAsync(id, stoppingToken);
+                continue;
+            }
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            idle.CancelAfter(TimeSpan.FromSeconds(5));
+            try
+            {
+                await _wake.Reader.WaitToReadAsync(idle.Token);
+                _wake.Reader.TryRead(out _);
+            }
+            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Periodic look at the queue, for documents queued by another node.
+            }
+        }
+    }
+
+    private async Task RequeueInterruptedAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var now = time.GetUtcNow().UtcDateTime;
+        var failed = await db.Documents.Where(d => (d.Status == DocumentStatus.Extracting || d.Status == DocumentStatus.Embedding) && d.Attempts >= MaxAttempts)
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.Status, DocumentStatus.Failed)
+                .SetProperty(d => d.Error, $"Ingestion was interrupted {MaxAttempts} times (the server stopped while processing it).")
+                .SetProperty(d => d.UpdatedAt, now), ct);
+        var requeued = await db.Documents.Where(d => d.Status == DocumentStatus.Extracting || d.Status == DocumentStatus.Embedding)
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.Status, DocumentStatus.Queued).SetProperty(d => d.UpdatedAt, now), ct);
+        if (failed + requeued > 0) logger.LogWarning("Ingestion interrupted by a restart: {Requeued} document(s) queued again, {Failed} failed", requeued, failed);
+    }
+
+    private async Task ProcessAsync(Guid id, CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var document = await db.Documents.FirstOrDefaultAsync(d => d.Id == id, ct);
+        if (document is null || document.Status != DocumentStatus.Queued) return;
+        try
+        {
+            document.Status = DocumentStatus.Extracting;
+            document.Attempts++;
+            document.Error = null;
+            document.UpdatedAt = time.GetUtcNow().UtcDateTime;
+            await db.SaveChangesAsync(ct);
+
+            ExtractedDocument extracted;
+            await using (var file = storage.Open(id))
+            {
+                extracted = await new DocumentExtractor().ExtractAsync(file, Enum.Parse<DocumentKind>(document.Kind), document.Name, ct);
+            }
+            var chunker = new TextChunker(new ChunkingOptions { TargetTokens = options.Value.ChunkTokens, OverlapTokens = options.Value.ChunkOverlapTokens });
+            var drafts = chunker.Chunk(extracted);
+
+            await RemoveChunksAsync(db, id, ct);
+            var chunks = drafts.Select(d => new DocumentChunk
+            {
+                Id = Guid.NewGuid(), DocumentId = id, OwnerId = document.OwnerId, CollectionId = document.CollectionId,
+                Index = d.Index, Text = d.Text, Heading = d.Heading, Page = d.Page, TokenCount = d.TokenCount,
+            }).ToList();
+            db.Chunks.AddRange(chunks);
+            document.Title = string.IsNullOrWhiteSpace(extracted.Title) ? document.Title : extracted.Title.Length > 500 ? extracted.Title[..500] : extracted.Title;
+            document.ChunkCount = chunks.Count;
+            document.ChunksEmbedded = 0;
+            document.Status = DocumentStatus.Embedding;
+            document.EmbeddingModel = MiniLmEmbeddingGenerator.ModelId;
+            await db.SaveChangesAsync(ct);
+            await ChunkIndex.AddAsync(db, chunks.Select(c => (c.Id, c.OwnerId, (c.Heading is null ? "" : c.Heading + "\n") + c.Text)), ct);
+
+            for (var start = 0; start < chunks.Count; start += EmbedBatch)
+            {
+                var batch = chunks.Skip(start).Take(EmbedBatch).ToList();
+                var texts = batch.Select(c => drafts[c.Index].EmbeddingText).ToList();
+                var embeddings = await embedder.GenerateAsync(texts, cancellationToken: ct);
+                var records = new List<VectorRecord>(batch.Count);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var vector = embeddings[i].Vector;
+                    batch[i].Embedding = MemoryMarshal.AsBytes(vector.Span).ToArray();
+                    records.Add(new VectorRecord(batch[i].Id, document.OwnerId, document.CollectionId, id, vector));
+                }
+                await vectors.UpsertAsync(records, ct);
+                document.ChunksEmbedded = start + batch.Count;
+                document.UpdatedAt = time.GetUtcNow().UtcDateTime;
+                await db.SaveChangesAsync(ct);
+            }
+
+            document.Status = DocumentStatus.Indexed;
+            document.UpdatedAt = time.GetUtcNow().UtcDateTime;
+            await db.SaveChangesAsync(ct);
+            logger.LogInformation("Indexed document {Document} ({Chunks} chunks)", id, chunks.Count);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Shutting down: the document stays in its in-progress state and is queued again at the next start.
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            logger.LogWarning(ex, "Ingestion of document {Document} failed", id);
+            var message = ex is DocumentExtractionException or InvalidDataException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+            await db.Documents.Where(d => d.Id == id).ExecuteUpdateAsync(s => s
+                .SetProperty(d => d.Status, DocumentStatus.Failed)
+                .SetProperty(d => d.Error, message.Length > 2000 ? message[..2000] : message)
+                .SetProperty(d => d.UpdatedAt, time.GetUtcNow().UtcDateTime), CancellationToken.None);
+        }
+    }
+
+    /// <summary>Removes a document's chunks from every index (vectors, full text, rows).</summary>
+    public async Task RemoveChunksAsync(AppDbContext db, Guid documentId, CancellationToken ct)
+    {
+        var ids = await db.Chunks.Where(c => c.DocumentId == documentId).Select(c => c.Id).ToListAsync(ct);
+        await vectors.DeleteByDocumentAsync(documentId, ct);
+        await ChunkIndex.RemoveDocumentAsync(db, ids, ct);
+        await db.Chunks.Where(c => c.DocumentId == documentId).ExecuteDeleteAsync(ct);
+    }
+}

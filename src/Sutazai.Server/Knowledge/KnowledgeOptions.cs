@@ -1,0 +1,19 @@
+namespace Sutazai.Server.Knowledge;
+
+public sealed class KnowledgeOptions
+{
+    public const string Section = "Sutazai:Knowledge";
+
+    public long MaxUploadBytes { get; set; }
+
+    public int ChunkTokens { get; set; }
+
+    public int ChunkOverlapTokens { get; set; }
+
+    /// <summary><c>usearch</c> (embedded, files in the data dir) or <c>pgvector</c>.</summary>
+    public string VectorStore { get; set; } = "";
+
+    public string PgVectorConnectionString { get; set; } = "";
+
+    public int EmbeddingCacheEntries { get; set; }
+}

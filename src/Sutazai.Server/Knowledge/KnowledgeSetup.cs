@@ -1,0 +1,41 @@
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Options;
+using Sutazai.Knowledge.Embeddings;
+using Sutazai.Knowledge.Vectors;
+using Sutazai.Server.Configuration;
+
+namespace Sutazai.Server.Knowledge;
+
+public static class KnowledgeSetup
+{
+    public static WebApplicationBuilder AddSutazaiKnowledge(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<KnowledgeOptions>().BindConfiguration(KnowledgeOptions.Section)
+            .Validate(o => o.MaxUploadBytes >= 1024, "Sutazai:Knowledge:MaxUploadBytes must be at least 1024.")
+            .Validate(o => o.ChunkTokens is >= 32 and <= 8192, "Sutazai:Knowledge:ChunkTokens must be between 32 and 8192.")
+            .Validate(o => o.ChunkOverlapTokens >= 0 && o.ChunkOverlapTokens < o.ChunkTokens, "Sutazai:Knowledge:ChunkOverlapTokens must be at least 0 and below ChunkTokens.")
+            .Validate(o => o.VectorStore is "usearch" or "pgvector", "Sutazai:Knowledge:VectorStore must be 'usearch' or 'pgvector'.")
+            .Validate(o => o.VectorStore != "pgvector" || o.PgVectorConnectionString.Length > 0, "Sutazai:Knowledge:PgVectorConnectionString is required with VectorStore 'pgvector'.")
+            .Validate(o => o.EmbeddingCacheEntries >= 0, "Sutazai:Knowledge:EmbeddingCacheEntries must not be negative.")
+            .ValidateOnStart();
+        services.AddSingleton<DocumentStorage>();
+        services.AddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(sp =>
+        {
+            var entries = sp.GetRequiredService<IOptions<KnowledgeOptions>>().Value.EmbeddingCacheEntries;
+            var model = new MiniLmEmbeddingGenerator();
+            return entries > 0 ? new EmbeddingCache(model, entries) : model;
+        });
+        services.AddSingleton<IVectorStore>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<KnowledgeOptions>>().Value;
+            return options.VectorStore == "pgvector"
+                ? new PgVectorStore(options.PgVectorConnectionString)
+                : new USearchVectorStore(Path.Combine(sp.GetRequiredService<IOptions<SutazaiOptions>>().Value.DataPath, "vectors"));
+        });
+        services.AddSingleton<IngestionWorker>();
+        services.AddHostedService(sp => sp.GetRequiredService<IngestionWorker>());
+        services.AddScoped<KnowledgeSearch>();
+        return builder;
+    }
+}

@@ -1,0 +1,184 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Sutazai.Server.Tests.Infrastructure;
+
+namespace Sutazai.Server.Tests.Knowledge;
+
+public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<SqliteAppFixture>
+{
+    private TestApp App => fixture.App;
+
+    private async Task<HttpClient> UserAsync()
+    {
+        using var anon = App.Client();
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
+        return App.Client(tokens.AccessToken);
+    }
+
+    private static MultipartFormDataContent Files(params (string Name, string Content)[] files)
+    {
+        var form = new MultipartFormDataContent();
+        foreach (var (name, content) in files)
+        {
+            var part = new ByteArrayContent(Encoding.UTF8.GetBytes(content));
+            part.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            form.Add(part, "file", name);
+        }
+        return form;
+    }
+
+    private static async Task<List<JsonElement>> UploadAsync(HttpClient client, params (string Name, string Content)[] files)
+    {
+        var response = await client.PostAsync("/api/v1/documents", Files(files));
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return (await response.ReadJsonAsync()).GetProperty("documents").EnumerateArray().ToList();
+    }
+
+    private static async Task<JsonElement> WaitIndexedAsync(HttpClient client, Guid id)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var doc = await (await client.GetAsync($"/api/v1/documents/{id}")).ReadJsonAsync();
+            var status = doc.GetProperty("status").GetString();
+            if (status is "indexed" or "failed" || DateTime.UtcNow > deadline) return doc;
+            await Task.Delay(100);
+        }
+    }
+
+    private const string Llamas = "# Llama care\n\nLlamas are domesticated South American camelids. They eat grass and hay and live in herds.\n\n## Shearing\n\nShear llamas once a year in spring.";
+    private const string Taxes = "Quarterly revenue grew five percent while operating costs fell. The board approved the annual budget.";
+
+    [Fact]
+    public async Task Upload_IsIngested_AndFoundByHybridVectorAndKeywordSearch()
+    {
+        using var client = await UserAsync();
+        var docs = await UploadAsync(client, ("llamas.md", Llamas), ("finance.txt", Taxes));
+        Assert.Equal(2, docs.Count);
+        Assert.All(docs, d => Assert.Equal("queued", d.GetProperty("status").GetString()));
+        var llamaId = docs[0].GetProperty("id").GetGuid();
+        var indexed = await WaitIndexedAsync(client, llamaId);
+        Assert.Equal("indexed", indexed.GetProperty("status").GetString());
+        Assert.True(indexed.GetProperty("chunkCount").GetInt32() >= 1);
+        Assert.Equal(indexed.GetProperty("chunkCount").GetInt32(), indexed.GetProperty("chunksEmbedded").GetInt32());
+        await WaitIndexedAsync(client, docs[1].GetProperty("id").GetGuid());
+
+        foreach (var mode in new[] { "hybrid", "vector", "keyword" })
+        {
+            var hits = await (await client.GetAsync($"/api/v1/search?q=how+often+should+I+shear+my+llamas&mode={mode}&k=5")).ReadJsonAsync();
+            Assert.True(hits.GetArrayLength() >= 1, mode);
+            Assert.Equal(llamaId, hits[0].GetProperty("documentId").GetGuid());
+            Assert.Contains("llama", hits[0].GetProperty("text").GetString(), StringComparison.OrdinalIgnoreCase);
+        }
+        var finance = await (await client.GetAsync("/api/v1/search?q=company+budget+and+revenue&mode=vector&k=1")).ReadJsonAsync();
+        Assert.Equal(docs[1].GetProperty("id").GetGuid(), finance[0].GetProperty("documentId").GetGuid());
+        var headed = await (await client.GetAsync("/api/v1/search?q=shear+spring&mode=keyword&k=1")).ReadJsonAsync();
+        Assert.Contains("Shearing", headed[0].GetProperty("heading").GetString());
+    }
+
+    [Fact]
+    public async Task OtherUsersDocuments_AreNeverFound_OrReadable()
+    {
+        using var alice = await UserAsync();
+        using var bob = await UserAsync();
+        var secret = (await UploadAsync(alice, ("secret.txt", "The launch code for project Nightingale is hidden in the greenhouse.")))[0].GetProperty("id").GetGuid();
+        await WaitIndexedAsync(alice, secret);
+
+        Assert.Equal(HttpStatusCode.NotFound, (await bob.GetAsync($"/api/v1/documents/{secret}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await bob.DeleteAsync($"/api/v1/documents/{secret}")).StatusCode);
+        foreach (var mode in new[] { "hybrid", "vector", "keyword" })
+        {
+            var hits = await (await bob.GetAsync($"/api/v1/search?q=Nightingale+launch+code&mode={mode}")).ReadJsonAsync();
+            Assert.Equal(0, hits.GetArrayLength());
+        }
+        Assert.Equal(0, (await (await bob.GetAsync("/api/v1/documents")).ReadJsonAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
+    public async Task SharedCollection_IsSearchableByTheNamedUser_Only()
+    {
+        using var alice = await UserAsync();
+        using var bob = await UserAsync();
+        using var carol = await UserAsync();
+        var bobId = (await (await bob.GetAsync("/api/v1/users/me")).ReadJsonAsync()).GetProperty("id").GetGuid();
+        var created = await alice.PostAsJsonAsync("/api/v1/collections", new { name = "Team handbook", sharedWithUserIds = new[] { bobId } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var collectionId = (await created.ReadJsonAsync()).GetProperty("id").GetGuid();
+
+        var form = Files(("handbook.txt", "Our office opens at nine and the coffee machine is on the third floor."));
+        form.Add(new StringContent(collectionId.ToString()), "collectionId");
+        var upload = await alice.PostAsync("/api/v1/documents", form);
+        var docId = (await upload.ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
+        await WaitIndexedAsync(alice, docId);
+
+        var bobHits = await (await bob.GetAsync($"/api/v1/search?q=coffee+machine&collection={collectionId}")).ReadJsonAsync();
+        Assert.Equal(docId, bobHits[0].GetProperty("documentId").GetGuid());
+        Assert.Equal(HttpStatusCode.OK, (await bob.GetAsync($"/api/v1/documents/{docId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await bob.DeleteAsync($"/api/v1/documents/{docId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await bob.PatchAsJsonAsync($"/api/v1/collections/{collectionId}", new { name = "mine" })).StatusCode);
+        Assert.Equal(0, (await (await carol.GetAsync("/api/v1/search?q=coffee+machine")).ReadJsonAsync()).GetArrayLength());
+        Assert.Equal(HttpStatusCode.NotFound, (await carol.GetAsync($"/api/v1/documents/{docId}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task BadFiles_Get415_OrTooLarge413_AndNothingIsStored()
+    {
+        using var client = await UserAsync();
+        var fakePdf = await client.PostAsync("/api/v1/documents", Files(("report.pdf", "<html><body>not a pdf</body></html>")));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, fakePdf.StatusCode);
+        Assert.Contains("report.pdf", (await fakePdf.ReadJsonAsync()).GetProperty("detail").GetString());
+        var exe = await client.PostAsync("/api/v1/documents", Files(("tool.exe", "MZ\u0090\u0000binary")));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, exe.StatusCode);
+        var none = await client.PostAsync("/api/v1/documents", new MultipartFormDataContent { { new StringContent("x"), "other" } });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, none.StatusCode);
+        Assert.Equal(0, (await (await client.GetAsync("/api/v1/documents")).ReadJsonAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
+    public async Task DuplicateContent_ReturnsTheExistingDocument()
+    {
+        using var client = await UserAsync();
+        var first = (await UploadAsync(client, ("a.txt", "Exactly the same words in both files.")))[0];
+        var second = (await UploadAsync(client, ("b.txt", "Exactly the same words in both files.")))[0];
+        Assert.Equal(first.GetProperty("id").GetGuid(), second.GetProperty("duplicateOf").GetGuid());
+        Assert.Equal(1, (await (await client.GetAsync("/api/v1/documents")).ReadJsonAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
+    public async Task Delete_RemovesChunksVectorsAndFile()
+    {
+        using var client = await UserAsync();
+        var id = (await UploadAsync(client, ("gone.txt", "Ephemeral zebra facts that will be deleted soon.")))[0].GetProperty("id").GetGuid();
+        await WaitIndexedAsync(client, id);
+        Assert.Equal(1, (await (await client.GetAsync("/api/v1/search?q=ephemeral+zebra&mode=keyword")).ReadJsonAsync()).GetArrayLength());
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/documents/{id}")).StatusCode);
+        Assert.Equal(0, await App.WithDbAsync(db => db.Chunks.CountAsync(c => c.DocumentId == id)));
+        Assert.False(File.Exists(Path.Combine(App.DataDir, "documents", id.ToString("N"))));
+        foreach (var mode in new[] { "vector", "keyword" })
+            Assert.Equal(0, (await (await client.GetAsync($"/api/v1/search?q=ephemeral+zebra&mode={mode}")).ReadJsonAsync()).GetArrayLength());
+    }
+
+    [Fact]
+    public async Task StatusStream_EndsWithIndexed()
+    {
+        using var client = await UserAsync();
+        var id = (await UploadAsync(client, ("stream.md", "# Title\n\nSome streamed status words.")))[0].GetProperty("id").GetGuid();
+        using var response = await client.SendAsync(Sse.Get($"/api/v1/documents/{id}"), HttpCompletionOption.ResponseHeadersRead);
+        var events = await Sse.ReadAllAsync(response);
+        Assert.Equal("indexed", events[^1].Event);
+        Assert.Equal("indexed", events[^1].Data.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task InvalidSearch_Returns422()
+    {
+        using var client = await UserAsync();
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await client.GetAsync("/api/v1/search?q=")).StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await client.GetAsync("/api/v1/search?q=x&mode=magic")).StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await client.GetAsync("/api/v1/search?q=x&k=1000")).StatusCode);
+    }
+}
