@@ -10,7 +10,8 @@ namespace Sutazai.Knowledge.Extraction;
 /// minus scripts, styles, templates, navigation, asides, footers, forms and embedded media. h1–h6 start sections and
 /// form the heading path; block elements (p, div, li, tr, …) become paragraphs separated by a blank line; list items
 /// start with "- ", table cells are separated by a tab; whitespace is collapsed except inside &lt;pre&gt;. The title is
-/// the &lt;title&gt; element, else the article's title, else the file name.
+/// the &lt;title&gt; element, else the article's title, else the file name. Readability drops a leading heading that
+/// repeats the title, so such a heading is not part of the heading path.
 /// </summary>
 internal static class HtmlReader
 {
@@ -63,7 +64,7 @@ internal static class HtmlReader
                 continue;
             }
 
-            if (space && builder.Length > 0) builder.Append(' ');
+            if (space) builder.Append(' ');
             space = false;
             builder.Append(c);
         }
@@ -125,8 +126,8 @@ internal static class HtmlReader
             if (name == "li") _paragraph.Append("- ");
             if (name == "pre") _preDepth++;
             foreach (var child in element.ChildNodes) Visit(child);
-            if (name == "pre") _preDepth--;
             if (block) FlushParagraph();
+            if (name == "pre") _preDepth--;
         }
 
         private void AppendText(string data)
