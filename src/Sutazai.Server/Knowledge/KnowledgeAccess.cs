@@ -17,6 +17,6 @@ public static class KnowledgeAccess
     }
 
     /// <summary>Documents the scope may read, as a query (the filter runs in the database).</summary>
-    public static IQueryable<Data.Entities.KnowledgeDocument> Visible(AppDbContext db, KnowledgeScope scope) =>
+    public static IQueryable<Sutazai.Data.Entities.KnowledgeDocument> Visible(AppDbContext db, KnowledgeScope scope) =>
         db.Documents.Where(d => d.OwnerId == scope.UserId || (d.CollectionId != null && scope.SharedCollectionIds.Contains(d.CollectionId.Value)));
 }
