@@ -22,6 +22,11 @@ chmod 755 "$WORK"
 PIDS_TO_STOP=()
 cleanup() {
   local rc=$?
+  for pid in "${PIDS_TO_STOP[@]}"; do
+    log "stopping PID $pid"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     log "stopping PostgreSQL"
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
@@ -53,6 +58,35 @@ if as_root; then chown postgres:postgres "$PG_DATA"; RUN_PG=(runuser -u postgres
   -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PG_DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
 export SUTAZAI_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres"
 log "PostgreSQL on 127.0.0.1:$PG_PORT"
+
+# --- pgvector stand-in: PGlite over the Postgres wire protocol (Debian has no pgvector) ---------------------------
+# Installed once with npm into .cache/pglite (git-ignored); one in-memory database per run.
+PGLITE_VERSIONS=(@electric-sql/pglite@0.5.14 @electric-sql/pglite-socket@0.2.17 @electric-sql/pglite-pgvector@0.0.15)
+PGLITE_DIR="$PWD/.cache/pglite"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing nodejs and npm (for the PGlite pgvector stand-in)"
+  apt_install nodejs npm
+fi
+if [ "$(cat "$PGLITE_DIR/.installed" 2>/dev/null || true)" != "${PGLITE_VERSIONS[*]}" ]; then
+  log "installing ${PGLITE_VERSIONS[*]} into .cache/pglite"
+  mkdir -p "$PGLITE_DIR"
+  [ -f "$PGLITE_DIR/package.json" ] || echo '{"private": true}' > "$PGLITE_DIR/package.json"
+  npm install --prefix "$PGLITE_DIR" --save-exact --no-audit --no-fund --loglevel=error "${PGLITE_VERSIONS[@]}" >/dev/null
+  echo "${PGLITE_VERSIONS[*]}" > "$PGLITE_DIR/.installed"
+fi
+PGLITE_PORT=$(free_port)
+(cd "$PGLITE_DIR" && exec node node_modules/@electric-sql/pglite-socket/dist/scripts/server.js --host 127.0.0.1 \
+  --port "$PGLITE_PORT" --db memory:// --extensions @electric-sql/pglite-pgvector:vector --max-connections 10) \
+  >"$WORK/pglite.log" 2>&1 &
+PIDS_TO_STOP+=($!)
+for _ in $(seq 1 120); do
+  if ! kill -0 "${PIDS_TO_STOP[-1]}" 2>/dev/null; then log "PGlite exited:"; cat "$WORK/pglite.log" >&2; exit 1; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PGLITE_PORT") 2>/dev/null; then break; fi
+  sleep 0.5
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$PGLITE_PORT") 2>/dev/null || { log "PGlite did not open port $PGLITE_PORT"; cat "$WORK/pglite.log" >&2; exit 1; }
+export SUTAZAI_TEST_PGVECTOR="Host=127.0.0.1;Port=$PGLITE_PORT;Username=postgres;Database=postgres;SSL Mode=Disable;Maximum Pool Size=4"
+log "PGlite (pgvector) on 127.0.0.1:$PGLITE_PORT"
 
 # --- Tests ---------------------------------------------------------------------------------------------------------
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1

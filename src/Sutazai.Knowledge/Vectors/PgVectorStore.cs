@@ -50,7 +50,7 @@ public sealed partial class PgVectorStore : IVectorStore, IAsyncDisposable
                 return;
             }
 
-            await using (var plain = new NpgsqlConnection(_connectionString))
+            await using (var plain = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString))
             {
                 await plain.OpenAsync(cancellationToken).ConfigureAwait(false);
                 await using var create = new NpgsqlCommand("CREATE EXTENSION IF NOT EXISTS vector", plain);
