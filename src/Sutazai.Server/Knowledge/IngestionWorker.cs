@@ -36,6 +36,7 @@ public sealed class IngestionWorker(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await vectors.EnsureCollectionAsync(MiniLmEmbeddingGenerator.Dimensions, stoppingToken);
+        await RebuildIfNeededAsync(stoppingToken);
         await RequeueInterruptedAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -62,6 +63,23 @@ public sealed class IngestionWorker(
                 // Periodic look at the queue, for documents queued by another node.
             }
         }
+    }
+
+    /// <summary>The embedded index is a cache of the relational store: a lost or corrupt file is rebuilt from the chunks.</summary>
+    private async Task RebuildIfNeededAsync(CancellationToken ct)
+    {
+        if (vectors is not USearchVectorStore usearch) return;
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var stored = await db.Chunks.CountAsync(c => c.Embedding != null, ct);
+        if (!usearch.NeedsRebuild && usearch.Count == stored) return;
+        logger.LogWarning("Rebuilding the vector index from the database ({Reason})",
+            usearch.NeedsRebuild ? usearch.RebuildReason : $"the index holds {usearch.Count} vectors, the database {stored}");
+        var rows = await db.Chunks.AsNoTracking().Where(c => c.Embedding != null)
+            .Select(c => new { c.Id, c.OwnerId, c.CollectionId, c.DocumentId, c.Embedding }).ToListAsync(ct);
+        await usearch.RebuildAsync(rows.Select(r => new VectorRecord(r.Id, r.OwnerId, r.CollectionId, r.DocumentId,
+            MemoryMarshal.Cast<byte, float>(r.Embedding!).ToArray())), ct);
+        logger.LogInformation("Rebuilt the vector index with {Count} vectors", rows.Count);
     }
 
     private async Task RequeueInterruptedAsync(CancellationToken ct)

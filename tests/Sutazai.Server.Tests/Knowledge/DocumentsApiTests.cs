@@ -174,6 +174,36 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task LostVectorIndex_IsRebuiltFromTheDatabase_AtStartUp()
+    {
+        var dataDir = Directory.CreateTempSubdirectory("sutazai-rebuild-").FullName;
+        var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?> { ["Sutazai:Inference:Ollama:AutoDetect"] = "false" }, dataDir: dataDir);
+        using var anon = app.Client();
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
+        using var client = app.Client(tokens.AccessToken);
+        var id = (await UploadAsync(client, ("kept.txt", "Volcanoes erupt molten rock called lava.")))[0].GetProperty("id").GetGuid();
+        await WaitIndexedAsync(client, id);
+
+        await app.DisposeAsync();
+        await using var restarted = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?> { ["Sutazai:Inference:Ollama:AutoDetect"] = "false" }, dataDir: dataDir);
+        Directory.Delete(Path.Combine(restarted.DataDir, "vectors"), recursive: true);
+        using var again = restarted.Client(tokens.AccessToken);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        JsonElement hits;
+        do
+        {
+            var response = await again.GetAsync("/api/v1/search?q=lava+from+volcanoes&mode=vector");
+            hits = response.StatusCode == HttpStatusCode.OK ? await response.ReadJsonAsync() : default;
+            if (hits.ValueKind == JsonValueKind.Array && hits.GetArrayLength() > 0) break;
+            await Task.Delay(200);
+        }
+        while (DateTime.UtcNow < deadline);
+        Assert.Equal(id, hits[0].GetProperty("documentId").GetGuid());
+        await restarted.DisposeAsync();
+        Directory.Delete(dataDir, recursive: true);
+    }
+
+    [Fact]
     public async Task InvalidSearch_Returns422()
     {
         using var client = await UserAsync();
