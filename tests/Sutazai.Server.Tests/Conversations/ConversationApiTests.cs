@@ -24,7 +24,8 @@ public sealed class ConversationAppFixture : IAsyncLifetime
     {
         App = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
         {
-            ["Sutazai:Inference:LlamaCpp:ContextSize"] = "8192",
+            // The looping model may run for a long time (65,536 tokens), so stop and disconnect tests never race its end.
+            ["Sutazai:Inference:LlamaCpp:ContextSize"] = "65536",
             ["Sutazai:Inference:LlamaCpp:KeepAlive"] = "-00:00:01",
             ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
             ["Sutazai:Inference:DefaultModel"] = Model,
@@ -32,7 +33,7 @@ public sealed class ConversationAppFixture : IAsyncLifetime
         ModelAppFixture.WriteModel(App.DataDir, Model);
         var spec = DeterministicModelSpec.Default();
         var successors = new Dictionary<string, string>(spec.Successors, StringComparer.Ordinal) { ["?"] = "▁la" };
-        TinyModels.WriteDeterministic(Path.Combine(App.DataDir, "models", Looping + ".gguf"), spec with { Successors = successors });
+        TinyModels.WriteDeterministic(Path.Combine(App.DataDir, "models", Looping + ".gguf"), spec with { Successors = successors, ContextLength = 65536 });
         using var client = App.Client();
         await Accounts.RegisterAsync(client); // the admin; test users below are plain users
     }
