@@ -232,6 +232,9 @@ namespace Sutazai.Data.Postgres.Migrations
                     b.Property<int?>("CachedPromptTokens")
                         .HasColumnType("integer");
 
+                    b.Property<string>("Citations")
+                        .HasColumnType("text");
+
                     b.Property<int?>("CompletionTokens")
                         .HasColumnType("integer");
 

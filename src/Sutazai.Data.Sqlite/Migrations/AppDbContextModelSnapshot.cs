@@ -225,6 +225,9 @@ namespace Sutazai.Data.Sqlite.Migrations
                     b.Property<int?>("CachedPromptTokens")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Citations")
+                        .HasColumnType("TEXT");
+
                     b.Property<int?>("CompletionTokens")
                         .HasColumnType("INTEGER");
 

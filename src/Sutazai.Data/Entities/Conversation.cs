@@ -68,6 +68,9 @@ public sealed class ChatMessageEntity
 
     public double? TokensPerSecond { get; set; }
 
+    /// <summary>JSON array of the knowledge sources given to the model for this reply (RAG), numbered as cited.</summary>
+    public string? Citations { get; set; }
+
     public DateTime CreatedAt { get; set; }
 
     public DateTime UpdatedAt { get; set; }

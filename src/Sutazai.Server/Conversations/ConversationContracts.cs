@@ -7,7 +7,7 @@ public sealed record CreateConversationRequest(string? Title, string? Model, str
 
 public sealed record UpdateConversationRequest(string? Title, bool? Pinned, bool? Archived, string? SystemPrompt, string? Model);
 
-public sealed record PostMessageRequest(string? Content, string? Model, GenerateOptions? Options, Guid? ParentId, Guid? EditOf);
+public sealed record PostMessageRequest(string? Content, string? Model, GenerateOptions? Options, Guid? ParentId, Guid? EditOf, List<Guid>? CollectionIds, bool? UseKnowledge);
 
 public sealed record RegenerateRequest(string? Model, GenerateOptions? Options);
 
@@ -25,11 +25,13 @@ public sealed record MessageUsage(int? PromptTokens, int? CompletionTokens, int?
 
 public sealed record MessageTimings(double? TimeToFirstTokenMs, double? TotalMs, double? TokensPerSecond);
 
+public sealed record Citation(int Index, Guid DocumentId, Guid ChunkId, string Title, int? Page, string? Heading, string Text);
+
 public sealed record MessageResponse(
     Guid Id, Guid ConversationId, Guid? ParentId, string Role, string Content, string Status,
     string? Model, string? Provider, string? FinishReason, string? Error,
     MessageUsage Usage, MessageTimings Timings, DateTime CreatedAt,
-    int SiblingIndex, int SiblingCount, IReadOnlyList<Guid> SiblingIds)
+    int SiblingIndex, int SiblingCount, IReadOnlyList<Guid> SiblingIds, IReadOnlyList<Citation> Citations)
 {
     public static MessageResponse From(ChatMessageEntity m, IReadOnlyList<Guid>? siblings = null)
     {
@@ -37,7 +39,8 @@ public sealed record MessageResponse(
         return new(m.Id, m.ConversationId, m.ParentId, m.Role, m.Content, m.Status, m.Model, m.Provider, m.FinishReason, m.Error,
             new MessageUsage(m.PromptTokens, m.CompletionTokens, m.CachedPromptTokens),
             new MessageTimings(m.TimeToFirstTokenMs, m.TotalMs, m.TokensPerSecond), m.CreatedAt,
-            Math.Max(0, siblings.ToList().IndexOf(m.Id)), siblings.Count, siblings);
+            Math.Max(0, siblings.ToList().IndexOf(m.Id)), siblings.Count, siblings,
+            string.IsNullOrEmpty(m.Citations) ? [] : System.Text.Json.JsonSerializer.Deserialize<List<Citation>>(m.Citations, System.Text.Json.JsonSerializerOptions.Web) ?? []);
     }
 }
 

@@ -8,6 +8,9 @@ using Sutazai.Server.Inference;
 
 namespace Sutazai.Server.Conversations;
 
+/// <summary>Ground a reply in documents: the given collections (mine or shared with me), or everything I may read.</summary>
+public sealed record KnowledgeRequest(IReadOnlyList<Guid>? CollectionIds, int TopK = 5);
+
 public abstract record StartReplyResult
 {
     public sealed record Started(RunningReply Reply) : StartReplyResult;
@@ -94,7 +97,7 @@ public sealed class ConversationService(
     /// </summary>
     public async Task<StartReplyResult> StartReplyAsync(
         Guid userId, Conversation conversation, string? content, Guid? parentId, Guid? regenerateOf,
-        string? model, GenerateOptions? options, CancellationToken ct, bool edit)
+        string? model, GenerateOptions? options, CancellationToken ct, bool edit, KnowledgeRequest? knowledge = null)
     {
         if (hub.IsRunning(conversation.Id))
             return new StartReplyResult.Rejected(StatusCodes.Status409Conflict, "", "A reply is being generated in this conversation; stop it (POST …/stop) or wait for it.");
@@ -160,7 +163,15 @@ public sealed class ConversationService(
             return new StartReplyResult.Rejected(status, "model", ex.Message);
         }
 
-        var history = await BuildPromptAsync(Branch(all, userMessage.Id), conversation.SystemPrompt, resolved, options, ct);
+        // Retrieval: the question's best chunks from the chosen collections become numbered sources the reply cites.
+        var citations = knowledge is null ? [] : await RetrieveAsync(userId, userMessage.Content, knowledge, ct);
+        var systemPrompt = citations.Count == 0 ? conversation.SystemPrompt : SourcesPrompt(conversation.SystemPrompt, citations);
+        if (citations.Count > 0)
+        {
+            await db.Messages.Where(m => m.Id == assistant.Id).ExecuteUpdateAsync(
+                s => s.SetProperty(m => m.Citations, System.Text.Json.JsonSerializer.Serialize(citations, System.Text.Json.JsonSerializerOptions.Web)), ct);
+        }
+        var history = await BuildPromptAsync(Branch(all, userMessage.Id), systemPrompt, resolved, options, ct);
         var reply = new RunningReply(conversation.Id, userId, assistant.Id);
         if (!hub.TryStart(reply))
         {
@@ -170,6 +181,38 @@ public sealed class ConversationService(
         reply.Publish(new ReplyEvent.Started(conversation.Id, MessageResponse.From(userMessage, Siblings(all, userMessage)), assistant.Id, resolved.ModelId, resolved.Provider.Name));
         _ = Task.Run(() => GenerateAsync(reply, resolved, history, options, firstExchange && !conversation.TitleSetByUser, userMessage.Content));
         return new StartReplyResult.Started(reply);
+    }
+
+    private async Task<List<Citation>> RetrieveAsync(Guid userId, string question, KnowledgeRequest knowledge, CancellationToken ct)
+    {
+        using var scope = scopes.CreateScope();
+        var search = scope.ServiceProvider.GetRequiredService<Knowledge.KnowledgeSearch>();
+        var hits = new List<Knowledge.SearchResult>();
+        if (knowledge.CollectionIds is { Count: > 0 } collections)
+        {
+            foreach (var collection in collections) hits.AddRange(await search.SearchAsync(userId, question, collection, knowledge.TopK, "hybrid", ct));
+            hits = hits.OrderByDescending(h => h.Score).DistinctBy(h => h.ChunkId).Take(knowledge.TopK).ToList();
+        }
+        else
+        {
+            hits = await search.SearchAsync(userId, question, null, knowledge.TopK, "hybrid", ct);
+        }
+        return hits.Select((h, i) => new Citation(i + 1, h.DocumentId, h.ChunkId, h.Title, h.Page, h.Heading, h.Text)).ToList();
+    }
+
+    private static string SourcesPrompt(string? systemPrompt, List<Citation> citations)
+    {
+        var prompt = new System.Text.StringBuilder();
+        if (!string.IsNullOrWhiteSpace(systemPrompt)) prompt.Append(systemPrompt).Append("\n\n");
+        prompt.Append("Answer using the numbered sources below when they are relevant, and cite them as [1], [2]. If they do not contain the answer, say so.\n");
+        foreach (var c in citations)
+        {
+            prompt.Append("\n[").Append(c.Index).Append("] ").Append(c.Title);
+            if (c.Page is { } page) prompt.Append(", page ").Append(page);
+            if (c.Heading is { } heading) prompt.Append(" — ").Append(heading);
+            prompt.Append(":\n").Append(c.Text).Append('\n');
+        }
+        return prompt.ToString();
     }
 
     /// <summary>

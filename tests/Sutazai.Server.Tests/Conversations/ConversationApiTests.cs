@@ -360,6 +360,42 @@ public sealed class ConversationApiTests(ConversationAppFixture fixture) : IClas
     }
 
     [Fact]
+    public async Task KnowledgeGroundedReply_StoresNumberedCitations_AndSendsTheSourcesToTheModel()
+    {
+        using var client = await UserAsync();
+        var collection = await (await client.PostAsJsonAsync("/api/v1/collections", new { name = "Farm" })).ReadJsonAsync();
+        var collectionId = collection.GetProperty("id").GetGuid();
+        var form = new MultipartFormDataContent();
+        form.Add(new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes("# Alpacas\n\nAlpacas are sheared every spring and their fleece is called fiber.")), "file", "alpacas.md");
+        form.Add(new StringContent(collectionId.ToString()), "collectionId");
+        var docId = (await (await client.PostAsync("/api/v1/documents", form)).ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await (await client.GetAsync($"/api/v1/documents/{docId}")).ReadJsonAsync()).GetProperty("status").GetString() != "indexed" && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+
+        var id = await CreateAsync(client);
+        var plain = await SendAsync(client, id, "When are alpacas sheared?");
+        Assert.Equal(0, plain.GetProperty("assistantMessage").GetProperty("citations").GetArrayLength());
+        var grounded = await SendAsync(client, id, "When are alpacas sheared?", new { collectionIds = new[] { collectionId } });
+        var assistant = grounded.GetProperty("assistantMessage");
+        var citation = Assert.Single(assistant.GetProperty("citations").EnumerateArray());
+        Assert.Equal(1, citation.GetProperty("index").GetInt32());
+        Assert.Equal(docId, citation.GetProperty("documentId").GetGuid());
+        Assert.Contains("sheared every spring", citation.GetProperty("text").GetString());
+        Assert.Equal("Alpacas", citation.GetProperty("heading").GetString());
+        // The sources were part of the prompt the model read.
+        Assert.True(assistant.GetProperty("usage").GetProperty("promptTokens").GetInt32() > plain.GetProperty("assistantMessage").GetProperty("usage").GetProperty("promptTokens").GetInt32() + 50);
+        var stored = await (await client.GetAsync($"/api/v1/conversations/{id}/messages")).ReadJsonAsync();
+        Assert.Equal(docId, stored[stored.GetArrayLength() - 1].GetProperty("citations")[0].GetProperty("documentId").GetGuid());
+
+        using var stranger = await UserAsync();
+        var other = await CreateAsync(stranger);
+        var denied = await stranger.PostAsJsonAsync($"/api/v1/conversations/{other}/messages", new { content = "x", collectionIds = new[] { collectionId } });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, denied.StatusCode);
+        Assert.True((await denied.ReadJsonAsync()).GetProperty("errors").TryGetProperty("collectionIds", out _));
+    }
+
+    [Fact]
     public async Task DefaultSystemPrompt_AppliesToNewConversations()
     {
         using var client = await UserAsync();
