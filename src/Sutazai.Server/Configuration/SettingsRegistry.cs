@@ -73,6 +73,7 @@ public static class SettingsRegistry
         new("Sutazai:Knowledge:ChunkOverlapTokens", "64", "Tokens shared by neighbouring chunks."),
         new("Sutazai:Knowledge:VectorStore", "usearch", "Vector index: `usearch` (HNSW files in `<DataDir>/vectors`) or `pgvector`."),
         new("Sutazai:Knowledge:PgVectorConnectionString", "", "PostgreSQL (with the pgvector extension) connection string for `VectorStore=pgvector`."),
+        new("Sutazai:Knowledge:UrlAllowlist", "", "Comma-separated hosts or CIDR networks URL ingestion may fetch from although they are loopback/private (the SSRF guard blocks them otherwise)."),
         new("Sutazai:Knowledge:EmbeddingCacheEntries", "10000", "Embeddings kept in memory by content hash, so repeated text is not embedded twice (0 disables)."),
 
         new("Sutazai:Mail:SmtpHost", "", "SMTP server. Empty writes every message as an .eml file to `<DataDir>/outbox/` instead."),

@@ -18,6 +18,7 @@ public static class KnowledgeApi
         var documents = routes.MapGroup("/api/v1/documents").WithTags("Documents").RequireAuthorization();
         documents.MapPost("", Upload).DisableAntiforgery().WithMetadata(new UploadLimitMetadata())
             .WithSummary("Upload files (multipart, field 'file', repeatable; optional 'collectionId') → 202, ingested in the background.");
+        documents.MapPost("/url", UrlIngestion.IngestAsync).WithSummary("Fetch a web page or file (SSRF-guarded) and ingest it like an upload.");
         documents.MapGet("", ListDocuments).WithSummary("My documents, newest first.");
         documents.MapGet("/{id:guid}", GetDocument).WithSummary("A document and its ingestion status; SSE status events with Accept: text/event-stream.");
         documents.MapDelete("/{id:guid}", DeleteDocument).WithSummary("Delete a document with its chunks, vectors and file.");

@@ -16,4 +16,7 @@ public sealed class KnowledgeOptions
     public string PgVectorConnectionString { get; set; } = "";
 
     public int EmbeddingCacheEntries { get; set; }
+
+    /// <summary>Comma-separated hosts or CIDR networks that URL ingestion may reach despite the SSRF guard.</summary>
+    public string UrlAllowlist { get; set; } = "";
 }

@@ -17,9 +17,13 @@ public static class KnowledgeSetup
             .Validate(o => o.ChunkOverlapTokens >= 0 && o.ChunkOverlapTokens < o.ChunkTokens, "Sutazai:Knowledge:ChunkOverlapTokens must be at least 0 and below ChunkTokens.")
             .Validate(o => o.VectorStore is "usearch" or "pgvector", "Sutazai:Knowledge:VectorStore must be 'usearch' or 'pgvector'.")
             .Validate(o => o.VectorStore != "pgvector" || o.PgVectorConnectionString.Length > 0, "Sutazai:Knowledge:PgVectorConnectionString is required with VectorStore 'pgvector'.")
+            .Validate(o => o.UrlAllowlist.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .All(a => !a.Contains('/', StringComparison.Ordinal) || System.Net.IPNetwork.TryParse(a, out _)), "Sutazai:Knowledge:UrlAllowlist entries must be host names or CIDR networks.")
             .Validate(o => o.EmbeddingCacheEntries >= 0, "Sutazai:Knowledge:EmbeddingCacheEntries must not be negative.")
             .ValidateOnStart();
         services.AddSingleton<DocumentStorage>();
+        services.AddSingleton(sp => new SsrfGuard(sp.GetRequiredService<IOptions<KnowledgeOptions>>().Value.UrlAllowlist
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
         services.AddSingleton<IEmbeddingGenerator<string, Embedding<float>>>(sp =>
         {
             var entries = sp.GetRequiredService<IOptions<KnowledgeOptions>>().Value.EmbeddingCacheEntries;
