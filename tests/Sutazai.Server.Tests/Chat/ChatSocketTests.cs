@@ -203,7 +203,7 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
         var tokens = await UserAsync();
         await using var chat = await ChatClient.ConnectAsync(App, tokens.AccessToken);
         await chat.ReceiveAsync();
-        await chat.SendAsync(new { type = "chat", message = "loop", model = ConversationAppFixture.Looping, options = new { temperature = 0, maxTokens = 20000 } });
+        await chat.SendAsync(new { type = "chat", message = "loop", model = ConversationAppFixture.Looping, options = new { temperature = 0, maxTokens = 16000 } });
         var chunks = 0;
         while (await chat.ReceiveAsync() is { } frame)
         {

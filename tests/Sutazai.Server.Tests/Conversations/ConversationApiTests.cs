@@ -24,8 +24,9 @@ public sealed class ConversationAppFixture : IAsyncLifetime
     {
         App = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
         {
-            // The looping model may run for a long time (65,536 tokens), so stop and disconnect tests never race its end.
-            ["Sutazai:Inference:LlamaCpp:ContextSize"] = "65536",
+            // The looping model is made slow (8 inert layers) and long (16,384 tokens of context), so stop and disconnect
+            // tests act seconds before its reply could end.
+            ["Sutazai:Inference:LlamaCpp:ContextSize"] = "16384",
             ["Sutazai:Inference:LlamaCpp:KeepAlive"] = "-00:00:01",
             ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
             ["Sutazai:Inference:DefaultModel"] = Model,
@@ -33,7 +34,7 @@ public sealed class ConversationAppFixture : IAsyncLifetime
         ModelAppFixture.WriteModel(App.DataDir, Model);
         var spec = DeterministicModelSpec.Default();
         var successors = new Dictionary<string, string>(spec.Successors, StringComparer.Ordinal) { ["?"] = "▁la" };
-        TinyModels.WriteDeterministic(Path.Combine(App.DataDir, "models", Looping + ".gguf"), spec with { Successors = successors, ContextLength = 65536 });
+        TinyModels.WriteDeterministic(Path.Combine(App.DataDir, "models", Looping + ".gguf"), spec with { Successors = successors, ContextLength = 16384, BlockCount = 8 });
         using var client = App.Client();
         await Accounts.RegisterAsync(client); // the admin; test users below are plain users
     }
@@ -191,7 +192,7 @@ public sealed class ConversationApiTests(ConversationAppFixture fixture) : IClas
     {
         using var client = await UserAsync();
         var id = await CreateAsync(client, new { model = ConversationAppFixture.Looping });
-        using var response = await client.SendAsync(Sse.Post($"/api/v1/conversations/{id}/messages", new { content = "go", options = new { temperature = 0, maxTokens = 20000 } }), HttpCompletionOption.ResponseHeadersRead);
+        using var response = await client.SendAsync(Sse.Post($"/api/v1/conversations/{id}/messages", new { content = "go", options = new { temperature = 0, maxTokens = 16000 } }), HttpCompletionOption.ResponseHeadersRead);
         Guid assistantId = default;
         var received = 0;
         await foreach (var e in Sse.ReadAsync(response))
