@@ -261,7 +261,22 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
         _watching[conversation.Id] = 0;
         _lastConversation = conversation.Id;
         _local[conversation.Id] = 0;
-        var result = await conversations.StartReplyAsync(userId, conversation, message, null, null, model, options, ct, edit: false);
+        KnowledgeRequest? knowledge = null;
+        var collectionIds = frame.TryGetProperty("collectionIds", out var cids) && cids.ValueKind == JsonValueKind.Array
+            ? cids.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && Guid.TryParse(e.GetString(), out var g) ? g : Guid.Empty).ToList()
+            : null;
+        var useKnowledge = frame.TryGetProperty("useKnowledge", out var uk) && uk.ValueKind == JsonValueKind.True;
+        if (collectionIds is { Count: > 0 } || useKnowledge)
+        {
+            if (collectionIds is { Count: > 0 } && !await conversations.CanReadCollectionsAsync(userId, collectionIds, ct))
+            {
+                _local.TryRemove(conversation.Id, out _);
+                await SendErrorAsync("invalid_request", "collectionIds: every collection must be yours or shared with you.", ct);
+                return;
+            }
+            knowledge = new KnowledgeRequest(collectionIds);
+        }
+        var result = await conversations.StartReplyAsync(userId, conversation, message, null, null, model, options, ct, edit: false, knowledge);
         if (result is StartReplyResult.Rejected rejected)
         {
             _local.TryRemove(conversation.Id, out _);
@@ -290,10 +305,10 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
                         await SendAsync(new { type = "stream_chunk", conversationId = reply.ConversationId, content = token.Content }, ct);
                         break;
                     case ReplyEvent.Ended ended when stream:
-                        await SendAsync(new { type = "stream_end", conversationId = reply.ConversationId, messageId = ended.Message.Id, fullResponse = ended.Message.Content, status = ended.Message.Status, usage = ended.Message.Usage, timings = ended.Message.Timings }, ct);
+                        await SendAsync(new { type = "stream_end", conversationId = reply.ConversationId, messageId = ended.Message.Id, fullResponse = ended.Message.Content, status = ended.Message.Status, usage = ended.Message.Usage, timings = ended.Message.Timings, citations = ended.Message.Citations }, ct);
                         break;
                     case ReplyEvent.Ended ended:
-                        await SendAsync(new { type = "response", conversationId = reply.ConversationId, messageId = ended.Message.Id, content = ended.Message.Content, status = ended.Message.Status, usage = ended.Message.Usage }, ct);
+                        await SendAsync(new { type = "response", conversationId = reply.ConversationId, messageId = ended.Message.Id, content = ended.Message.Content, status = ended.Message.Status, usage = ended.Message.Usage, citations = ended.Message.Citations }, ct);
                         break;
                     case ReplyEvent.Failed failed:
                         await SendAsync(new { type = "error", code = "generation_failed", message = failed.Detail, conversationId = reply.ConversationId, messageId = failed.Message?.Id }, ct);

@@ -183,6 +183,15 @@ public sealed class ConversationService(
         return new StartReplyResult.Started(reply);
     }
 
+    /// <summary>True when every id names a collection the user owns or that is shared with them.</summary>
+    public async Task<bool> CanReadCollectionsAsync(Guid userId, IReadOnlyCollection<Guid> ids, CancellationToken ct)
+    {
+        var scope = await Knowledge.KnowledgeAccess.ScopeAsync(db, userId, ct);
+        var distinct = ids.Distinct().ToList();
+        var readable = await db.Collections.CountAsync(c => distinct.Contains(c.Id) && (c.OwnerId == userId || scope.SharedCollectionIds.Contains(c.Id)), ct);
+        return readable == distinct.Count;
+    }
+
     private async Task<List<Citation>> RetrieveAsync(Guid userId, string question, KnowledgeRequest knowledge, CancellationToken ct)
     {
         using var scope = scopes.CreateScope();

@@ -137,7 +137,7 @@ public static class ConversationsApi
         return TypedResults.Ok(service.ActiveBranch(all, conversation.ActiveLeafId));
     }
 
-    private static async Task<IResult> PostMessage(Guid id, PostMessageRequest request, HttpContext http, ConversationService service, GenerationRunner runner, AppDbContext db, CancellationToken ct)
+    private static async Task<IResult> PostMessage(Guid id, PostMessageRequest request, HttpContext http, ConversationService service, GenerationRunner runner, CancellationToken ct)
     {
         var errors = new Dictionary<string, List<string>>();
         runner.ValidateOptions(request.Options, (field, message) => AccountService.Add(errors, field, message));
@@ -148,13 +148,8 @@ public static class ConversationsApi
         KnowledgeRequest? knowledge = null;
         if (request.CollectionIds is { Count: > 0 } || request.UseKnowledge == true)
         {
-            if (request.CollectionIds is { Count: > 0 } ids)
-            {
-                var scope = await Knowledge.KnowledgeAccess.ScopeAsync(db, http.User.UserId(), ct);
-                var userId = http.User.UserId();
-                var readable = await db.Collections.Where(c => ids.Contains(c.Id) && (c.OwnerId == userId || scope.SharedCollectionIds.Contains(c.Id))).CountAsync(ct);
-                if (readable != ids.Distinct().Count()) return Problems.Validation("collectionIds", "Every collection must be yours or shared with you.");
-            }
+            if (request.CollectionIds is { Count: > 0 } ids && !await service.CanReadCollectionsAsync(http.User.UserId(), ids, ct))
+                return Problems.Validation("collectionIds", "Every collection must be yours or shared with you.");
             knowledge = new KnowledgeRequest(request.CollectionIds);
         }
         var result = await service.StartReplyAsync(http.User.UserId(), conversation, request.Content, request.ParentId, request.EditOf, request.Model, request.Options, ct, edit: request.EditOf is not null, knowledge);

@@ -198,6 +198,34 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task GroundedChat_EndsWithCitations_AndForeignCollectionsAreRefused()
+    {
+        var tokens = await UserAsync();
+        using var client = App.Client(tokens.AccessToken);
+        var collectionId = (await (await client.PostAsJsonAsync("/api/v1/collections", new { name = "Sky" })).ReadJsonAsync()).GetProperty("id").GetGuid();
+        var form = new MultipartFormDataContent();
+        form.Add(new ByteArrayContent(Encoding.UTF8.GetBytes("The sky looks blue because air scatters short wavelengths of sunlight.")), "file", "sky.txt");
+        form.Add(new StringContent(collectionId.ToString()), "collectionId");
+        var docId = (await (await client.PostAsync("/api/v1/documents", form)).ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await (await client.GetAsync($"/api/v1/documents/{docId}")).ReadJsonAsync()).GetProperty("status").GetString() != "indexed" && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+
+        await using var chat = await ChatClient.ConnectAsync(App, tokens.AccessToken);
+        await chat.ReceiveAsync();
+        await chat.SendAsync(new { type = "chat", message = "Why is the sky blue?", collectionIds = new[] { collectionId }, options = new { temperature = 0 } });
+        var end = (await chat.ReceiveUntilAsync("stream_end"))[^1];
+        Assert.Equal(docId, Assert.Single(end.GetProperty("citations").EnumerateArray()).GetProperty("documentId").GetGuid());
+
+        var stranger = await UserAsync();
+        await using var other = await ChatClient.ConnectAsync(App, stranger.AccessToken);
+        await other.ReceiveAsync();
+        await other.SendAsync(new { type = "chat", message = "Why is the sky blue?", collectionIds = new[] { collectionId } });
+        var refused = await other.ReceiveUntilAsync("error");
+        Assert.Equal("invalid_request", refused[^1].GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task Stop_EndsTheStreamWithTheStoppedPartial()
     {
         var tokens = await UserAsync();
