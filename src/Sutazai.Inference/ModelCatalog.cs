@@ -4,13 +4,33 @@ using Microsoft.Extensions.Options;
 
 namespace Sutazai.Inference;
 
-/// <summary>A model resolved to the provider that runs it.</summary>
-public sealed record ResolvedModel(IModelProvider Provider, string ModelId);
+/// <summary>A model resolved to the provider that runs it, with what the provider said about it.</summary>
+public sealed record ResolvedModel(IModelProvider Provider, string ModelId, ModelInfo? Info = null);
 
 /// <summary>Every configured provider's models, listed together, and the rule that picks one for a request.</summary>
-public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptionsMonitor<InferenceOptions> options, ILogger<ModelCatalog> logger)
+public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptionsMonitor<InferenceOptions> options, ILogger<ModelCatalog> logger, TimeProvider time)
 {
+    /// <summary>
+    /// Every generation resolves its model through a listing, and listing a remote provider costs HTTP calls (Ollama:
+    /// tags, running models, one show per model), so remote listings are reused for a few seconds; the in-process
+    /// provider is always asked afresh (its file metadata is cached by file, and its loaded state changes often).
+    /// Pulls and deletes invalidate at once.
+    /// </summary>
+    public static readonly TimeSpan ListingLifetime = TimeSpan.FromSeconds(5);
+
     private readonly IReadOnlyList<IModelProvider> _providers = providers.ToList();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (IReadOnlyList<ModelInfo> Models, DateTimeOffset At)> _remote = new();
+
+    public void Invalidate() => _remote.Clear();
+
+    private async Task<IReadOnlyList<ModelInfo>> ModelsOfAsync(IModelProvider provider, CancellationToken ct)
+    {
+        if (provider is LlamaCpp.LlamaCppProvider) return await provider.ListModelsAsync(ct);
+        if (_remote.TryGetValue(provider.Name, out var cached) && time.GetUtcNow() - cached.At < ListingLifetime) return cached.Models;
+        var models = await provider.ListModelsAsync(ct);
+        _remote[provider.Name] = (models, time.GetUtcNow());
+        return models;
+    }
 
     public IReadOnlyList<IModelProvider> Providers => _providers;
 
@@ -23,7 +43,7 @@ public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptions
         {
             try
             {
-                return (Models: await p.ListModelsAsync(ct), Problem: (ProviderHealth?)null);
+                return (Models: await ModelsOfAsync(p, ct), Problem: (ProviderHealth?)null);
             }
             catch (Exception ex) when (ex is InferenceUnavailableException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
@@ -48,14 +68,14 @@ public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptions
         {
             var match = Find(models, requested);
             if (match is null) throw new ModelNotFoundException(requested);
-            return new ResolvedModel(ProviderOf(match.Provider), match.Id);
+            return new ResolvedModel(ProviderOf(match.Provider), match.Id, match);
         }
         var configured = options.CurrentValue;
         if (!string.IsNullOrWhiteSpace(configured.DefaultModel) && Find(models, configured.DefaultModel) is { } preferred)
-            return new ResolvedModel(ProviderOf(preferred.Provider), preferred.Id);
+            return new ResolvedModel(ProviderOf(preferred.Provider), preferred.Id, preferred);
         var fallback = models.FirstOrDefault(m => m.Provider == configured.Provider) ?? models.FirstOrDefault();
         if (fallback is null) throw new NoModelAvailableException(listing.Problems);
-        return new ResolvedModel(ProviderOf(fallback.Provider), fallback.Id);
+        return new ResolvedModel(ProviderOf(fallback.Provider), fallback.Id, fallback);
     }
 
     public async Task<string?> DefaultModelIdAsync(CancellationToken ct)

@@ -40,7 +40,8 @@ public sealed class PullService(
     IOptionsMonitor<InferenceOptions> options,
     TimeProvider time,
     ILogger<PullService> logger,
-    IEnumerable<IOllamaPuller> ollama) : IDisposable
+    IEnumerable<IOllamaPuller> ollama,
+    ModelCatalog catalog) : IDisposable
 {
     private readonly ConcurrentDictionary<string, Job> _jobs = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _slots = new(Math.Max(1, options.CurrentValue.Pull.MaxConcurrent));
@@ -128,6 +129,7 @@ public sealed class PullService(
                     job.Update(s => s with { Bytes = result.Size, TotalBytes = result.Size });
                     logger.LogInformation("Pulled {Source} to {Path} ({Size} bytes, sha256 {Sha})", source.Reference, result.FilePath, result.Size, result.Sha256);
                 }
+                catalog.Invalidate();
                 job.Update(s => s with { Status = PullStatus.Completed, ModelId = modelId, BytesPerSecond = 0, FinishedAt = time.GetUtcNow().UtcDateTime });
             }
             finally

@@ -233,7 +233,7 @@ public sealed class ConversationService(
     {
         var turns = branch.Where(m => m.Role is "user" or "assistant" && (m.Role == "user" || (m.Status != MessageStatus.Error && m.Content.Length > 0)))
             .Select(m => new ChatMessage(new ChatRole(m.Role), m.Content)).ToList();
-        var context = (await model.Provider.ListModelsAsync(ct)).FirstOrDefault(m => m.Id == model.ModelId)?.ContextLength ?? 4096;
+        var context = model.Info?.ContextLength ?? 4096;
         var reserve = Math.Min(options?.MaxTokens ?? inference.CurrentValue.DefaultMaxOutputTokens, context / 4);
         var counter = model.Provider as ITokenCounter;
         async Task<int> Count(string text) => (counter is null ? text.Length / 3 : await counter.CountTokensAsync(model.ModelId, text, ct)) + 8;

@@ -34,12 +34,13 @@ public static partial class ModelsApi
             new CatalogueEntryResponse(e.Name, e.Source, e.Description, e.ApproximateBytes, installed.Contains(e.Source[(e.Source.LastIndexOf('/') + 1)..]))));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, LlamaCppProvider llama, ILoggerFactory logs)
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, LlamaCppProvider llama, ModelCatalog catalog, ILoggerFactory logs)
     {
         var file = llama.FindFile(id);
         if (file is null) return Problems.NotFound($"No local model '{id}'. Models served by Ollama or an OpenAI-compatible server are managed there.");
         await llama.UnloadAsync(id);
         File.Delete(file.Path);
+        catalog.Invalidate();
         logs.CreateLogger("Sutazai.Models").LogInformation("Deleted model {Model} ({Path})", id, file.Path);
         return TypedResults.NoContent();
     }
