@@ -249,6 +249,16 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
         }
         var conversations = services.GetRequiredService<ConversationService>();
         var userId = _user!.UserId();
+        var collectionIds = frame.TryGetProperty("collectionIds", out var cids) && cids.ValueKind == JsonValueKind.Array
+            ? cids.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && Guid.TryParse(e.GetString(), out var g) ? g : Guid.Empty).ToList()
+            : null;
+        var useKnowledge = frame.TryGetProperty("useKnowledge", out var uk) && uk.ValueKind == JsonValueKind.True;
+        var (knowledge, unreadable) = await conversations.KnowledgeForAsync(userId, collectionIds, useKnowledge, ct);
+        if (unreadable is not null)
+        {
+            await SendErrorAsync("invalid_request", "collectionIds: " + unreadable, ct);
+            return;
+        }
         var conversationId = ReadGuid(frame, "conversationId");
         var conversation = conversationId is { } cid
             ? await conversations.FindAsync(userId, cid, ct)
@@ -261,21 +271,6 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
         _watching[conversation.Id] = 0;
         _lastConversation = conversation.Id;
         _local[conversation.Id] = 0;
-        KnowledgeRequest? knowledge = null;
-        var collectionIds = frame.TryGetProperty("collectionIds", out var cids) && cids.ValueKind == JsonValueKind.Array
-            ? cids.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && Guid.TryParse(e.GetString(), out var g) ? g : Guid.Empty).ToList()
-            : null;
-        var useKnowledge = frame.TryGetProperty("useKnowledge", out var uk) && uk.ValueKind == JsonValueKind.True;
-        if (collectionIds is { Count: > 0 } || useKnowledge)
-        {
-            if (collectionIds is { Count: > 0 } && !await conversations.CanReadCollectionsAsync(userId, collectionIds, ct))
-            {
-                _local.TryRemove(conversation.Id, out _);
-                await SendErrorAsync("invalid_request", "collectionIds: every collection must be yours or shared with you.", ct);
-                return;
-            }
-            knowledge = new KnowledgeRequest(collectionIds);
-        }
         var result = await conversations.StartReplyAsync(userId, conversation, message, null, null, model, options, ct, edit: false, knowledge);
         if (result is StartReplyResult.Rejected rejected)
         {

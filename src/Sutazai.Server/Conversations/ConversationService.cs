@@ -27,6 +27,7 @@ public sealed class ConversationService(
     IOptionsMonitor<InferenceOptions> inference,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
+    Knowledge.KnowledgeSearch search,
     ILogger<ConversationService> logger)
 {
     public const int MaxContentLength = 100_000;
@@ -183,8 +184,21 @@ public sealed class ConversationService(
         return new StartReplyResult.Started(reply);
     }
 
+    public const string UnreadableCollections = "Every collection must be yours or shared with you.";
+
+    /// <summary>
+    /// What a message asked to be grounded in — the given collections, or everything readable with
+    /// <paramref name="useKnowledge"/> — or null for no grounding; the error names collections the user may not read.
+    /// </summary>
+    public async Task<(KnowledgeRequest? Request, string? Error)> KnowledgeForAsync(Guid userId, IReadOnlyCollection<Guid>? collectionIds, bool useKnowledge, CancellationToken ct)
+    {
+        if (collectionIds is not { Count: > 0 } && !useKnowledge) return (null, null);
+        if (collectionIds is { Count: > 0 } && !await CanReadCollectionsAsync(userId, collectionIds, ct)) return (null, UnreadableCollections);
+        return (new KnowledgeRequest(collectionIds?.ToList()), null);
+    }
+
     /// <summary>True when every id names a collection the user owns or that is shared with them.</summary>
-    public async Task<bool> CanReadCollectionsAsync(Guid userId, IReadOnlyCollection<Guid> ids, CancellationToken ct)
+    private async Task<bool> CanReadCollectionsAsync(Guid userId, IReadOnlyCollection<Guid> ids, CancellationToken ct)
     {
         var scope = await Knowledge.KnowledgeAccess.ScopeAsync(db, userId, ct);
         var distinct = ids.Distinct().ToList();
@@ -194,8 +208,6 @@ public sealed class ConversationService(
 
     private async Task<List<Citation>> RetrieveAsync(Guid userId, string question, KnowledgeRequest knowledge, CancellationToken ct)
     {
-        using var scope = scopes.CreateScope();
-        var search = scope.ServiceProvider.GetRequiredService<Knowledge.KnowledgeSearch>();
         var hits = new List<Knowledge.SearchResult>();
         if (knowledge.CollectionIds is { Count: > 0 } collections)
         {

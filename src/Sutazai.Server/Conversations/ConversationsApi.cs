@@ -145,13 +145,8 @@ public static class ConversationsApi
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
         if (request.EditOf is not null && request.ParentId is not null) return Problems.Validation("editOf", "Give either parentId or editOf, not both.");
-        KnowledgeRequest? knowledge = null;
-        if (request.CollectionIds is { Count: > 0 } || request.UseKnowledge == true)
-        {
-            if (request.CollectionIds is { Count: > 0 } ids && !await service.CanReadCollectionsAsync(http.User.UserId(), ids, ct))
-                return Problems.Validation("collectionIds", "Every collection must be yours or shared with you.");
-            knowledge = new KnowledgeRequest(request.CollectionIds);
-        }
+        var (knowledge, unreadable) = await service.KnowledgeForAsync(http.User.UserId(), request.CollectionIds, request.UseKnowledge == true, ct);
+        if (unreadable is not null) return Problems.Validation("collectionIds", unreadable);
         var result = await service.StartReplyAsync(http.User.UserId(), conversation, request.Content, request.ParentId, request.EditOf, request.Model, request.Options, ct, edit: request.EditOf is not null, knowledge);
         return await RespondAsync(http, result);
     }

@@ -73,25 +73,8 @@ public static class KnowledgeApi
             {
                 sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(hashing, ct));
             }
-            var existing = await db.Documents.AsNoTracking().FirstOrDefaultAsync(d => d.OwnerId == userId && d.Sha256 == sha && d.Status != DocumentStatus.Failed, ct);
-            if (existing is not null)
-            {
-                accepted.Add(DocumentResponse.From(existing, duplicateOf: existing.Id));
-                continue;
-            }
-            var now = time.GetUtcNow().UtcDateTime;
-            var document = new KnowledgeDocument
-            {
-                Id = Guid.NewGuid(), OwnerId = userId, CollectionId = collectionId, Name = FileNames.Sanitize(file.FileName),
-                Kind = detection.Kind!.Value.ToString(), SizeBytes = file.Length, Sha256 = sha, CreatedAt = now, UpdatedAt = now,
-            };
-            await using (var content = file.OpenReadStream())
-            {
-                await storage.SaveAsync(document.Id, content, ct);
-            }
-            db.Documents.Add(document);
-            await db.SaveChangesAsync(ct);
-            accepted.Add(DocumentResponse.From(document));
+            accepted.Add(await DocumentIntake.AcceptAsync(db, storage, time, userId, collectionId, file.FileName, detection.Kind!.Value,
+                file.Length, sha, file.OpenReadStream, sourceUrl: null, ct));
         }
         worker.Notify();
         return TypedResults.Accepted((string?)null, new UploadResponse(accepted));

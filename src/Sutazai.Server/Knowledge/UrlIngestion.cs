@@ -86,19 +86,10 @@ public static class UrlIngestion
             return Problems.Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", $"{url}: {detection.RejectionReason}");
 
         var sha = Convert.ToHexStringLower(SHA256.HashData(content));
-        var existing = await db.Documents.AsNoTracking().FirstOrDefaultAsync(d => d.OwnerId == userId && d.Sha256 == sha && d.Status != DocumentStatus.Failed, ct);
-        if (existing is not null) return TypedResults.Accepted((string?)null, new UploadResponse([DocumentResponse.From(existing, existing.Id)]));
-        var now = time.GetUtcNow().UtcDateTime;
-        var document = new KnowledgeDocument
-        {
-            Id = Guid.NewGuid(), OwnerId = userId, CollectionId = request.CollectionId, Name = FileNames.Sanitize(name), Kind = detection.Kind!.Value.ToString(),
-            SizeBytes = content.Length, Sha256 = sha, SourceUrl = url.ToString(), CreatedAt = now, UpdatedAt = now,
-        };
-        await storage.SaveAsync(document.Id, new MemoryStream(content), ct);
-        db.Documents.Add(document);
-        await db.SaveChangesAsync(ct);
+        var accepted = await DocumentIntake.AcceptAsync(db, storage, time, userId, request.CollectionId, name, detection.Kind!.Value,
+            content.Length, sha, () => new MemoryStream(content), url.ToString(), ct);
         worker.Notify();
-        return TypedResults.Accepted((string?)null, new UploadResponse([DocumentResponse.From(document)]));
+        return TypedResults.Accepted((string?)null, new UploadResponse([accepted]));
     }
 
     /// <summary>A display name with an extension that matches what the server sent.</summary>

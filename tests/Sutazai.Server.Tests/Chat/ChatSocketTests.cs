@@ -207,9 +207,7 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
         form.Add(new ByteArrayContent(Encoding.UTF8.GetBytes("The sky looks blue because air scatters short wavelengths of sunlight.")), "file", "sky.txt");
         form.Add(new StringContent(collectionId.ToString()), "collectionId");
         var docId = (await (await client.PostAsync("/api/v1/documents", form)).ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await (await client.GetAsync($"/api/v1/documents/{docId}")).ReadJsonAsync()).GetProperty("status").GetString() != "indexed" && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
+        Assert.Equal("indexed", (await Documents.WaitIndexedAsync(client, docId)).GetProperty("status").GetString());
 
         await using var chat = await ChatClient.ConnectAsync(App, tokens.AccessToken);
         await chat.ReceiveAsync();

@@ -370,9 +370,7 @@ public sealed class ConversationApiTests(ConversationAppFixture fixture) : IClas
         form.Add(new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes("# Alpacas\n\nAlpacas are sheared every spring and their fleece is called fiber.")), "file", "alpacas.md");
         form.Add(new StringContent(collectionId.ToString()), "collectionId");
         var docId = (await (await client.PostAsync("/api/v1/documents", form)).ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await (await client.GetAsync($"/api/v1/documents/{docId}")).ReadJsonAsync()).GetProperty("status").GetString() != "indexed" && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
+        Assert.Equal("indexed", (await Documents.WaitIndexedAsync(client, docId)).GetProperty("status").GetString());
 
         var id = await CreateAsync(client);
         var plain = await SendAsync(client, id, "When are alpacas sheared?");

@@ -38,18 +38,6 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
         return (await response.ReadJsonAsync()).GetProperty("documents").EnumerateArray().ToList();
     }
 
-    private static async Task<JsonElement> WaitIndexedAsync(HttpClient client, Guid id)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var doc = await (await client.GetAsync($"/api/v1/documents/{id}")).ReadJsonAsync();
-            var status = doc.GetProperty("status").GetString();
-            if (status is "indexed" or "failed" || DateTime.UtcNow > deadline) return doc;
-            await Task.Delay(100);
-        }
-    }
-
     private const string Llamas = "# Llama care\n\nLlamas are domesticated South American camelids. They eat grass and hay and live in herds.\n\n## Shearing\n\nShear llamas once a year in spring.";
     private const string Taxes = "Quarterly revenue grew five percent while operating costs fell. The board approved the annual budget.";
 
@@ -61,11 +49,11 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
         Assert.Equal(2, docs.Count);
         Assert.All(docs, d => Assert.Equal("queued", d.GetProperty("status").GetString()));
         var llamaId = docs[0].GetProperty("id").GetGuid();
-        var indexed = await WaitIndexedAsync(client, llamaId);
+        var indexed = await Documents.WaitIndexedAsync(client, llamaId);
         Assert.Equal("indexed", indexed.GetProperty("status").GetString());
         Assert.True(indexed.GetProperty("chunkCount").GetInt32() >= 1);
         Assert.Equal(indexed.GetProperty("chunkCount").GetInt32(), indexed.GetProperty("chunksEmbedded").GetInt32());
-        await WaitIndexedAsync(client, docs[1].GetProperty("id").GetGuid());
+        await Documents.WaitIndexedAsync(client, docs[1].GetProperty("id").GetGuid());
 
         foreach (var mode in new[] { "hybrid", "vector", "keyword" })
         {
@@ -86,7 +74,7 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
         using var alice = await UserAsync();
         using var bob = await UserAsync();
         var secret = (await UploadAsync(alice, ("secret.txt", "The launch code for project Nightingale is hidden in the greenhouse.")))[0].GetProperty("id").GetGuid();
-        await WaitIndexedAsync(alice, secret);
+        await Documents.WaitIndexedAsync(alice, secret);
 
         Assert.Equal(HttpStatusCode.NotFound, (await bob.GetAsync($"/api/v1/documents/{secret}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await bob.DeleteAsync($"/api/v1/documents/{secret}")).StatusCode);
@@ -113,7 +101,7 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
         form.Add(new StringContent(collectionId.ToString()), "collectionId");
         var upload = await alice.PostAsync("/api/v1/documents", form);
         var docId = (await upload.ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
-        await WaitIndexedAsync(alice, docId);
+        await Documents.WaitIndexedAsync(alice, docId);
 
         var bobHits = await (await bob.GetAsync($"/api/v1/search?q=coffee+machine&collection={collectionId}")).ReadJsonAsync();
         Assert.Equal(docId, bobHits[0].GetProperty("documentId").GetGuid());
@@ -153,7 +141,7 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
     {
         using var client = await UserAsync();
         var id = (await UploadAsync(client, ("gone.txt", "Ephemeral zebra facts that will be deleted soon.")))[0].GetProperty("id").GetGuid();
-        await WaitIndexedAsync(client, id);
+        await Documents.WaitIndexedAsync(client, id);
         Assert.Equal(1, (await (await client.GetAsync("/api/v1/search?q=ephemeral+zebra&mode=keyword")).ReadJsonAsync()).GetArrayLength());
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/documents/{id}")).StatusCode);
         Assert.Equal(0, await App.WithDbAsync(db => db.Chunks.CountAsync(c => c.DocumentId == id)));
@@ -182,7 +170,7 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
         var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
         using var client = app.Client(tokens.AccessToken);
         var id = (await UploadAsync(client, ("kept.txt", "Volcanoes erupt molten rock called lava.")))[0].GetProperty("id").GetGuid();
-        await WaitIndexedAsync(client, id);
+        await Documents.WaitIndexedAsync(client, id);
 
         await app.DisposeAsync();
         await using var restarted = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?> { ["Sutazai:Inference:Ollama:AutoDetect"] = "false" }, dataDir: dataDir);

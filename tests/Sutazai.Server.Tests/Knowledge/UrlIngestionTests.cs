@@ -84,9 +84,7 @@ public sealed class UrlIngestionTests
         Assert.Equal($"http://127.0.0.1:{port}/page.html", doc.GetProperty("sourceUrl").GetString());
         Assert.Equal("Html", doc.GetProperty("kind").GetString());
         var id = doc.GetProperty("id").GetGuid();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while ((await (await client.GetAsync($"/api/v1/documents/{id}")).ReadJsonAsync()).GetProperty("status").GetString() != "indexed" && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
+        Assert.Equal("indexed", (await Documents.WaitIndexedAsync(client, id)).GetProperty("status").GetString());
         var hits = await (await client.GetAsync("/api/v1/search?q=how+often+does+Old+Faithful+erupt")).ReadJsonAsync();
         Assert.Equal(id, hits[0].GetProperty("documentId").GetGuid());
         Assert.DoesNotContain("menu", hits[0].GetProperty("text").GetString());
