@@ -1,3 +1,4 @@
+using Sutazai.Server.Agents;
 using Sutazai.Server.Chat;
 using Sutazai.Server.Configuration;
 using Sutazai.Server.Conversations;
@@ -20,6 +21,8 @@ builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
+builder.AddSutazaiAgents();
+builder.Services.AddSingleton<Sutazai.Server.Tasks.ITaskQueue, Sutazai.Server.Tasks.InProcessTaskQueue>(); // TEMP until the queue branch merges
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
@@ -33,6 +36,7 @@ app.MapConversationsApi();
 app.MapChatSockets();
 app.MapOpenAICompatibleApi();
 app.MapKnowledgeApi();
+app.MapAgentsApi();
 
 await app.RunAsync();
 return 0;

@@ -68,6 +68,11 @@ public static class SettingsRegistry
         new("Sutazai:Inference:Pull:HuggingFaceBaseUrl", "https://huggingface.co", "Where `hf:owner/repo/file.gguf` references are downloaded from."),
         new("Sutazai:Inference:Pull:MaxConcurrent", "2", "Model downloads running at once; more wait in the queue."),
 
+        new("Sutazai:Agents:LeaseSeconds", "60", "How long a worker's claim on an agent run lasts without renewal; a crashed worker's run is resumed by another after it."),
+        new("Sutazai:Agents:JsonToolCallProviders", "llamacpp", "Comma-separated providers whose models get the documented JSON tool-call format (docs/agents.md) instead of native tool calling."),
+        new("Sutazai:Agents:CoderRepositories", "", "Comma-separated absolute paths of git repositories the coder agent may edit (admin's allowlist)."),
+        new("Sutazai:Agents:MaxInputChars", "32000", "Longest run input accepted (422 beyond)."),
+
         new("Sutazai:Knowledge:MaxUploadBytes", "104857600", "Largest file accepted by POST /api/v1/documents (413 beyond)."),
         new("Sutazai:Knowledge:ChunkTokens", "512", "Target size of a document chunk, in tokens."),
         new("Sutazai:Knowledge:ChunkOverlapTokens", "64", "Tokens shared by neighbouring chunks."),
