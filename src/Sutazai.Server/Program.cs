@@ -37,6 +37,7 @@ app.MapChatSockets();
 app.MapOpenAICompatibleApi();
 app.MapKnowledgeApi();
 app.MapAgentsApi();
+app.MapJarvisSocket();
 
 await app.RunAsync();
 return 0;

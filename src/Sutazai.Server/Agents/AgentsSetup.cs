@@ -26,6 +26,8 @@ public static class AgentsSetup
         services.AddSingleton<IToolProvider, MemoryToolProvider>();
         services.AddScoped<ITaskHandler, AgentRunHandler>();
         services.AddHostedService<AgentRunRecovery>();
+        services.AddScoped<JarvisRouter>();
+        services.AddSingleton<JarvisSocketRegistry>();
         return builder;
     }
 }
