@@ -26,6 +26,12 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<DocumentChunk> Chunks => Set<DocumentChunk>();
 
+    public DbSet<GraphEntity> GraphEntities => Set<GraphEntity>();
+
+    public DbSet<GraphMention> GraphMentions => Set<GraphMention>();
+
+    public DbSet<GraphEdge> GraphEdges => Set<GraphEdge>();
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
@@ -140,6 +146,40 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             chunk.HasIndex(c => new { c.DocumentId, c.Index }).IsUnique();
             chunk.HasIndex(c => c.OwnerId);
             chunk.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(c => c.DocumentId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphEntity>(entity =>
+        {
+            entity.ToTable("graph_entities");
+            entity.HasKey(e => e.Id);
+            entity.Property(e => e.Name).HasMaxLength(GraphLimits.NameLength).IsRequired();
+            entity.Property(e => e.NormalizedName).HasMaxLength(GraphLimits.NameLength).IsRequired();
+            entity.Property(e => e.Type).HasMaxLength(32).IsRequired();
+            entity.HasIndex(e => new { e.OwnerId, e.NormalizedName, e.Type }).IsUnique();
+            entity.HasOne<AppUser>().WithMany().HasForeignKey(e => e.OwnerId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphMention>(mention =>
+        {
+            mention.ToTable("graph_mentions");
+            mention.HasKey(m => m.Id);
+            mention.HasIndex(m => m.EntityId);
+            mention.HasIndex(m => m.DocumentId);
+            mention.HasOne<GraphEntity>().WithMany().HasForeignKey(m => m.EntityId).OnDelete(DeleteBehavior.Cascade);
+            mention.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(m => m.DocumentId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphEdge>(edge =>
+        {
+            edge.ToTable("graph_edges");
+            edge.HasKey(e => e.Id);
+            edge.Property(e => e.Relation).HasMaxLength(GraphLimits.RelationLength).IsRequired();
+            edge.HasIndex(e => e.SourceId);
+            edge.HasIndex(e => e.TargetId);
+            edge.HasIndex(e => e.DocumentId);
+            edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.SourceId).OnDelete(DeleteBehavior.Cascade);
+            edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.TargetId).OnDelete(DeleteBehavior.Cascade);
+            edge.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(e => e.DocumentId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<SystemFlag>(flag =>

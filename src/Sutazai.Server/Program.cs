@@ -2,6 +2,7 @@ using Sutazai.Server.Chat;
 using Sutazai.Server.Configuration;
 using Sutazai.Server.Conversations;
 using Sutazai.Server.Data;
+using Sutazai.Server.Graph;
 using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
@@ -20,6 +21,7 @@ builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
+builder.AddSutazaiGraph();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
@@ -33,6 +35,7 @@ app.MapConversationsApi();
 app.MapChatSockets();
 app.MapOpenAICompatibleApi();
 app.MapKnowledgeApi();
+app.MapGraphApi();
 
 await app.RunAsync();
 return 0;

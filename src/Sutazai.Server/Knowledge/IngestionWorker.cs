@@ -22,6 +22,7 @@ public sealed class IngestionWorker(
     DocumentStorage storage,
     IEmbeddingGenerator<string, Embedding<float>> embedder,
     IVectorStore vectors,
+    Graph.GraphStore graph,
     IOptions<KnowledgeOptions> options,
     TimeProvider time,
     ILogger<IngestionWorker> logger) : BackgroundService
@@ -132,6 +133,7 @@ public sealed class IngestionWorker(
             document.EmbeddingModel = MiniLmEmbeddingGenerator.ModelId;
             await db.SaveChangesAsync(ct);
             await ChunkIndex.AddAsync(db, chunks.Select(c => (c.Id, c.OwnerId, (c.Heading is null ? "" : c.Heading + "\n") + c.Text)), ct);
+            await graph.IndexDocumentAsync(db, document.OwnerId, id, chunks.Select(c => (c.Id, c.Text)).ToList(), ct);
 
             for (var start = 0; start < chunks.Count; start += EmbedBatch)
             {
@@ -171,9 +173,10 @@ public sealed class IngestionWorker(
         }
     }
 
-    /// <summary>Removes a document's chunks from every index (vectors, full text, rows).</summary>
+    /// <summary>Removes a document's chunks from every index (vectors, full text, knowledge graph, rows).</summary>
     public async Task RemoveChunksAsync(AppDbContext db, Guid documentId, CancellationToken ct)
     {
+        await Graph.GraphStore.RemoveDocumentAsync(db, documentId, ct);
         var ids = await db.Chunks.Where(c => c.DocumentId == documentId).Select(c => c.Id).ToListAsync(ct);
         await vectors.DeleteByDocumentAsync(documentId, ct);
         await ChunkIndex.RemoveDocumentAsync(db, ids, ct);
