@@ -7,7 +7,7 @@ namespace Sutazai.Knowledge.Graph;
 /// <list type="bullet">
 /// <item>Entities: e-mail addresses, http(s) URLs, @handles, and capitalised names of two to six words ("Ada
 /// Lovelace", "Analytical Engines Ltd"; "of" may join a one-word head to the rest: "Bank of England"), without a
-/// leading sentence word such as "The" or "When". Names ending in a company or institution word are organisations.</item>
+/// leading sentence word such as "The" or "When". Names starting or ending with a company or institution word are organisations.</item>
 /// <item>Relations: <c>co_occurs</c> between every two entities of one sentence (weight = sentences);
 /// "X is a Y" → X <c>is_a</c> concept Y; "X, (the) role of Y" / "X is the role of/at Y" → X <c>role_of</c> Y;
 /// "X works at/for Y" → <c>works_at</c>/<c>works_for</c>; "X founded/leads/… Y" → that verb.</item>
@@ -135,7 +135,7 @@ public static partial class RuleBasedEntityExtractor
         var i = 0;
         while (i < words.Count)
         {
-            if (!IsCapitalised(words[i].Value))
+            if (!IsCapitalised(words[i].Value) || LeadingWords.Contains(words[i].Value))
             {
                 i++;
                 continue;
@@ -176,8 +176,9 @@ public static partial class RuleBasedEntityExtractor
                 }
 
                 name = name.TrimEnd('.', '-', '\'', '’');
-                var last = name.Split(' ')[^1];
-                Take(start, name.Length, name, OrganizationWords.Contains(last) || OrganizationWords.Contains(last + ".") ? EntityTypes.Organization : EntityTypes.Name);
+                var parts = name.Split(' ');
+                var organization = new[] { parts[0], parts[^1] }.Any(w => OrganizationWords.Contains(w) || OrganizationWords.Contains(w + "."));
+                Take(start, name.Length, name, organization ? EntityTypes.Organization : EntityTypes.Name);
             }
 
             i = Math.Max(j, i + 1);
