@@ -39,6 +39,11 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
     public DbSet<MemoryBlock> MemoryBlocks => Set<MemoryBlock>();
 
     public DbSet<MemoryPassage> MemoryPassages => Set<MemoryPassage>();
+    public DbSet<GraphEntity> GraphEntities => Set<GraphEntity>();
+
+    public DbSet<GraphMention> GraphMentions => Set<GraphMention>();
+
+    public DbSet<GraphEdge> GraphEdges => Set<GraphEdge>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -232,6 +237,38 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             passage.Property(p => p.EmbeddingModel).HasMaxLength(200).IsRequired();
             passage.HasIndex(p => new { p.UserId, p.CreatedAt });
             passage.HasOne<AppUser>().WithMany().HasForeignKey(p => p.UserId).OnDelete(DeleteBehavior.Cascade);
+        builder.Entity<GraphEntity>(entity =>
+        {
+            entity.ToTable("graph_entities");
+            entity.HasKey(e => e.Id);
+            entity.Property(e => e.Name).HasMaxLength(GraphLimits.NameLength).IsRequired();
+            entity.Property(e => e.NormalizedName).HasMaxLength(GraphLimits.NameLength).IsRequired();
+            entity.Property(e => e.Type).HasMaxLength(32).IsRequired();
+            entity.HasIndex(e => new { e.OwnerId, e.NormalizedName, e.Type }).IsUnique();
+            entity.HasOne<AppUser>().WithMany().HasForeignKey(e => e.OwnerId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphMention>(mention =>
+        {
+            mention.ToTable("graph_mentions");
+            mention.HasKey(m => m.Id);
+            mention.HasIndex(m => m.EntityId);
+            mention.HasIndex(m => m.DocumentId);
+            mention.HasOne<GraphEntity>().WithMany().HasForeignKey(m => m.EntityId).OnDelete(DeleteBehavior.Cascade);
+            mention.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(m => m.DocumentId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphEdge>(edge =>
+        {
+            edge.ToTable("graph_edges");
+            edge.HasKey(e => e.Id);
+            edge.Property(e => e.Relation).HasMaxLength(GraphLimits.RelationLength).IsRequired();
+            edge.HasIndex(e => e.SourceId);
+            edge.HasIndex(e => e.TargetId);
+            edge.HasIndex(e => e.DocumentId);
+            edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.SourceId).OnDelete(DeleteBehavior.Cascade);
+            edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.TargetId).OnDelete(DeleteBehavior.Cascade);
+            edge.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(e => e.DocumentId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<SystemFlag>(flag =>

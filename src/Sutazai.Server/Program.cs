@@ -3,6 +3,7 @@ using Sutazai.Server.Chat;
 using Sutazai.Server.Configuration;
 using Sutazai.Server.Conversations;
 using Sutazai.Server.Data;
+using Sutazai.Server.Graph;
 using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
@@ -23,6 +24,7 @@ builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
 builder.AddSutazaiAgents();
 builder.Services.AddSingleton<Sutazai.Server.Tasks.ITaskQueue, Sutazai.Server.Tasks.InProcessTaskQueue>(); // TEMP until the queue branch merges
+builder.AddSutazaiGraph();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
@@ -38,6 +40,7 @@ app.MapOpenAICompatibleApi();
 app.MapKnowledgeApi();
 app.MapAgentsApi();
 app.MapJarvisSocket();
+app.MapGraphApi();
 
 await app.RunAsync();
 return 0;

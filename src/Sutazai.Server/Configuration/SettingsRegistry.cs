@@ -79,6 +79,10 @@ public static class SettingsRegistry
         new("Sutazai:Knowledge:VectorStore", "usearch", "Vector index: `usearch` (HNSW files in `<DataDir>/vectors`) or `pgvector`."),
         new("Sutazai:Knowledge:PgVectorConnectionString", "", "PostgreSQL (with the pgvector extension) connection string for `VectorStore=pgvector`."),
         new("Sutazai:Knowledge:UrlAllowlist", "", "Comma-separated hosts or CIDR networks URL ingestion may fetch from although they are loopback/private (the SSRF guard blocks them otherwise)."),
+        new("Sutazai:Knowledge:Graph:Enabled", "true", "Extract entities and relations into the knowledge graph while ingesting documents."),
+        new("Sutazai:Knowledge:Graph:UseModel", "false", "Also ask a chat model for entities and relations (strict JSON, merged with the rule-based extraction; a bad answer falls back to the rules)."),
+        new("Sutazai:Knowledge:Graph:Model", "", "Model for `Graph:UseModel`; empty uses the default model."),
+        new("Sutazai:Knowledge:Graph:MaxFacts", "8", "Knowledge-graph facts about entities named in the question added to a grounded prompt (0 disables)."),
         new("Sutazai:Knowledge:EmbeddingCacheEntries", "10000", "Embeddings kept in memory by content hash, so repeated text is not embedded twice (0 disables)."),
 
         new("Sutazai:Mail:SmtpHost", "", "SMTP server. Empty writes every message as an .eml file to `<DataDir>/outbox/` instead."),

@@ -24,12 +24,11 @@ public sealed class TestApp : WebApplicationFactory<Program>
     public const string PostgresVariable = "SUTAZAI_TEST_POSTGRES";
 
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
 
     private readonly bool _ownsDataDir;
     private readonly Lock _startLock = new();
     private bool _kestrel;
-
-    private readonly Action<IServiceCollection>? _services;
 
     private TestApp(DbProvider provider, string dataDir, bool ownsDataDir, string? postgresDatabase, Dictionary<string, string?> settings, Action<IServiceCollection>? services)
     {
@@ -49,7 +48,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
 
     public string OutboxDir => Path.Combine(DataDir, "outbox");
 
-    /// <param name="services">Extra registrations (a scripted model provider, a test tool or task handler), added after the app's own.</param>
+    /// <param name="services">Registrations applied after the app's own: replacements (a test embedder) or additions (a scripted model provider, a test tool).</param>
     public static TestApp Create(DbProvider provider, IDictionary<string, string?>? overrides = null, string? dataDir = null, Action<IServiceCollection>? services = null)
     {
         var ownsDataDir = dataDir is null;
