@@ -115,62 +115,13 @@ public sealed class GitToolProvider(IOptions<AgentToolOptions> options, TimeProv
         using var repo = OpenRepository(workspace);
         return Guard(() =>
         {
-            // libgit2 leaves untracked files out of a tree-to-workdir diff; they are appended as creations, the way
-            // git_commit would record them.
+            // A tree-to-workdir diff through the index also lists untracked files as added, like git_commit records them.
             var patch = repo.Diff.Compare<Patch>(repo.Head.Tip?.Tree, DiffTargets.Index | DiffTargets.WorkingDirectory, paths,
                 new ExplicitPathsOptions { ShouldFailOnUnmatchedPath = false }, new CompareOptions { IncludeUnmodified = false });
-            var untracked = repo.RetrieveStatus(new StatusOptions { IncludeUntracked = true, RecurseUntrackedDirs = true, PathSpec = paths })
-                .Where(e => e.State == FileStatus.NewInWorkdir).Select(e => e.FilePath).ToList();
-            var text = new StringBuilder(patch.Content);
-            var additions = patch.LinesAdded;
-            foreach (var file in untracked)
-            {
-                if (Encoding.UTF8.GetByteCount(text.ToString()) > _options.OutputCapBytes) break;
-                additions += AppendNewFile(text, workspace, file, _options.OutputCapBytes);
-            }
-            var bytes = Encoding.UTF8.GetBytes(text.ToString());
+            var bytes = Encoding.UTF8.GetBytes(patch.Content);
             var truncated = bytes.Length > _options.OutputCapBytes;
-            return new GitDiffResult(TextCaps.DecodePrefix(bytes, _options.OutputCapBytes, truncated), patch.Count() + untracked.Count,
-                additions, patch.LinesDeleted, truncated);
+            return new GitDiffResult(TextCaps.DecodePrefix(bytes, _options.OutputCapBytes, truncated), patch.Count(), patch.LinesAdded, patch.LinesDeleted, truncated);
         });
-    }
-
-    /// <summary>Writes an untracked text file as a creation patch (as <c>git diff</c> shows an intent-to-add file); returns its lines.</summary>
-    private static int AppendNewFile(StringBuilder text, Workspace workspace, string file, int cap)
-    {
-        var full = Path.Join(workspace.Root, file);
-        text.Append("diff --git a/").Append(file).Append(" b/").Append(file).Append('\n');
-        byte[] content;
-        if (new FileInfo(full).LinkTarget is { } link)
-        {
-            // A link's content is its target text (never followed).
-            text.Append("new file mode 120000\n");
-            content = Encoding.UTF8.GetBytes(link);
-        }
-        else
-        {
-            text.Append("new file mode 100644\n");
-            // Size 0 is never opened: a FIFO would block until a writer appears.
-            if (new FileInfo(full).Length == 0) return 0;
-            using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            content = new byte[(int)Math.Min(stream.Length, cap)];
-            content = content[..stream.ReadAtLeast(content, content.Length, throwOnEndOfStream: false)];
-        }
-        if (content.AsSpan().Contains((byte)0))
-        {
-            text.Append("Binary files /dev/null and b/").Append(file).Append(" differ\n");
-            return 0;
-        }
-        var lines = Encoding.UTF8.GetString(content).Split('\n');
-        var count = lines[^1].Length == 0 ? lines.Length - 1 : lines.Length;
-        text.Append("--- /dev/null\n+++ b/").Append(file).Append('\n');
-        if (count == 0) return 0;
-        text.Append("@@ -0,0 +1");
-        if (count != 1) text.Append(',').Append(count);
-        text.Append(" @@\n");
-        for (var i = 0; i < count; i++) text.Append('+').Append(lines[i]).Append('\n');
-        if (lines[^1].Length != 0) text.Append("\\ No newline at end of file\n");
-        return count;
     }
 
     private static GitLogResult Log(Workspace workspace, int? max)
