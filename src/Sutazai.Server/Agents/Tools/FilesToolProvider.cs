@@ -60,7 +60,7 @@ public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToo
         var target = workspace.Resolve(path, allowRoot: true);
         if (!Directory.Exists(target.FullPath))
             throw new ToolException(File.Exists(target.FullPath) ? $"'{target.Relative}' is a file; use files_read." : $"No directory '{target.Relative}' in the workspace.");
-        return Guard(() =>
+        return Guard(workspace, () =>
         {
             var entries = new DirectoryInfo(target.FullPath).EnumerateFileSystemInfos()
                 .OrderBy(e => e.Name, StringComparer.Ordinal)
@@ -83,7 +83,7 @@ public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToo
         var target = workspace.Resolve(path, allowRoot: false);
         if (Directory.Exists(target.FullPath)) throw new ToolException($"'{target.Relative}' is a directory; use files_list.");
         if (!File.Exists(target.FullPath)) throw new ToolException($"No file '{target.Relative}' in the workspace.");
-        return Guard(() =>
+        return Guard(workspace, () =>
         {
             // FIFOs and sockets report size 0; opening one would block until a writer appears, so size 0 is never opened.
             if (new FileInfo(target.FullPath).Length == 0) return new FileReadResult(target.Relative, "", 0, false);
@@ -104,7 +104,7 @@ public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToo
         if (bytes.Length > _options.FileWriteMaxBytes) throw new ToolException($"The content is {bytes.Length} bytes; files_write accepts at most {_options.FileWriteMaxBytes}.");
         var target = workspace.Resolve(path, allowRoot: false);
         if (Directory.Exists(target.FullPath)) throw new ToolException($"'{target.Relative}' is a directory.");
-        return Guard(() =>
+        return Guard(workspace, () =>
         {
             var directory = Path.GetDirectoryName(target.FullPath)!;
             Directory.CreateDirectory(directory);
@@ -133,7 +133,7 @@ public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToo
     {
         var target = workspace.Resolve(path, allowRoot: false, followFinalLink: false);
         var info = new FileInfo(target.FullPath);
-        return Guard(() =>
+        return Guard(workspace, () =>
         {
             if (info.LinkTarget is not null)
             {
@@ -152,20 +152,21 @@ public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToo
         });
     }
 
-    /// <summary>Turns file-system errors into messages the model can act on.</summary>
-    private static T Guard<T>(Func<T> action)
+    /// <summary>Turns file-system errors into messages the model can act on, with workspace-relative paths.</summary>
+    private static T Guard<T>(Workspace workspace, Func<T> action)
     {
+        string Relative(string message) => message.Replace(workspace.Root + "/", "", StringComparison.Ordinal).Replace(workspace.Root, ".", StringComparison.Ordinal);
         try
         {
             return action();
         }
         catch (UnauthorizedAccessException ex)
         {
-            throw new ToolException($"Permission denied: {ex.Message}");
+            throw new ToolException($"Permission denied: {Relative(ex.Message)}");
         }
         catch (IOException ex)
         {
-            throw new ToolException(ex.Message);
+            throw new ToolException(Relative(ex.Message));
         }
     }
 }

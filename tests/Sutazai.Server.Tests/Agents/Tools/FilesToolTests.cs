@@ -213,6 +213,16 @@ public sealed class FilesToolTests : IDisposable
     }
 
     [Fact]
+    public async Task FileSystemErrors_AreToolErrors_WithoutServerPaths()
+    {
+        File.WriteAllText(_ws.At("plain.txt"), "x");
+        var error = await FailsAsync(T("files_write"), new { path = "plain.txt/child.txt", content = "y" });
+        Assert.DoesNotContain(_ws.Root, error.Message);
+        Assert.Contains("plain.txt", error.Message);
+        Assert.Equal("x", File.ReadAllText(_ws.At("plain.txt")));
+    }
+
+    [Fact]
     public async Task Write_TooLarge_IsRefused()
     {
         var tools = new FilesToolProvider(Wrap(Options(o => o.FileWriteMaxBytes = 1024))).Create(Context(_ws.Root));
