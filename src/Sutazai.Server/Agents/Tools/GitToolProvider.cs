@@ -32,6 +32,7 @@ public sealed class GitToolProvider(IOptions<AgentToolOptions> options, TimeProv
     public const string AuthorEmail = "agent@sutazai.local";
     public const int DefaultLog = 20;
     public const int MaxLog = 200;
+    public const string ScratchPattern = "/.tmp/";
 
     private readonly AgentToolOptions _options = options.Value;
 
@@ -86,6 +87,8 @@ public sealed class GitToolProvider(IOptions<AgentToolOptions> options, TimeProv
         return Guard(() =>
         {
             Repository.Init(workspace.Root);
+            using var repo = new Repository(workspace.Root);
+            ExcludeScratch(repo);
             return new GitInitResult(".", Created: true);
         });
     }
@@ -140,6 +143,7 @@ public sealed class GitToolProvider(IOptions<AgentToolOptions> options, TimeProv
         using var repo = OpenRepository(workspace);
         return Guard(() =>
         {
+            ExcludeScratch(repo);
             Commands.Stage(repo, "*");
             var parent = repo.Head.Tip;
             var changes = repo.Diff.Compare<TreeChanges>(parent?.Tree, DiffTargets.Index);
@@ -148,6 +152,20 @@ public sealed class GitToolProvider(IOptions<AgentToolOptions> options, TimeProv
             var commit = repo.Commit(message.Trim() + "\n", signature, signature);
             return new GitCommitResult(commit.Sha, commit.Message.TrimEnd('\n'), changes.Count);
         });
+    }
+
+    /// <summary>
+    /// Lists the shell's scratch folder (TMPDIR = workspace/.tmp) in the repository's local, untracked exclude file,
+    /// so temporary files never end up in an agent's commit.
+    /// </summary>
+    private static void ExcludeScratch(Repository repo)
+    {
+        var exclude = Path.Join(repo.Info.Path, "info", "exclude");
+        var lines = File.Exists(exclude) ? File.ReadAllLines(exclude) : [];
+        if (lines.Contains(ScratchPattern)) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(exclude)!);
+        var prefix = lines.Length > 0 && !File.ReadAllText(exclude).EndsWith('\n') ? "\n" : "";
+        File.AppendAllText(exclude, $"{prefix}# SutazAI agent shell scratch folder (TMPDIR)\n{ScratchPattern}\n");
     }
 
     private static Repository OpenRepository(Workspace workspace)

@@ -38,6 +38,8 @@ public sealed class GitToolTests : IDisposable
         Assert.Empty((await InvokeAsync<GitLogResult>(T("git_log"))).Commits);
 
         File.WriteAllText(_ws.At("hello.txt"), "hello\n");
+        Directory.CreateDirectory(_ws.At(".tmp"));
+        File.WriteAllText(_ws.At(".tmp/scratch"), "shell temp file\n");
         Directory.CreateDirectory(_ws.At("src"));
         File.WriteAllText(_ws.At("src/main.py"), "print(1)\n");
         var status = await InvokeAsync<GitStatusResult>(T("git_status"));
@@ -73,7 +75,24 @@ public sealed class GitToolTests : IDisposable
         // The commits are real: the repository read independently agrees.
         using var repo = new Repository(_ws.Root);
         Assert.Equal(second.Sha, repo.Head.Tip.Sha);
+        Assert.Equal(["hello.txt", "src"], repo.Head.Tip.Tree.Select(e => e.Name).Order(StringComparer.Ordinal));
+        Assert.Null(repo.Head.Tip[".tmp/scratch"]);
         Assert.Equal("goodbye\n", ((Blob)repo.Head.Tip["hello.txt"].Target).GetContentText());
+    }
+
+    [Fact]
+    public async Task Commit_InAnExistingRepository_LeavesTheShellScratchFolderOut()
+    {
+        Repository.Init(_ws.Root);
+        Directory.CreateDirectory(_ws.At(".tmp"));
+        File.WriteAllText(_ws.At(".tmp/build.log"), "scratch");
+        File.WriteAllText(_ws.At("app.txt"), "app");
+        var commit = await InvokeAsync<GitCommitResult>(T("git_commit"), new { message = "First" });
+        Assert.Equal(1, commit.FilesChanged);
+        using var repo = new Repository(_ws.Root);
+        Assert.Equal(["app.txt"], repo.Head.Tip.Tree.Select(e => e.Name));
+        Assert.Contains("/.tmp/", File.ReadAllLines(_ws.At(".git/info/exclude")));
+        Assert.True((await InvokeAsync<GitStatusResult>(T("git_status"))).Clean);
     }
 
     [Fact]
