@@ -237,6 +237,8 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             passage.Property(p => p.EmbeddingModel).HasMaxLength(200).IsRequired();
             passage.HasIndex(p => new { p.UserId, p.CreatedAt });
             passage.HasOne<AppUser>().WithMany().HasForeignKey(p => p.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
         builder.Entity<GraphEntity>(entity =>
         {
             entity.ToTable("graph_entities");

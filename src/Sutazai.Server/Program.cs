@@ -1,4 +1,5 @@
 using Sutazai.Server.Agents;
+using Sutazai.Server.Agents.Tools;
 using Sutazai.Server.Chat;
 using Sutazai.Server.Configuration;
 using Sutazai.Server.Conversations;
@@ -22,6 +23,7 @@ builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
+builder.AddAgentTools();
 builder.AddSutazaiAgents();
 builder.Services.AddSingleton<Sutazai.Server.Tasks.ITaskQueue, Sutazai.Server.Tasks.InProcessTaskQueue>(); // TEMP until the queue branch merges
 builder.AddSutazaiGraph();

@@ -85,6 +85,17 @@ public static class SettingsRegistry
         new("Sutazai:Knowledge:Graph:MaxFacts", "8", "Knowledge-graph facts about entities named in the question added to a grounded prompt (0 disables)."),
         new("Sutazai:Knowledge:EmbeddingCacheEntries", "10000", "Embeddings kept in memory by content hash, so repeated text is not embedded twice (0 disables)."),
 
+        new("Sutazai:Agents:Tools:ShellTimeoutSeconds", "30", "Seconds an agent's shell_run command may run when the model asks for no timeout; at the timeout its whole process group is killed."),
+        new("Sutazai:Agents:Tools:ShellMaxTimeoutSeconds", "300", "Largest timeout (seconds) a model may ask shell_run for."),
+        new("Sutazai:Agents:Tools:OutputCapBytes", "65536", "Bytes kept of each of a shell command's stdout and stderr, and of a git diff; the rest is dropped and the result marked truncated."),
+        new("Sutazai:Agents:Tools:FileReadMaxBytes", "1048576", "Largest `maxBytes` files_read accepts (its default is 65536)."),
+        new("Sutazai:Agents:Tools:FileWriteMaxBytes", "10485760", "Largest content (UTF-8 bytes) files_write accepts."),
+        new("Sutazai:Agents:Tools:FileListMaxEntries", "1000", "Entries files_list returns at most (the result says when more exist)."),
+        new("Sutazai:Agents:Tools:WebFetchDefaultChars", "20000", "Characters of readable text web_fetch returns when the model gives no `maxChars`."),
+        new("Sutazai:Agents:Tools:WebFetchMaxChars", "200000", "Largest `maxChars` web_fetch accepts."),
+        new("Sutazai:Agents:Tools:WebFetchMaxBytes", "10485760", "Largest response body web_fetch downloads (it passes the same SSRF guard and allowlist as URL ingestion, `Sutazai:Knowledge:UrlAllowlist`)."),
+        new("Sutazai:Agents:Tools:WebFetchTimeoutSeconds", "30", "Seconds web_fetch waits for a page, redirects included."),
+
         new("Sutazai:Mail:SmtpHost", "", "SMTP server. Empty writes every message as an .eml file to `<DataDir>/outbox/` instead."),
         new("Sutazai:Mail:SmtpPort", "587", "SMTP port."),
         new("Sutazai:Mail:UseStartTls", "true", "Require STARTTLS on the SMTP connection."),
