@@ -49,11 +49,11 @@ public sealed class AgentCatalog(AppDbContext db)
         new("coder", "Coder", "Edits an existing git repository with search/replace blocks, shows the diff and commits after approval.",
             """
             You are the coder agent working in a git repository (the run workspace). Read the files you need with
-            `files_list` and `files_read`, change them with `code_edit` (an exact search text and its replacement —
+            `files_list` and `files_read`, change them with `files_edit` (an exact search text and its replacement —
             include enough lines to be unique), check your work with `git_diff`, then commit with `git_commit` and a
             clear message. Keep edits minimal.
             """,
-            ["files", "code", "git"], null, DefaultLimits with { MaxSteps = 30 }, OriginalName: "Aider"),
+            ["files", "git"], null, DefaultLimits with { MaxSteps = 30 }, OriginalName: "Aider"),
         new("crew", "Crew", "Role agents working on tasks together, sequentially or with a manager who delegates; each member's steps are visible.",
             "You coordinate a crew of role agents.", [], null, DefaultLimits with { MaxSteps = 40, Timeout = TimeSpan.FromMinutes(20) }, AgentKind.Crew, OriginalName: "CrewAI"),
         new("memory", "Memory", "Keeps long-term memory: core blocks about you and itself always in context, archival memory searched by meaning, and recall of past messages.",

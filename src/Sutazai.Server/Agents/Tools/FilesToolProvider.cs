@@ -15,6 +15,8 @@ public sealed record FileWriteResult(string Path, long BytesWritten, bool Create
 
 public sealed record FileDeleteResult(string Path, string Type);
 
+public sealed record FileEditResult(string Path, int Line, int RemovedLines, int AddedLines);
+
 /// <summary>files_list, files_read, files_write, files_delete — confined to the run's workspace (see <see cref="Workspace"/>).</summary>
 public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToolProvider
 {
@@ -47,6 +49,12 @@ public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToo
                 ([Description("File path relative to the workspace; missing directories are created.")] string path,
                  [Description("The complete new content of the file (UTF-8 text).")] string content) => Write(Workspace(), path, content),
                 "files_write", "Creates or replaces a text file in the workspace."),
+                SideEffects: true, _ => ToolRisk.Medium),
+            new(AIFunctionFactory.Create(
+                ([Description("File path relative to the workspace.")] string path,
+                 [Description("The exact text to replace; it must occur exactly once in the file (include enough surrounding lines).")] string search,
+                 [Description("The text to put in its place.")] string replace) => Edit(Workspace(), path, search, replace),
+                "files_edit", "Edits a text file with one search/replace block: the exact search text (found once) is replaced."),
                 SideEffects: true, _ => ToolRisk.Medium),
             new(AIFunctionFactory.Create(
                 ([Description("File or directory path relative to the workspace; a directory is deleted with its contents.")] string path) => Delete(Workspace(), path),
@@ -127,6 +135,22 @@ public sealed class FilesToolProvider(IOptions<AgentToolOptions> options) : IToo
             }
             return new FileWriteResult(target.Relative, bytes.Length, created);
         });
+    }
+
+    /// <summary>An Aider-style search/replace edit: the search text must match exactly once, so an edit is never ambiguous.</summary>
+    private FileEditResult Edit(Workspace workspace, string path, string search, string replace)
+    {
+        if (string.IsNullOrEmpty(search)) throw new ToolException("search must not be empty; use files_write to create a file.");
+        var current = Read(workspace, path, _options.FileReadMaxBytes);
+        if (current.Truncated) throw new ToolException($"'{current.Path}' is larger than {_options.FileReadMaxBytes} bytes; it cannot be edited.");
+        var first = current.Content.IndexOf(search, StringComparison.Ordinal);
+        if (first < 0) throw new ToolException($"The search text was not found in '{current.Path}'. Read the file again and copy the lines exactly.");
+        if (current.Content.IndexOf(search, first + 1, StringComparison.Ordinal) >= 0)
+            throw new ToolException($"The search text occurs more than once in '{current.Path}'; include more surrounding lines so it is unique.");
+        var updated = string.Concat(current.Content.AsSpan(0, first), replace, current.Content.AsSpan(first + search.Length));
+        Write(workspace, path, updated);
+        var line = current.Content.AsSpan(0, first).Count('\n') + 1;
+        return new FileEditResult(current.Path, line, search.Split('\n').Length, replace.Length == 0 ? 0 : replace.Split('\n').Length);
     }
 
     private static FileDeleteResult Delete(Workspace workspace, string path)

@@ -18,13 +18,31 @@ public sealed class FilesToolTests : IDisposable
     [Fact]
     public void Tools_DeclareSideEffectsAndRisk()
     {
-        Assert.Equal(["files_list", "files_read", "files_write", "files_delete"], _tools.Select(t => t.Name));
+        Assert.Equal(["files_list", "files_read", "files_write", "files_edit", "files_delete"], _tools.Select(t => t.Name));
+        Assert.True(T("files_edit").SideEffects);
         Assert.False(T("files_list").SideEffects);
         Assert.False(T("files_read").SideEffects);
         Assert.True(T("files_write").SideEffects);
         Assert.True(T("files_delete").SideEffects);
         Assert.Equal(ToolRisk.Medium, T("files_write").AssessRisk(Arguments(new { path = "a", content = "b" })));
         Assert.Equal(ToolRisk.High, T("files_delete").AssessRisk(Arguments(new { path = "a" })));
+    }
+
+    [Fact]
+    public async Task Edit_ReplacesTheOnlyMatch_AndRefusesMissingOrAmbiguousSearchText()
+    {
+        File.WriteAllText(_ws.At("app.py"), "def main():\n    print('hi')\n\nprint('hi')\nmain()\n");
+        var edited = await InvokeAsync<FileEditResult>(T("files_edit"), new { path = "app.py", search = "def main():\n    print('hi')", replace = "def main():\n    print('hello')" });
+        Assert.Equal(new FileEditResult("app.py", 1, 2, 2), edited);
+        Assert.Equal("def main():\n    print('hello')\n\nprint('hi')\nmain()\n", File.ReadAllText(_ws.At("app.py")));
+
+        var missing = await Assert.ThrowsAsync<ToolException>(() => InvokeAsync<FileEditResult>(T("files_edit"), new { path = "app.py", search = "print('bye')", replace = "x" }));
+        Assert.Equal("The search text was not found in 'app.py'. Read the file again and copy the lines exactly.", missing.Message);
+        File.WriteAllText(_ws.At("twice.txt"), "a\na\n");
+        var ambiguous = await Assert.ThrowsAsync<ToolException>(() => InvokeAsync<FileEditResult>(T("files_edit"), new { path = "twice.txt", search = "a", replace = "b" }));
+        Assert.Equal("The search text occurs more than once in 'twice.txt'; include more surrounding lines so it is unique.", ambiguous.Message);
+        Assert.Equal("a\na\n", File.ReadAllText(_ws.At("twice.txt")));
+        await Assert.ThrowsAsync<ToolException>(() => InvokeAsync<FileEditResult>(T("files_edit"), new { path = "../escape", search = "a", replace = "b" }));
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public sealed class ToolsSetupTests
 
         var context = new ToolContext(Guid.NewGuid(), Guid.NewGuid(), "/tmp/unused", app.Services);
         var names = providers.SelectMany(p => p.Create(context)).Select(t => t.Name).ToList();
-        Assert.Equal(["shell_run", "files_list", "files_read", "files_write", "files_delete", "git_init", "git_status", "git_diff", "git_log", "git_commit",
+        Assert.Equal(["shell_run", "files_list", "files_read", "files_write", "files_edit", "files_delete", "git_init", "git_status", "git_diff", "git_log", "git_commit",
             "web_fetch", "calculator_evaluate", "knowledge_search"], names);
         Assert.All(names, n => Assert.Matches("^[a-z]+(_[a-z0-9]+)+$", n));
     }
