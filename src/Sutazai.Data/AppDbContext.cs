@@ -26,6 +26,8 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<DocumentChunk> Chunks => Set<DocumentChunk>();
 
+    public DbSet<QueuedTask> TaskQueue => Set<QueuedTask>();
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
@@ -140,6 +142,21 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             chunk.HasIndex(c => new { c.DocumentId, c.Index }).IsUnique();
             chunk.HasIndex(c => c.OwnerId);
             chunk.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(c => c.DocumentId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<QueuedTask>(task =>
+        {
+            task.ToTable("task_queue");
+            task.HasKey(t => t.Id);
+            task.Property(t => t.Queue).HasMaxLength(64).IsRequired();
+            task.Property(t => t.Kind).HasMaxLength(200).IsRequired();
+            task.Property(t => t.Payload).IsRequired();
+            task.Property(t => t.Status).HasMaxLength(16).IsRequired();
+            task.Property(t => t.LeaseOwner).HasMaxLength(100);
+            task.Property(t => t.LastError).HasMaxLength(4000);
+            // The claim query: claimable rows of a status, oldest availability first.
+            task.HasIndex(t => new { t.Status, t.AvailableAt });
+            task.HasIndex(t => new { t.Status, t.UpdatedAt });
         });
 
         builder.Entity<SystemFlag>(flag =>
