@@ -8,6 +8,7 @@ using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 using Sutazai.Server.Knowledge;
 using Sutazai.Server.OpenAICompatible;
+using Sutazai.Server.Tasks;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -20,19 +21,24 @@ builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
+builder.AddSutazaiTasks();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
 app.MapHealthApi();
-app.MapAuthApi();
-app.MapUsersApi();
-app.MapApiKeysApi();
-app.MapModelsApi();
-app.MapGenerateApi();
-app.MapConversationsApi();
-app.MapChatSockets();
-app.MapOpenAICompatibleApi();
-app.MapKnowledgeApi();
+if (app.Configuration.ServesApi())
+{
+    app.MapAuthApi();
+    app.MapUsersApi();
+    app.MapApiKeysApi();
+    app.MapModelsApi();
+    app.MapGenerateApi();
+    app.MapConversationsApi();
+    app.MapChatSockets();
+    app.MapOpenAICompatibleApi();
+    app.MapKnowledgeApi();
+    app.MapTasksAdminApi();
+}
 
 await app.RunAsync();
 return 0;
