@@ -37,6 +37,7 @@ public sealed class RabbitMqTaskTransport(IOptions<TaskOptions> options, TimePro
     private readonly SemaphoreSlim _publishing = new(1, 1);
     private IConnection? _connection;
     private IChannel? _publisher;
+    private int _disposed;
 
     private TaskOptions Options => options.Value;
 
@@ -340,6 +341,8 @@ public sealed class RabbitMqTaskTransport(IOptions<TaskOptions> options, TimePro
 
     public async ValueTask DisposeAsync()
     {
+        // Registered as itself and as ITaskTransport, so the container calls this twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         if (_publisher is not null) await _publisher.DisposeAsync();
         if (_connection is not null)
         {
