@@ -134,6 +134,10 @@ public sealed class DatabaseTaskTransport(
         {
             await dispatch(delivery, stop);
         }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Settling task {Id} ({Kind}) failed; it is delivered again when its lease runs out", delivery.Message.Id, delivery.Message.Kind);
+        }
         finally
         {
             await renewing.CancelAsync();

@@ -35,6 +35,11 @@ public sealed class TaskWorker(
         try
         {
             await using var scope = scopes.CreateAsyncScope();
+            if (message.Attempt > maxAttempts)
+            {
+                await DeadLetterAsync(delivery, $"Delivered {message.Attempt} times without finishing (the workers holding it stopped or crashed); the limit is {maxAttempts}.");
+                return;
+            }
             if (delivery.Queue == TaskQueues.Events)
             {
                 foreach (var handler in scope.ServiceProvider.GetServices<ISystemEventHandler>().Where(h => TopicPattern.Matches(h.Pattern, message.Kind)))
@@ -46,11 +51,6 @@ public sealed class TaskWorker(
                 if (handler is null)
                 {
                     await DeadLetterAsync(delivery, $"No handler is registered for task kind '{message.Kind}'.");
-                    return;
-                }
-                if (message.Attempt > maxAttempts)
-                {
-                    await DeadLetterAsync(delivery, $"Delivered {message.Attempt} times without finishing (the workers holding it stopped or crashed); the limit is {maxAttempts}.");
                     return;
                 }
                 await handler.HandleAsync(message, stop);

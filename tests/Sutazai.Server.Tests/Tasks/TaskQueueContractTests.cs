@@ -284,6 +284,35 @@ public sealed class DatabaseTaskQueueTests : TaskQueueContractTests
             },
             evt => Assert.Equal((TaskQueues.Events, "test.stored", "done", 1), (evt.Queue, evt.Kind, evt.Status, evt.Attempt)));
     }
+
+    [Fact]
+    public async Task TaskWhoseWorkersKeepDying_IsDeadLetteredAfterMaxAttemptsDeliveries()
+    {
+        var id = Guid.NewGuid();
+        var past = DateTime.UtcNow.AddMinutes(-1);
+        await Api.WithDbAsync(async db =>
+        {
+            // The fourth worker to claim it died too: leased, lease long expired.
+            db.TaskQueue.Add(new Sutazai.Data.Entities.QueuedTask
+            {
+                Id = id, Queue = TaskQueues.Tasks, Kind = "test.ok", Payload = "{}", Status = "leased", Attempt = MaxAttempts,
+                AvailableAt = past, LeaseOwner = "dead-node:1:abc", LeaseUntil = past, CreatedAt = past, UpdatedAt = past,
+            });
+            return await db.SaveChangesAsync();
+        });
+        StartWorker("w1");
+
+        Sutazai.Data.Entities.QueuedTask row;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((row = await Api.WithDbAsync(db => Task.FromResult(db.TaskQueue.Single(t => t.Id == id)))).Status != "dead")
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"still {row.Status} after 30 s");
+            await Task.Delay(50);
+        }
+        Assert.Equal(MaxAttempts + 1, row.Attempt);
+        Assert.Equal($"Delivered {MaxAttempts + 1} times without finishing (the workers holding it stopped or crashed); the limit is {MaxAttempts}.", row.LastError);
+        Assert.False(Probe.Deliveries.ContainsKey(id));
+    }
 }
 
 public sealed class PostgresTaskQueueTests : TaskQueueContractTests
