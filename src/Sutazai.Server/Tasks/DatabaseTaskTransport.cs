@@ -69,7 +69,7 @@ public sealed class DatabaseTaskTransport(
     public async Task ConsumeAsync(Func<TaskDelivery, CancellationToken, Task> dispatch, CancellationToken stop)
     {
         var owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
-        using var slots = new SemaphoreSlim(Options.Concurrency);
+        var slots = new SemaphoreSlim(Options.Concurrency); // not disposed: an abandoned handler may still release it later
         var inFlight = new ConcurrentDictionary<Guid, Task>();
         using var abandon = new CancellationTokenSource();
         var nextMaintenance = DateTime.MinValue;

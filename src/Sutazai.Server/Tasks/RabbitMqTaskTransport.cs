@@ -153,33 +153,27 @@ public sealed class RabbitMqTaskTransport(IOptions<TaskOptions> options, TimePro
 
     private async Task ConsumeOnceAsync(Func<TaskDelivery, CancellationToken, Task> dispatch, CancellationToken stop)
     {
-        var concurrency = Options.Concurrency;
         var name = $"sutazai-worker-{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
-        var connection = await CreateFactory(concurrency).CreateConnectionAsync(name, stop);
+        var connection = await CreateFactory(1).CreateConnectionAsync(name, stop);
+        var slots = new SemaphoreSlim(Options.Concurrency); // not disposed: an abandoned handler may still release it later
+        var inFlight = new ConcurrentDictionary<ulong, Task>();
         try
         {
-            var channel = await connection.CreateChannelAsync(ConfirmedChannel(concurrency), stop);
+            var channel = await connection.CreateChannelAsync(ConfirmedChannel(1), stop);
             var publisher = await connection.CreateChannelAsync(ConfirmedChannel(1), stop);
             await DeclareTopologyAsync(channel, stop);
             await channel.BasicQosAsync(0, (ushort)Math.Min(Options.RabbitMq.Prefetch, ushort.MaxValue), global: false, stop);
             var settling = new Settler(this, channel, publisher);
-            var inFlight = new ConcurrentDictionary<ulong, Task>();
             foreach (var queue in new[] { TaskQueues.Tasks, TaskQueues.Events })
             {
                 var consumer = new AsyncEventingBasicConsumer(channel);
-                consumer.ReceivedAsync += async (_, ea) =>
+                consumer.ReceivedAsync += (_, ea) =>
                 {
+                    // Handlers run off the client's dispatch loop, so a stuck handler never blocks closing the channel;
+                    // prefetch bounds what is delivered ahead, the slots bound what runs.
                     var delivery = new Delivery(settling, queue, ea.DeliveryTag, ea.RoutingKey, ea.BasicProperties, ea.Body.ToArray());
-                    var run = dispatch(delivery, stop);
-                    inFlight[ea.DeliveryTag] = run;
-                    try
-                    {
-                        await run;
-                    }
-                    finally
-                    {
-                        inFlight.TryRemove(ea.DeliveryTag, out Task? _);
-                    }
+                    inFlight[ea.DeliveryTag] = RunAsync(delivery, ea.DeliveryTag);
+                    return Task.CompletedTask;
                 };
                 await channel.BasicConsumeAsync(queue, autoAck: false, consumer, stop);
             }
@@ -195,18 +189,51 @@ public sealed class RabbitMqTaskTransport(IOptions<TaskOptions> options, TimePro
                 }
                 catch (TimeoutException)
                 {
-                    logger.LogWarning("{Count} task(s) still running after the {Grace} shutdown grace were abandoned; closing the channel hands them back to the broker",
+                    logger.LogWarning("{Count} task(s) still running after the {Grace} shutdown grace were abandoned; closing the connection hands them back to the broker",
                         inFlight.Count, Options.ShutdownGrace);
                 }
             }
-            // Closing without acking returns every unacknowledged message to its queue.
-            await channel.CloseAsync(CancellationToken.None);
-            await publisher.CloseAsync(CancellationToken.None);
         }
         finally
         {
-            await connection.CloseAsync(TimeSpan.FromSeconds(5));
+            // Closing without acking returns every unacknowledged message to its queue.
+            try
+            {
+                await connection.CloseAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Closing the RabbitMQ consumer connection failed; the broker requeues its unacked messages when the socket drops");
+            }
             await connection.DisposeAsync();
+        }
+
+        async Task RunAsync(Delivery delivery, ulong tag)
+        {
+            await Task.Yield();
+            try
+            {
+                await slots.WaitAsync(stop);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping before it started: left unacked, it returns to the queue when the connection closes.
+                inFlight.TryRemove(tag, out Task? _);
+                return;
+            }
+            try
+            {
+                await dispatch(delivery, stop);
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Settling task {Id} ({Kind}) failed; the broker delivers it again", delivery.Message.Id, delivery.Message.Kind);
+            }
+            finally
+            {
+                slots.Release();
+                inFlight.TryRemove(tag, out Task? _);
+            }
         }
     }
 
