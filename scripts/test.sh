@@ -27,6 +27,11 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "${RMQ_PID:-}" ]; then
+    log "stopping RabbitMQ"
+    rabbitmqctl -n "$RABBITMQ_NODENAME" shutdown >/dev/null 2>&1 || kill "$RMQ_PID" 2>/dev/null || true
+    epmd -port "$ERL_EPMD_PORT" -kill >/dev/null 2>&1 || true
+  fi
   if [ -n "${PG_DATA:-}" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     log "stopping PostgreSQL"
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
@@ -87,6 +92,44 @@ done
 (exec 3<>"/dev/tcp/127.0.0.1/$PGLITE_PORT") 2>/dev/null || { log "PGlite did not open port $PGLITE_PORT"; cat "$WORK/pglite.log" >&2; exit 1; }
 export SUTAZAI_TEST_PGVECTOR="Host=127.0.0.1;Port=$PGLITE_PORT;Username=postgres;Database=postgres;SSL Mode=Disable;Maximum Pool Size=4"
 log "PGlite (pgvector) on 127.0.0.1:$PGLITE_PORT"
+
+# --- RabbitMQ (Debian rabbitmq-server, on loopback, every file inside $WORK) ------------------------------------------
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+  log "installing rabbitmq-server"
+  # Without a policy-rc.d the package's postinst tries to start the service and fails the install.
+  if as_root && [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi
+  apt_install rabbitmq-server
+fi
+RMQ="$WORK/rabbitmq"
+mkdir -p "$RMQ/home" "$RMQ/mnesia" "$RMQ/log"
+RMQ_PORT=$(free_port)
+RMQ_DIST_PORT=$(free_port)
+# Exported before any Erlang CLI runs: without it rabbitmqctl/epmd start a lasting epmd on 4369.
+export ERL_EPMD_PORT=$(free_port) ERL_EPMD_ADDRESS=127.0.0.1
+python3 -c 'import secrets; print(secrets.token_hex(20).upper(), end="")' > "$RMQ/home/.erlang.cookie"
+chmod 400 "$RMQ/home/.erlang.cookie"
+printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users.guest = true\n' "$RMQ_PORT" > "$RMQ/rabbitmq.conf"
+echo '[].' > "$RMQ/enabled_plugins"
+RABBITMQ_NODENAME="sutazai-test-$$@localhost"
+rabbitmq_env() {
+  env HOME="$RMQ/home" RABBITMQ_NODENAME="$RABBITMQ_NODENAME" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT="$RMQ_PORT" RABBITMQ_DIST_PORT="$RMQ_DIST_PORT" \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}' \
+    RABBITMQ_MNESIA_BASE="$RMQ/mnesia" RABBITMQ_LOG_BASE="$RMQ/log" RABBITMQ_CONFIG_FILE="$RMQ/rabbitmq.conf" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ/enabled_plugins" RABBITMQ_CONF_ENV_FILE=/dev/null ERL_CRASH_DUMP="$RMQ/erl_crash.dump" "$@"
+}
+rabbitmqctl() { rabbitmq_env /usr/lib/rabbitmq/bin/rabbitmqctl "$@"; }
+rabbitmq_env setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$RMQ/server.out" 2>&1 &
+RMQ_PID=$!
+for _ in $(seq 1 180); do
+  if ! kill -0 "$RMQ_PID" 2>/dev/null; then log "RabbitMQ exited:"; tail -n 40 "$RMQ/server.out" >&2; exit 1; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$RMQ_PORT") 2>/dev/null; then break; fi
+  sleep 0.5
+done
+rabbitmq_env /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q -n "$RABBITMQ_NODENAME" check_port_connectivity >/dev/null \
+  || { log "RabbitMQ did not become ready on port $RMQ_PORT"; tail -n 40 "$RMQ/server.out" >&2; exit 1; }
+export SUTAZAI_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:$RMQ_PORT/"
+log "RabbitMQ on 127.0.0.1:$RMQ_PORT ($RABBITMQ_NODENAME)"
 
 # --- Tests ---------------------------------------------------------------------------------------------------------
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1

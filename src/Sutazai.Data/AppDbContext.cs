@@ -44,6 +44,7 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
     public DbSet<GraphMention> GraphMentions => Set<GraphMention>();
 
     public DbSet<GraphEdge> GraphEdges => Set<GraphEdge>();
+    public DbSet<QueuedTask> TaskQueue => Set<QueuedTask>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -271,6 +272,21 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.SourceId).OnDelete(DeleteBehavior.Cascade);
             edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.TargetId).OnDelete(DeleteBehavior.Cascade);
             edge.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(e => e.DocumentId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<QueuedTask>(task =>
+        {
+            task.ToTable("task_queue");
+            task.HasKey(t => t.Id);
+            task.Property(t => t.Queue).HasMaxLength(64).IsRequired();
+            task.Property(t => t.Kind).HasMaxLength(200).IsRequired();
+            task.Property(t => t.Payload).IsRequired();
+            task.Property(t => t.Status).HasMaxLength(16).IsRequired();
+            task.Property(t => t.LeaseOwner).HasMaxLength(100);
+            task.Property(t => t.LastError).HasMaxLength(4000);
+            // The claim query: claimable rows of a status, oldest availability first.
+            task.HasIndex(t => new { t.Status, t.AvailableAt });
+            task.HasIndex(t => new { t.Status, t.UpdatedAt });
         });
 
         builder.Entity<SystemFlag>(flag =>

@@ -11,6 +11,7 @@ using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 using Sutazai.Server.Knowledge;
 using Sutazai.Server.OpenAICompatible;
+using Sutazai.Server.Tasks;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -25,24 +26,28 @@ builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
 builder.AddAgentTools();
 builder.AddSutazaiAgents();
-builder.Services.AddSingleton<Sutazai.Server.Tasks.ITaskQueue, Sutazai.Server.Tasks.InProcessTaskQueue>(); // TEMP until the queue branch merges
 builder.AddSutazaiGraph();
+builder.AddSutazaiTasks();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
 app.MapHealthApi();
-app.MapAuthApi();
-app.MapUsersApi();
-app.MapApiKeysApi();
-app.MapModelsApi();
-app.MapGenerateApi();
-app.MapConversationsApi();
-app.MapChatSockets();
-app.MapOpenAICompatibleApi();
-app.MapKnowledgeApi();
-app.MapAgentsApi();
-app.MapJarvisSocket();
-app.MapGraphApi();
+if (app.Configuration.ServesApi())
+{
+    app.MapAuthApi();
+    app.MapUsersApi();
+    app.MapApiKeysApi();
+    app.MapModelsApi();
+    app.MapGenerateApi();
+    app.MapConversationsApi();
+    app.MapChatSockets();
+    app.MapOpenAICompatibleApi();
+    app.MapKnowledgeApi();
+    app.MapTasksAdminApi();
+    app.MapAgentsApi();
+    app.MapJarvisSocket();
+    app.MapGraphApi();
+}
 
 await app.RunAsync();
 return 0;

@@ -24,7 +24,7 @@ public static class AgentsSetup
         services.AddScoped<AgentRunService>();
         services.AddScoped<MemoryStore>();
         services.AddSingleton<IToolProvider, MemoryToolProvider>();
-        services.AddScoped<ITaskHandler, AgentRunHandler>();
+        services.AddTaskHandler<AgentRunHandler>();
         services.AddHostedService<AgentRunRecovery>();
         services.AddScoped<JarvisRouter>();
         services.AddSingleton<JarvisSocketRegistry>();

@@ -12,6 +12,10 @@ public sealed class SutazaiOptions
     [Required, Url]
     public string PublicUrl { get; set; } = "";
 
+    /// <summary><c>all</c>, <c>api</c> or <c>worker</c> (see <see cref="Hosting.ServerRole"/>).</summary>
+    [Required, RegularExpression("^(?i)(all|api|worker)$", ErrorMessage = "Sutazai:Role must be 'all', 'api' or 'worker'.")]
+    public string Role { get; set; } = "";
+
     /// <summary>The data directory as an absolute path.</summary>
     public string DataPath => Path.GetFullPath(DataDir);
 }

@@ -20,6 +20,7 @@ public static class SettingsRegistry
     [
         new("Sutazai:DataDir", "./data", "Folder for everything the server writes: database, signing keys, mail outbox, models. Relative paths are resolved against the working directory."),
         new("Sutazai:PublicUrl", "http://localhost:5000", "Base URL users reach the server at; used in links inside e-mails."),
+        new("Sutazai:Role", "all", "What this process does: `all` (API + task worker), `api` (API only, no task worker) or `worker` (task worker only: no routes but /health, /health/ready and /metrics; never migrates, waits until the schema is current)."),
 
         new("Sutazai:Database:Provider", "sqlite", "Relational store: `sqlite` (a file in the data dir) or `postgres`."),
         new("Sutazai:Database:ConnectionString", null, "Connection string. Empty with `sqlite` means `<DataDir>/sutazai.db`; required with `postgres`."),
@@ -95,6 +96,17 @@ public static class SettingsRegistry
         new("Sutazai:Agents:Tools:WebFetchMaxChars", "200000", "Largest `maxChars` web_fetch accepts."),
         new("Sutazai:Agents:Tools:WebFetchMaxBytes", "10485760", "Largest response body web_fetch downloads (it passes the same SSRF guard and allowlist as URL ingestion, `Sutazai:Knowledge:UrlAllowlist`)."),
         new("Sutazai:Agents:Tools:WebFetchTimeoutSeconds", "30", "Seconds web_fetch waits for a page, redirects included."),
+        new("Sutazai:Tasks:Transport", "database", "Task queue transport: `database` (a durable queue in the relational store) or `rabbitmq`."),
+        new("Sutazai:Tasks:Concurrency", "4", "Tasks one worker process handles at once."),
+        new("Sutazai:Tasks:MaxAttempts", "5", "Failed attempts after which a task is dead-lettered (also the limit on redeliveries after crashes, database transport)."),
+        new("Sutazai:Tasks:RetryBaseDelay", "00:00:05", "Backoff before the first retry; doubles with each further attempt."),
+        new("Sutazai:Tasks:RetryMaxDelay", "00:05:00", "Longest backoff between attempts."),
+        new("Sutazai:Tasks:LeaseDuration", "00:01:00", "Database transport: how long a claimed task stays leased without renewal (renewed every third of it while the handler runs); a crashed worker's tasks are delivered again after it."),
+        new("Sutazai:Tasks:PollInterval", "00:00:02", "Database transport: how often an idle worker looks for tasks enqueued by other nodes or retries that became due (local enqueues wake it at once)."),
+        new("Sutazai:Tasks:ShutdownGrace", "00:00:10", "At shutdown, how long the worker waits for running handlers (they are cancelled) before abandoning them to redelivery."),
+        new("Sutazai:Tasks:DoneRetention", "1.00:00:00", "Database transport: how long finished tasks stay in `task_queue` before they are deleted."),
+        new("Sutazai:Tasks:RabbitMq:Url", "", "RabbitMQ broker URL (`amqp://user:password@host:5672/vhost`); required with `Transport=rabbitmq`."),
+        new("Sutazai:Tasks:RabbitMq:Prefetch", "16", "RabbitMQ: unacknowledged deliveries the broker sends one worker ahead (basic.qos)."),
 
         new("Sutazai:Mail:SmtpHost", "", "SMTP server. Empty writes every message as an .eml file to `<DataDir>/outbox/` instead."),
         new("Sutazai:Mail:SmtpPort", "587", "SMTP port."),

@@ -5,6 +5,7 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Npgsql;
 using Sutazai.Data;
 using Sutazai.Server.Configuration;
+using Sutazai.Server.Hosting;
 
 namespace Sutazai.Server.Data;
 
@@ -99,11 +100,19 @@ public sealed class SqlitePragmaInterceptor(Microsoft.Extensions.Options.IOption
 /// <summary>
 /// Applies pending migrations before the server starts serving. EF Core takes a database-wide migration lock, so
 /// when several nodes start together exactly one writes. A failure stops start-up with a message saying what failed.
+/// In the <c>worker</c> role it never migrates: it waits until an <c>all</c> or <c>api</c> node has.
 /// </summary>
-public sealed class DatabaseMigrator(IServiceProvider services, ILogger<DatabaseMigrator> logger) : IHostedLifecycleService
+public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration configuration, ILogger<DatabaseMigrator> logger) : IHostedLifecycleService
 {
+    public static readonly TimeSpan SchemaPollInterval = TimeSpan.FromSeconds(2);
+
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
+        if (!configuration.Migrates())
+        {
+            await WaitForSchemaAsync(cancellationToken);
+            return;
+        }
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var provider = db.Database.ProviderName;
@@ -121,6 +130,31 @@ public sealed class DatabaseMigrator(IServiceProvider services, ILogger<Database
             var target = db.Database.GetDbConnection().DataSource;
             logger.LogCritical(ex, "Database migration failed on {Provider} ({Target}). The server cannot start until the database is reachable and migratable.", provider, target);
             throw new InvalidOperationException($"Database migration failed on {provider} ({target}): {ex.Message}", ex);
+        }
+    }
+
+    private async Task WaitForSchemaAsync(CancellationToken cancellationToken)
+    {
+        var logged = false;
+        while (true)
+        {
+            await using (var scope = services.CreateAsyncScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+                try
+                {
+                    var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+                    if (pending.Count == 0) return;
+                    if (!logged)
+                        logger.LogWarning("Worker role: waiting for {Count} database migration(s) to be applied by an 'all' or 'api' node: {Migrations}", pending.Count, string.Join(", ", pending));
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    if (!logged) logger.LogWarning(ex, "Worker role: the database is not reachable yet; waiting for it");
+                }
+                logged = true;
+            }
+            await Task.Delay(SchemaPollInterval, cancellationToken);
         }
     }
 

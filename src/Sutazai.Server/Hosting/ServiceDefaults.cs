@@ -117,8 +117,11 @@ public static class ServiceDefaults
         app.UseAuthentication();
         app.UseAuthorization();
 
-        app.MapOpenApi();
-        app.MapScalarApiReference("/docs", o => o.WithTitle("SutazAI API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        if (app.Configuration.ServesApi())
+        {
+            app.MapOpenApi();
+            app.MapScalarApiReference("/docs", o => o.WithTitle("SutazAI API").WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        }
         app.MapPrometheusScrapingEndpoint("/metrics");
         return app;
     }

@@ -14,6 +14,10 @@ public sealed class SutazaiMetrics
     private readonly Counter<long> _inferenceTokens;
     private readonly UpDownCounter<long> _inferenceActive;
     private readonly Histogram<double> _timeToFirstToken;
+    private readonly Counter<long> _tasksProcessed;
+    private readonly Counter<long> _tasksFailed;
+    private readonly Histogram<double> _taskDuration;
+    private IReadOnlyDictionary<string, long> _taskQueueDepth = new Dictionary<string, long>();
 
     public SutazaiMetrics(IMeterFactory meterFactory)
     {
@@ -25,6 +29,11 @@ public sealed class SutazaiMetrics
         _inferenceActive = meter.CreateUpDownCounter<long>("sutazai.inference.active", unit: "{request}", description: "Generation requests queued or running.");
         _timeToFirstToken = meter.CreateHistogram<double>("sutazai.inference.time_to_first_token", unit: "s", description: "Time from request to first generated text.",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+        _tasksProcessed = meter.CreateCounter<long>("sutazai.tasks.processed", description: "Task and event deliveries settled, by queue, kind and result (succeeded, retried, dead, released).");
+        _tasksFailed = meter.CreateCounter<long>("sutazai.tasks.failed", description: "Task and event deliveries whose handler threw, by queue and kind.");
+        _taskDuration = meter.CreateHistogram<double>("sutazai.tasks.duration", unit: "s", description: "Time a delivery took from dispatch to settling.");
+        meter.CreateObservableGauge("sutazai.tasks.queue_depth", () => _taskQueueDepth.Select(p => new Measurement<long>(p.Value, new KeyValuePair<string, object?>("status", p.Key))),
+            unit: "{message}", description: "Messages in the task queue by status (refreshed every 15 s by the worker).");
     }
 
     /// <summary>result: success | invalid_credentials | locked | inactive.</summary>
@@ -42,6 +51,18 @@ public sealed class SutazaiMetrics
         _inferenceRequests.Add(1, withResult);
         if (tokens > 0) _inferenceTokens.Add(tokens, tags);
     }
+
+    public void TaskProcessed(string queue, string kind, string result, double seconds)
+    {
+        var tags = new TagList { { "queue", queue }, { "kind", kind }, { "result", result } };
+        _tasksProcessed.Add(1, tags);
+        if (seconds > 0) _taskDuration.Record(seconds, tags);
+    }
+
+    public void TaskFailed(string queue, string kind) =>
+        _tasksFailed.Add(1, new KeyValuePair<string, object?>("queue", queue), new KeyValuePair<string, object?>("kind", kind));
+
+    public void SetTaskQueueDepth(IReadOnlyDictionary<string, long> byStatus) => _taskQueueDepth = byStatus;
 
     public void TimeToFirstToken(double seconds, in TagList tags) => _timeToFirstToken.Record(seconds, tags);
 }
