@@ -10,6 +10,7 @@ using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 using Sutazai.Server.Knowledge;
 using Sutazai.Server.OpenAICompatible;
+using Sutazai.Server.Vectors;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -22,6 +23,7 @@ builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
+builder.AddSutazaiVectors();
 builder.AddSutazaiAgents();
 builder.Services.AddSingleton<Sutazai.Server.Tasks.ITaskQueue, Sutazai.Server.Tasks.InProcessTaskQueue>(); // TEMP until the queue branch merges
 builder.AddSutazaiGraph();
@@ -38,6 +40,7 @@ app.MapConversationsApi();
 app.MapChatSockets();
 app.MapOpenAICompatibleApi();
 app.MapKnowledgeApi();
+app.MapVectorsApi();
 app.MapAgentsApi();
 app.MapJarvisSocket();
 app.MapGraphApi();
