@@ -43,8 +43,10 @@ public sealed class QdrantVectorStoreTests(ITestOutputHelper output)
         var filter = QdrantVectorStore.BuildFilter(VectorFilter.Owner(owner, c1, c2));
 
         Assert.Equal(2, filter.Must.Count);
-        Assert.Equal(("owner_id", new[] { owner.ToString("D") }), (filter.Must[0].Field.Key, filter.Must[0].Field.Match.Keywords.Strings.ToArray()));
-        Assert.Equal(("collection_id", new[] { c1.ToString("D"), c2.ToString("D") }), (filter.Must[1].Field.Key, filter.Must[1].Field.Match.Keywords.Strings.ToArray()));
+        Assert.Equal("owner_id", filter.Must[0].Field.Key);
+        Assert.Equal([owner.ToString("D")], filter.Must[0].Field.Match.Keywords.Strings);
+        Assert.Equal("collection_id", filter.Must[1].Field.Key);
+        Assert.Equal([c1.ToString("D"), c2.ToString("D")], filter.Must[1].Field.Match.Keywords.Strings);
     }
 
     [Fact]

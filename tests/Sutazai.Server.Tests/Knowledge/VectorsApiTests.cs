@@ -120,8 +120,11 @@ public sealed class VectorsApiTests(SqliteAppFixture fixture) : IClassFixture<Sq
         AssertHits(await SearchAsync(client, "deleting", new { vector = new[] { 1f, 0, 0 }, k = 2 }), ("near", 0.8), ("mid", 0.6));
         Assert.Equal(HttpStatusCode.NotFound, (await client.DeleteAsync("/api/v1/vectors/deleting/same")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await client.DeleteAsync("/api/v1/vectors/nothing-here/same")).StatusCode);
-        var stored = await App.WithDbAsync(db => db.VectorPoints.Where(p => p.PointId == "same").CountAsync());
-        Assert.Equal(0, stored);
+        var stored = await App.WithDbAsync(db => (from p in db.VectorPoints
+                                                   join c in db.VectorCollections on p.CollectionId equals c.Id
+                                                   where c.Name == "deleting"
+                                                   select p.PointId).OrderBy(id => id).ToListAsync());
+        Assert.Equal(["back", "mid", "near", "up"], stored);
     }
 
     [Fact]
@@ -204,8 +207,9 @@ public sealed class VectorsApiLimitTests
         var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
         using var client = app.Client(tokens.AccessToken);
 
-        var big = new { id = "big", vector = Enumerable.Range(0, 2000).Select(i => i / 2000f).ToArray() };
-        var response = await client.PostAsJsonAsync("/api/v1/vectors/large", big);
+        var big = JsonSerializer.Serialize(new { id = "big", vector = Enumerable.Range(0, 2000).Select(i => i / 2000f).ToArray() });
+        Assert.True(Encoding.UTF8.GetByteCount(big) > 4096);
+        var response = await client.PostAsync("/api/v1/vectors/large", new StringContent(big, Encoding.UTF8, "application/json"));
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal(413, (await response.ReadJsonAsync()).GetProperty("status").GetInt32());
