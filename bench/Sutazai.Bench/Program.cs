@@ -22,6 +22,11 @@ var threads = int.Parse(argsMap.GetValueOrDefault("threads") ?? Environment.Proc
 var repeats = int.Parse(argsMap.GetValueOrDefault("repeats") ?? "3", CultureInfo.InvariantCulture);
 if (argsMap.GetValueOrDefault("scenario") == "chat-load")
     return await ChatLoad.RunAsync(serverDll, int.Parse(argsMap.GetValueOrDefault("users") ?? "64", CultureInfo.InvariantCulture));
+int Arg(string name, int fallback) => int.Parse(argsMap.GetValueOrDefault(name) ?? fallback.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+if (argsMap.GetValueOrDefault("scenario") == "vectors")
+    return await KnowledgeBench.VectorsAsync(serverDll, Arg("vectors", 100_000), Arg("api-vectors", 10_000), Arg("queries", 200));
+if (argsMap.GetValueOrDefault("scenario") == "ingest")
+    return await KnowledgeBench.IngestAsync(serverDll, Arg("documents", 20), Arg("words", 3000));
 if (argsMap.GetValueOrDefault("write-model") is { } modelOut)
 {
     TinyModels.WriteRandom(modelOut, new RandomModelSpec());

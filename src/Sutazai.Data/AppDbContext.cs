@@ -39,12 +39,19 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
     public DbSet<MemoryBlock> MemoryBlocks => Set<MemoryBlock>();
 
     public DbSet<MemoryPassage> MemoryPassages => Set<MemoryPassage>();
+
     public DbSet<GraphEntity> GraphEntities => Set<GraphEntity>();
 
     public DbSet<GraphMention> GraphMentions => Set<GraphMention>();
 
     public DbSet<GraphEdge> GraphEdges => Set<GraphEdge>();
     public DbSet<QueuedTask> TaskQueue => Set<QueuedTask>();
+
+    public DbSet<VectorCollection> VectorCollections => Set<VectorCollection>();
+
+    public DbSet<VectorPoint> VectorPoints => Set<VectorPoint>();
+
+    public DbSet<VectorPointTag> VectorPointTags => Set<VectorPointTag>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -287,6 +294,36 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             // The claim query: claimable rows of a status, oldest availability first.
             task.HasIndex(t => new { t.Status, t.AvailableAt });
             task.HasIndex(t => new { t.Status, t.UpdatedAt });
+        });
+
+        builder.Entity<VectorCollection>(collection =>
+        {
+            collection.ToTable("vector_collections");
+            collection.HasKey(c => c.Id);
+            collection.Property(c => c.Name).HasMaxLength(VectorLimits.NameLength).IsRequired();
+            collection.HasIndex(c => new { c.OwnerId, c.Name }).IsUnique();
+            collection.HasOne<AppUser>().WithMany().HasForeignKey(c => c.OwnerId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<VectorPoint>(point =>
+        {
+            point.ToTable("vector_points");
+            point.HasKey(p => p.Id);
+            point.Property(p => p.PointId).HasMaxLength(VectorLimits.PointIdLength).IsRequired();
+            point.Property(p => p.Vector).IsRequired();
+            point.Property(p => p.Metadata).IsRequired();
+            point.HasIndex(p => new { p.CollectionId, p.PointId }).IsUnique();
+            point.HasOne<VectorCollection>().WithMany().HasForeignKey(p => p.CollectionId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<VectorPointTag>(tag =>
+        {
+            tag.ToTable("vector_point_tags");
+            tag.HasKey(t => new { t.PointId, t.Key });
+            tag.Property(t => t.Key).HasMaxLength(VectorLimits.TagKeyLength);
+            tag.Property(t => t.Value).HasMaxLength(VectorLimits.TagValueLength).IsRequired();
+            tag.HasIndex(t => new { t.Key, t.Value });
+            tag.HasOne<VectorPoint>().WithMany().HasForeignKey(t => t.PointId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<SystemFlag>(flag =>

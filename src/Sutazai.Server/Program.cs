@@ -12,6 +12,7 @@ using Sutazai.Server.Inference;
 using Sutazai.Server.Knowledge;
 using Sutazai.Server.OpenAICompatible;
 using Sutazai.Server.Tasks;
+using Sutazai.Server.Vectors;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -25,6 +26,7 @@ builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
 builder.AddAgentTools();
+builder.AddSutazaiVectors();
 builder.AddSutazaiAgents();
 builder.AddSutazaiGraph();
 builder.AddSutazaiTasks();
@@ -43,6 +45,7 @@ if (app.Configuration.ServesApi())
     app.MapChatSockets();
     app.MapOpenAICompatibleApi();
     app.MapKnowledgeApi();
+    app.MapVectorsApi();
     app.MapTasksAdminApi();
     app.MapAgentsApi();
     app.MapJarvisSocket();

@@ -15,7 +15,9 @@ public static class KnowledgeSetup
             .Validate(o => o.MaxUploadBytes >= 1024, "Sutazai:Knowledge:MaxUploadBytes must be at least 1024.")
             .Validate(o => o.ChunkTokens is >= 32 and <= 8192, "Sutazai:Knowledge:ChunkTokens must be between 32 and 8192.")
             .Validate(o => o.ChunkOverlapTokens >= 0 && o.ChunkOverlapTokens < o.ChunkTokens, "Sutazai:Knowledge:ChunkOverlapTokens must be at least 0 and below ChunkTokens.")
-            .Validate(o => o.VectorStore is "usearch" or "pgvector", "Sutazai:Knowledge:VectorStore must be 'usearch' or 'pgvector'.")
+            .Validate(o => o.VectorStore is "usearch" or "pgvector" or "qdrant", "Sutazai:Knowledge:VectorStore must be 'usearch', 'pgvector' or 'qdrant'.")
+            .Validate(o => o.VectorStore != "qdrant" || (Uri.TryCreate(o.Qdrant.Url, UriKind.Absolute, out var url) && url.Scheme is "http" or "https"),
+                "Sutazai:Knowledge:Qdrant:Url must be an absolute http(s) URL (Qdrant's gRPC port, 6334 by default) with VectorStore 'qdrant'.")
             .Validate(o => o.VectorStore != "pgvector" || o.PgVectorConnectionString.Length > 0, "Sutazai:Knowledge:PgVectorConnectionString is required with VectorStore 'pgvector'.")
             .Validate(o => o.UrlAllowlist.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .All(a => !a.Contains('/', StringComparison.Ordinal) || System.Net.IPNetwork.TryParse(a, out _)), "Sutazai:Knowledge:UrlAllowlist entries must be host names or CIDR networks.")
@@ -32,14 +34,8 @@ public static class KnowledgeSetup
         });
         services.AddSingleton(sp => EmbedderIdentity.Of(sp.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>()));
         // One index per embedding space: a changed embedder gets a fresh index and documents are re-embedded into it.
-        services.AddSingleton<IVectorStore>(sp =>
-        {
-            var options = sp.GetRequiredService<IOptions<KnowledgeOptions>>().Value;
-            var identity = sp.GetRequiredService<EmbedderIdentity>();
-            return options.VectorStore == "pgvector"
-                ? new PgVectorStore(options.PgVectorConnectionString, "knowledge_vectors_" + identity.Slug)
-                : new USearchVectorStore(Path.Combine(sp.GetRequiredService<IOptions<SutazaiOptions>>().Value.DataPath, "vectors", identity.Slug));
-        });
+        services.AddSingleton<VectorStores>();
+        services.AddSingleton(sp => sp.GetRequiredService<VectorStores>().ForKnowledge(sp.GetRequiredService<EmbedderIdentity>()));
         services.AddSingleton<IngestionWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<IngestionWorker>());
         services.AddScoped<KnowledgeSearch>();
