@@ -8,6 +8,7 @@ using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 using Sutazai.Server.Knowledge;
 using Sutazai.Server.OpenAICompatible;
+using Sutazai.Server.Ui;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -20,6 +21,7 @@ builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
+builder.AddSutazaiUi();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
@@ -33,6 +35,7 @@ app.MapConversationsApi();
 app.MapChatSockets();
 app.MapOpenAICompatibleApi();
 app.MapKnowledgeApi();
+app.MapSutazaiUi();
 
 await app.RunAsync();
 return 0;
