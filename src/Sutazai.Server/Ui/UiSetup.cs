@@ -14,6 +14,10 @@ public static class UiSetup
 {
     public static WebApplicationBuilder AddSutazaiUi(this WebApplicationBuilder builder)
     {
+        // Outside Development, ASP.NET Core only serves static web assets (MudBlazor's, wwwroot) from a published
+        // wwwroot; this reads the build output's manifest as well, so `dotnet run` and tests in any environment get
+        // them (a no-op for a published app, which has no such manifest).
+        builder.WebHost.UseStaticWebAssets();
         var services = builder.Services;
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddCascadingAuthenticationState();

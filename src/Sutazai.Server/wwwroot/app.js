@@ -41,6 +41,10 @@
             a.remove();
             setTimeout(() => URL.revokeObjectURL(url), 1000);
         },
+        // Called by the layout once the circuit has rendered interactively (tests and styles can rely on it).
+        ready: function () {
+            document.documentElement.dataset.interactive = "true";
+        },
         scrollToBottom: function (id) {
             const el = document.getElementById(id);
             if (el) el.scrollTop = el.scrollHeight;
