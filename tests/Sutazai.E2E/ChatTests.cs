@@ -167,7 +167,7 @@ public sealed partial class ChatTests(BrowserFixture fixture)
             await page.SelectOptionAsync("#model-picker", E2EServer.Xss);
             await SendAsync(page, payload);
             var reply = Replies(page).Last;
-            await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete");
+            await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
             await Assertions.Expect(reply.Locator(".content")).ToHaveTextAsync(E2EServer.XssReply);
             await Assertions.Expect(page.Locator("article.message[data-role=user] .content")).ToHaveTextAsync(payload);
 
@@ -196,11 +196,11 @@ public sealed partial class ChatTests(BrowserFixture fixture)
         {
             var toggle = page.Locator("#theme-toggle");
             await Assertions.Expect(toggle).ToHaveAttributeAsync("data-theme", "light");
-            var lightBackground = await page.EvaluateAsync<string>("getComputedStyle(document.querySelector('.mud-layout')).backgroundColor");
+            var lightBackground = await page.EvaluateAsync<string>("getComputedStyle(document.body).backgroundColor");
             await toggle.ClickAsync();
             await Assertions.Expect(toggle).ToHaveAttributeAsync("data-theme", "dark");
             await Assertions.Expect(toggle).ToHaveAttributeAsync("aria-label", "Switch to light theme");
-            await page.WaitForFunctionAsync($"() => getComputedStyle(document.querySelector('.mud-layout')).backgroundColor !== '{lightBackground}'");
+            await page.WaitForFunctionAsync($"() => getComputedStyle(document.body).backgroundColor !== '{lightBackground}'");
 
             await page.ReloadAsync();
             await Ui.WaitInteractiveAsync(page);

@@ -26,6 +26,10 @@
         copyText: async function (text) {
             await navigator.clipboard.writeText(text);
         },
+        setValue: function (id, text) {
+            const el = document.getElementById(id);
+            if (el) el.value = text;
+        },
         focus: function (id) {
             const el = document.getElementById(id);
             if (el) el.focus();

@@ -60,6 +60,8 @@ public sealed partial class Chat
     private bool _draftRestored;
     private readonly CancellationTokenSource _disposed = new();
 
+    // The composer's text lives in the browser (typing never waits for the server, and a reconnect cannot reset it);
+    // _draft follows it through oninput, and the page sets it only to restore a draft or clear a sent message.
     private string DraftKey => Id?.ToString() ?? "new";
 
     protected override async Task OnInitializedAsync()
@@ -115,11 +117,8 @@ public sealed partial class Chat
         {
             _draftRestored = true;
             var saved = await JS.InvokeAsync<string>("sutazai.loadDraft", DraftKey);
-            if (!string.IsNullOrEmpty(saved) && saved != _draft)
-            {
-                _draft = saved;
-                StateHasChanged();
-            }
+            _draft = saved;
+            await JS.InvokeVoidAsync("sutazai.setValue", "composer", saved);
         }
         if (_messages.Count > 0 || _streaming is not null) await JS.InvokeVoidAsync("sutazai.scrollToBottom", "messages");
     }
@@ -270,6 +269,7 @@ public sealed partial class Chat
             }
             var result = await service.StartReplyAsync(userId, conversation, text, null, null, _selectedModel, null, _disposed.Token, edit: false, knowledge);
             _draft = "";
+            await JS.InvokeVoidAsync("sutazai.setValue", "composer", "");
             await JS.InvokeVoidAsync("sutazai.clearDraft", conversation.Id.ToString());
             await JS.InvokeVoidAsync("sutazai.clearDraft", "new");
             await HandleStartAsync(result);
