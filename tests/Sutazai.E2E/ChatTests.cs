@@ -40,7 +40,7 @@ public sealed partial class ChatTests(BrowserFixture fixture)
         await Ui.ShootOnFailureAsync(page, nameof(Streaming_ShowsTheExactModelText_AndItPersistsAcrossReload), async () =>
         {
             await SendAsync(page, "Hi there");
-            await page.WaitForURLAsync(ConversationUrl());
+            await page.WaitForURLAsync(ConversationUrl(), new() { WaitUntil = WaitUntilState.Commit });
             var reply = Replies(page).Last;
             await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete");
             await Assertions.Expect(reply.Locator(".content")).ToHaveTextAsync(E2EServer.ChatReply);
@@ -51,7 +51,7 @@ public sealed partial class ChatTests(BrowserFixture fixture)
             var stored = await Server.GetJsonAsync(user, $"/api/v1/conversations/{id}/messages");
             Assert.Equal(E2EServer.ChatReply, stored[1].GetProperty("content").GetString());
 
-            await page.ReloadAsync();
+            await page.ReloadAsync(new() { WaitUntil = WaitUntilState.DOMContentLoaded });
             await Ui.WaitInteractiveAsync(page);
             await Assertions.Expect(Replies(page).Last.Locator(".content")).ToHaveTextAsync(E2EServer.ChatReply);
             await Assertions.Expect(page.Locator($".conversation-item[data-conversation-id='{id}']")).ToBeVisibleAsync();
@@ -179,7 +179,7 @@ public sealed partial class ChatTests(BrowserFixture fixture)
             await Assertions.Expect(page.GetByTestId("conversation-title")).ToHaveTextAsync(payload);
             await Assertions.Expect(item.Locator("a")).ToHaveTextAsync(payload);
 
-            await page.ReloadAsync();
+            await page.ReloadAsync(new() { WaitUntil = WaitUntilState.DOMContentLoaded });
             await Ui.WaitInteractiveAsync(page);
             await Assertions.Expect(Replies(page).Last.Locator(".content")).ToHaveTextAsync(E2EServer.XssReply);
             Assert.Equal(0, await page.Locator(".messages script, .messages img, .conversation-pane script, .conversation-pane img, h1 img").CountAsync());
@@ -202,7 +202,7 @@ public sealed partial class ChatTests(BrowserFixture fixture)
             await Assertions.Expect(toggle).ToHaveAttributeAsync("aria-label", "Switch to light theme");
             await page.WaitForFunctionAsync($"() => getComputedStyle(document.body).backgroundColor !== '{lightBackground}'");
 
-            await page.ReloadAsync();
+            await page.ReloadAsync(new() { WaitUntil = WaitUntilState.DOMContentLoaded });
             await Ui.WaitInteractiveAsync(page);
             await Assertions.Expect(page.Locator("#theme-toggle")).ToHaveAttributeAsync("data-theme", "dark");
         });
@@ -246,7 +246,7 @@ public sealed partial class ChatTests(BrowserFixture fixture)
         await Ui.ShootOnFailureAsync(page, nameof(DraftSurvivesAReload), async () =>
         {
             await page.Locator("#composer").PressSequentiallyAsync("half-typed thought");
-            await page.ReloadAsync();
+            await page.ReloadAsync(new() { WaitUntil = WaitUntilState.DOMContentLoaded });
             await Ui.WaitInteractiveAsync(page);
             await Assertions.Expect(page.Locator("#composer")).ToHaveValueAsync("half-typed thought");
             var storage = await page.EvaluateAsync<string>("JSON.stringify(Object.keys(sessionStorage).concat(Object.keys(localStorage)))");
