@@ -26,6 +26,25 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<DocumentChunk> Chunks => Set<DocumentChunk>();
 
+    public DbSet<CustomAgent> CustomAgents => Set<CustomAgent>();
+
+    public DbSet<AgentRun> AgentRuns => Set<AgentRun>();
+
+    public DbSet<AgentRunStep> AgentRunSteps => Set<AgentRunStep>();
+
+    public DbSet<AgentApproval> AgentApprovals => Set<AgentApproval>();
+
+    public DbSet<ToolPolicy> ToolPolicies => Set<ToolPolicy>();
+
+    public DbSet<MemoryBlock> MemoryBlocks => Set<MemoryBlock>();
+
+    public DbSet<MemoryPassage> MemoryPassages => Set<MemoryPassage>();
+    public DbSet<GraphEntity> GraphEntities => Set<GraphEntity>();
+
+    public DbSet<GraphMention> GraphMentions => Set<GraphMention>();
+
+    public DbSet<GraphEdge> GraphEdges => Set<GraphEdge>();
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
@@ -140,6 +159,118 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             chunk.HasIndex(c => new { c.DocumentId, c.Index }).IsUnique();
             chunk.HasIndex(c => c.OwnerId);
             chunk.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(c => c.DocumentId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<CustomAgent>(agent =>
+        {
+            agent.ToTable("custom_agents");
+            agent.HasKey(a => a.Id);
+            agent.Property(a => a.Name).HasMaxLength(100).IsRequired();
+            agent.Property(a => a.Description).HasMaxLength(1000);
+            agent.Property(a => a.Instructions).HasMaxLength(16000).IsRequired();
+            agent.Property(a => a.Model).HasMaxLength(200);
+            agent.Property(a => a.Tools).HasMaxLength(500);
+            agent.HasIndex(a => new { a.OwnerId, a.Name }).IsUnique();
+            agent.HasOne<AppUser>().WithMany().HasForeignKey(a => a.OwnerId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<AgentRun>(run =>
+        {
+            run.ToTable("agent_runs");
+            run.HasKey(r => r.Id);
+            run.Property(r => r.AgentId).HasMaxLength(64).IsRequired();
+            run.Property(r => r.AgentName).HasMaxLength(100).IsRequired();
+            run.Property(r => r.Model).HasMaxLength(200);
+            run.Property(r => r.Status).HasMaxLength(24).IsRequired();
+            run.Property(r => r.Error).HasMaxLength(4000);
+            run.Property(r => r.CollectionIds).HasMaxLength(2000);
+            run.Property(r => r.LeaseOwner).HasMaxLength(128);
+            run.HasIndex(r => new { r.UserId, r.CreatedAt });
+            run.HasIndex(r => r.Status);
+            run.HasOne<AppUser>().WithMany().HasForeignKey(r => r.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<AgentRunStep>(step =>
+        {
+            step.ToTable("agent_run_steps");
+            step.HasKey(s => s.Id);
+            step.Property(s => s.Kind).HasMaxLength(24).IsRequired();
+            step.Property(s => s.Member).HasMaxLength(100);
+            step.HasIndex(s => new { s.RunId, s.Index }).IsUnique();
+            step.HasOne<AgentRun>().WithMany().HasForeignKey(s => s.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<AgentApproval>(approval =>
+        {
+            approval.ToTable("agent_approvals");
+            approval.HasKey(a => a.Id);
+            approval.Property(a => a.CallId).HasMaxLength(128).IsRequired();
+            approval.Property(a => a.Tool).HasMaxLength(100).IsRequired();
+            approval.Property(a => a.Risk).HasMaxLength(8).IsRequired();
+            approval.Property(a => a.Status).HasMaxLength(16).IsRequired();
+            approval.HasIndex(a => new { a.RunId, a.CallId }).IsUnique();
+            approval.HasIndex(a => new { a.UserId, a.Status });
+            approval.HasOne<AgentRun>().WithMany().HasForeignKey(a => a.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<ToolPolicy>(policy =>
+        {
+            policy.ToTable("tool_policies");
+            policy.HasKey(p => p.Tool);
+            policy.Property(p => p.Tool).HasMaxLength(100);
+        });
+
+        builder.Entity<MemoryBlock>(block =>
+        {
+            block.ToTable("memory_blocks");
+            block.HasKey(b => new { b.UserId, b.Label });
+            block.Property(b => b.Label).HasMaxLength(32);
+            block.Property(b => b.Value).HasMaxLength(8000);
+            block.HasOne<AppUser>().WithMany().HasForeignKey(b => b.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<MemoryPassage>(passage =>
+        {
+            passage.ToTable("memory_passages");
+            passage.HasKey(p => p.Id);
+            passage.Property(p => p.Text).HasMaxLength(8000).IsRequired();
+            passage.Property(p => p.EmbeddingModel).HasMaxLength(200).IsRequired();
+            passage.HasIndex(p => new { p.UserId, p.CreatedAt });
+            passage.HasOne<AppUser>().WithMany().HasForeignKey(p => p.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphEntity>(entity =>
+        {
+            entity.ToTable("graph_entities");
+            entity.HasKey(e => e.Id);
+            entity.Property(e => e.Name).HasMaxLength(GraphLimits.NameLength).IsRequired();
+            entity.Property(e => e.NormalizedName).HasMaxLength(GraphLimits.NameLength).IsRequired();
+            entity.Property(e => e.Type).HasMaxLength(32).IsRequired();
+            entity.HasIndex(e => new { e.OwnerId, e.NormalizedName, e.Type }).IsUnique();
+            entity.HasOne<AppUser>().WithMany().HasForeignKey(e => e.OwnerId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphMention>(mention =>
+        {
+            mention.ToTable("graph_mentions");
+            mention.HasKey(m => m.Id);
+            mention.HasIndex(m => m.EntityId);
+            mention.HasIndex(m => m.DocumentId);
+            mention.HasOne<GraphEntity>().WithMany().HasForeignKey(m => m.EntityId).OnDelete(DeleteBehavior.Cascade);
+            mention.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(m => m.DocumentId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<GraphEdge>(edge =>
+        {
+            edge.ToTable("graph_edges");
+            edge.HasKey(e => e.Id);
+            edge.Property(e => e.Relation).HasMaxLength(GraphLimits.RelationLength).IsRequired();
+            edge.HasIndex(e => e.SourceId);
+            edge.HasIndex(e => e.TargetId);
+            edge.HasIndex(e => e.DocumentId);
+            edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.SourceId).OnDelete(DeleteBehavior.Cascade);
+            edge.HasOne<GraphEntity>().WithMany().HasForeignKey(e => e.TargetId).OnDelete(DeleteBehavior.Cascade);
+            edge.HasOne<KnowledgeDocument>().WithMany().HasForeignKey(e => e.DocumentId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<SystemFlag>(flag =>

@@ -1,7 +1,10 @@
+using Sutazai.Server.Agents;
+using Sutazai.Server.Agents.Tools;
 using Sutazai.Server.Chat;
 using Sutazai.Server.Configuration;
 using Sutazai.Server.Conversations;
 using Sutazai.Server.Data;
+using Sutazai.Server.Graph;
 using Sutazai.Server.Health;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
@@ -21,6 +24,10 @@ builder.AddSutazaiInference();
 builder.AddSutazaiConversations();
 builder.AddSutazaiOpenAICompatible();
 builder.AddSutazaiKnowledge();
+builder.AddAgentTools();
+builder.AddSutazaiAgents();
+builder.Services.AddSingleton<Sutazai.Server.Tasks.ITaskQueue, Sutazai.Server.Tasks.InProcessTaskQueue>(); // TEMP until the queue branch merges
+builder.AddSutazaiGraph();
 builder.AddSutazaiUi();
 
 var app = builder.Build();
@@ -35,6 +42,9 @@ app.MapConversationsApi();
 app.MapChatSockets();
 app.MapOpenAICompatibleApi();
 app.MapKnowledgeApi();
+app.MapAgentsApi();
+app.MapJarvisSocket();
+app.MapGraphApi();
 app.MapSutazaiUi();
 
 await app.RunAsync();

@@ -1,8 +1,6 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Security.Claims;
-using System.Text;
 using System.Text.Json;
 using Sutazai.Server.Conversations;
 using Sutazai.Server.Identity;
@@ -31,156 +29,32 @@ public sealed class ChatSocketRegistry
 
 public static class ChatSocketApi
 {
-    public const int MaxFrameBytes = 64 * 1024;
-
     public static IEndpointRouteBuilder MapChatSockets(this IEndpointRouteBuilder routes)
     {
         routes.Map("/ws/chat", HandleAsync).WithTags("Chat").ExcludeFromDescription();
         return routes;
     }
 
-    private static async Task HandleAsync(HttpContext http, ChatSocketRegistry registry, IServiceScopeFactory scopes, ILogger<ChatSocketSession> logger)
-    {
-        if (!http.WebSockets.IsWebSocketRequest)
-        {
-            http.Response.StatusCode = StatusCodes.Status400BadRequest;
-            await http.Response.WriteAsJsonAsync(new { title = "Bad Request", status = 400, detail = "This endpoint speaks WebSocket only (see docs/api.md, /ws/chat)." });
-            return;
-        }
-        var socket = await http.WebSockets.AcceptWebSocketAsync();
-        var session = new ChatSocketSession(socket, scopes, logger, http.User.Identity?.IsAuthenticated == true ? http.User : null);
-        registry.Add(session);
-        try
-        {
-            await session.RunAsync(http.RequestAborted);
-        }
-        finally
-        {
-            registry.Remove(session);
-            session.Dispose();
-        }
-    }
+    private static Task HandleAsync(HttpContext http, ChatSocketRegistry registry, IServiceScopeFactory scopes, ILogger<ChatSocketSession> logger) =>
+        JsonSocketSession.ServeAsync(http, "/ws/chat", (socket, user) => new ChatSocketSession(socket, scopes, logger, user), registry.Add, registry.Remove);
 }
 
 /// <summary>One /ws/chat connection: JSON text frames in, JSON text frames out (protocol in docs/api.md).</summary>
-public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, ClaimsPrincipal? principal) : IDisposable
+public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, ClaimsPrincipal? principal)
+    : JsonSocketSession(socket, scopes, logger, principal)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-    private static readonly TimeSpan AuthTimeout = TimeSpan.FromSeconds(10);
-    private readonly SemaphoreSlim _send = new(1, 1);
     private readonly ConcurrentDictionary<Guid, byte> _watching = new();
     private readonly ConcurrentDictionary<Guid, byte> _local = new();
-    private readonly CancellationTokenSource _closing = new();
-    private ClaimsPrincipal? _user = principal;
     private Guid? _lastConversation;
-
-    public string SessionId { get; } = Guid.NewGuid().ToString("N");
-
-    public Guid? UserId => _user?.UserId();
 
     public bool IsWatching(Guid conversationId) => _watching.ContainsKey(conversationId);
 
     public bool IsStreamingLocally(Guid conversationId) => _local.ContainsKey(conversationId);
 
-    public async Task RunAsync(CancellationToken aborted)
-    {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, _closing.Token);
-        var ct = linked.Token;
-        await SendAsync(new { type = "connection", sessionId = SessionId, authenticated = _user is not null }, ct);
-        var authDeadline = DateTime.UtcNow + AuthTimeout;
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        try
-        {
-            while (socket.State == WebSocketState.Open && !ct.IsCancellationRequested)
-            {
-                using var receiveTimeout = _user is null ? new CancellationTokenSource(authDeadline - DateTime.UtcNow) : new CancellationTokenSource();
-                using var receiveCt = CancellationTokenSource.CreateLinkedTokenSource(ct, receiveTimeout.Token);
-                string? text;
-                try
-                {
-                    text = await ReceiveAsync(buffer, receiveCt.Token);
-                }
-                catch (OperationCanceledException) when (receiveTimeout.IsCancellationRequested && _user is null)
-                {
-                    await SendErrorAsync("unauthorized", "Authenticate within 10 seconds: send {\"type\":\"auth\",\"token\":\"<access token>\"}.", ct);
-                    await CloseAsync(WebSocketCloseStatus.PolicyViolation, "authentication required");
-                    return;
-                }
-                if (text is null) return;
-                await HandleFrameAsync(text, ct);
-            }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            // The client went away or the server is stopping.
-        }
-        catch (WebSocketException ex)
-        {
-            logger.LogDebug("Chat socket {Session} ended: {Message}", SessionId, ex.Message);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+    protected override string KnownTypes => "ping, auth, chat, stop, get_history";
 
-    /// <summary>One whole text message, null when the peer closed; oversized frames close the socket with 1009.</summary>
-    private async Task<string?> ReceiveAsync(byte[] buffer, CancellationToken ct)
+    protected override async Task HandleAsync(string type, JsonElement frame, CancellationToken ct)
     {
-        using var message = new MemoryStream();
-        while (true)
-        {
-            var result = await socket.ReceiveAsync(buffer, ct);
-            if (result.MessageType == WebSocketMessageType.Close)
-            {
-                await CloseAsync(WebSocketCloseStatus.NormalClosure, "bye");
-                return null;
-            }
-            message.Write(buffer, 0, result.Count);
-            if (message.Length > ChatSocketApi.MaxFrameBytes)
-            {
-                await CloseAsync(WebSocketCloseStatus.MessageTooBig, $"frames are limited to {ChatSocketApi.MaxFrameBytes} bytes");
-                return null;
-            }
-            if (!result.EndOfMessage) continue;
-            if (result.MessageType != WebSocketMessageType.Text)
-            {
-                await SendErrorAsync("invalid_frame", "Send JSON in text frames.", ct);
-                message.SetLength(0);
-                continue;
-            }
-            return Encoding.UTF8.GetString(message.GetBuffer(), 0, (int)message.Length);
-        }
-    }
-
-    private async Task HandleFrameAsync(string text, CancellationToken ct)
-    {
-        JsonElement frame;
-        try
-        {
-            frame = JsonDocument.Parse(text).RootElement.Clone();
-        }
-        catch (JsonException ex)
-        {
-            await SendErrorAsync("invalid_json", $"The frame is not valid JSON: {ex.Message}", ct);
-            return;
-        }
-        var type = frame.ValueKind == JsonValueKind.Object && frame.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-        if (type == "ping")
-        {
-            await SendAsync(new { type = "pong", timestamp = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, ct);
-            return;
-        }
-        if (type == "auth")
-        {
-            await AuthenticateAsync(frame, ct);
-            return;
-        }
-        if (_user is null)
-        {
-            await SendErrorAsync("unauthorized", "Authenticate first: {\"type\":\"auth\",\"token\":\"<access token>\"}.", ct);
-            return;
-        }
         switch (type)
         {
             case "chat":
@@ -192,32 +66,11 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
             case "get_history":
                 await HistoryAsync(frame, ct);
                 break;
-            case null:
-                await SendErrorAsync("invalid_frame", "Every frame needs a string 'type'.", ct);
-                break;
             default:
-                await SendErrorAsync("unknown_type", $"Unknown frame type '{type}'. Known: ping, auth, chat, stop, get_history.", ct);
+                await SendErrorAsync("unknown_type", $"Unknown frame type '{type}'. Known: {KnownTypes}.", ct);
                 break;
         }
     }
-
-    private async Task AuthenticateAsync(JsonElement frame, CancellationToken ct)
-    {
-        var token = frame.TryGetProperty("token", out var tk) && tk.ValueKind == JsonValueKind.String ? tk.GetString() : null;
-        await using var scope = scopes.CreateAsyncScope();
-        var user = await scope.ServiceProvider.GetRequiredService<TokenAuthenticator>().AuthenticateAsync(token, ct);
-        if (user is null)
-        {
-            await SendErrorAsync("unauthorized", "The token is invalid, expired or revoked.", ct);
-            await CloseAsync(WebSocketCloseStatus.PolicyViolation, "invalid token");
-            return;
-        }
-        _user = user;
-        await SendAsync(new { type = "authenticated", userId = user.UserId() }, ct);
-    }
-
-    private static Guid? ReadGuid(JsonElement frame, string name) =>
-        frame.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && Guid.TryParse(v.GetString(), out var g) ? g : null;
 
     private async Task ChatAsync(JsonElement frame, CancellationToken ct)
     {
@@ -238,7 +91,7 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
             }
         }
 
-        await using var scope = scopes.CreateAsyncScope();
+        await using var scope = Scopes.CreateAsyncScope();
         var services = scope.ServiceProvider;
         var errors = new List<string>();
         services.GetRequiredService<GenerationRunner>().ValidateOptions(options, (field, text) => errors.Add($"{field}: {text}"));
@@ -248,7 +101,7 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
             return;
         }
         var conversations = services.GetRequiredService<ConversationService>();
-        var userId = _user!.UserId();
+        var userId = User.UserId();
         var collectionIds = frame.TryGetProperty("collectionIds", out var cids) && cids.ValueKind == JsonValueKind.Array
             ? cids.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && Guid.TryParse(e.GetString(), out var g) ? g : Guid.Empty).ToList()
             : null;
@@ -285,7 +138,7 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
     /// <summary>Streams a reply's events to this socket in the background, so the socket keeps reading (stop, ping).</summary>
     public void Follow(RunningReply reply, bool stream, bool local = false) => _ = Task.Run(async () =>
     {
-        var ct = _closing.Token;
+        var ct = Closing;
         try
         {
             await foreach (var e in reply.WatchAsync(ct))
@@ -324,9 +177,9 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
     private async Task StopAsync(JsonElement frame, CancellationToken ct)
     {
         var conversationId = ReadGuid(frame, "conversationId") ?? _lastConversation;
-        using var scope = scopes.CreateScope();
+        using var scope = Scopes.CreateScope();
         var hub = scope.ServiceProvider.GetRequiredService<ReplyHub>();
-        if (conversationId is null || hub.Get(conversationId.Value, _user!.UserId()) is not { } reply)
+        if (conversationId is null || hub.Get(conversationId.Value, User.UserId()) is not { } reply)
         {
             await SendErrorAsync("not_generating", "No reply is being generated in that conversation.", ct);
             return;
@@ -341,9 +194,9 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
             await SendErrorAsync("invalid_request", "get_history needs a conversationId.", ct);
             return;
         }
-        await using var scope = scopes.CreateAsyncScope();
+        await using var scope = Scopes.CreateAsyncScope();
         var conversations = scope.ServiceProvider.GetRequiredService<ConversationService>();
-        var conversation = await conversations.FindAsync(_user!.UserId(), conversationId, ct);
+        var conversation = await conversations.FindAsync(User.UserId(), conversationId, ct);
         if (conversation is null)
         {
             await SendErrorAsync("not_found", "No conversation with that id.", ct);
@@ -354,42 +207,4 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
         await SendAsync(new { type = "history", conversationId, title = conversation.Title, messages = conversations.ActiveBranch(all, conversation.ActiveLeafId) }, ct);
     }
 
-    private Task SendErrorAsync(string code, string message, CancellationToken ct) =>
-        SendAsync(new { type = "error", code, message }, ct);
-
-    private async Task SendAsync(object payload, CancellationToken ct)
-    {
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(payload, Json);
-        await _send.WaitAsync(ct);
-        try
-        {
-            if (socket.State == WebSocketState.Open) await socket.SendAsync(bytes, WebSocketMessageType.Text, true, ct);
-        }
-        finally
-        {
-            _send.Release();
-        }
-    }
-
-    private async Task CloseAsync(WebSocketCloseStatus status, string reason)
-    {
-        await _send.WaitAsync();
-        try
-        {
-            if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-                await socket.CloseAsync(status, reason, CancellationToken.None);
-        }
-        finally
-        {
-            _send.Release();
-        }
-        await _closing.CancelAsync();
-    }
-
-    public void Dispose()
-    {
-        _closing.Cancel();
-        _closing.Dispose();
-        _send.Dispose();
-    }
 }

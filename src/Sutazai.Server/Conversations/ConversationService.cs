@@ -28,6 +28,8 @@ public sealed class ConversationService(
     TimeProvider time,
     IHostApplicationLifetime lifetime,
     Knowledge.KnowledgeSearch search,
+    Graph.GraphQueries graph,
+    IOptionsMonitor<Graph.GraphOptions> graphOptions,
     ILogger<ConversationService> logger)
 {
     public const int MaxContentLength = 100_000;
@@ -166,7 +168,8 @@ public sealed class ConversationService(
 
         // Retrieval: the question's best chunks from the chosen collections become numbered sources the reply cites.
         var citations = knowledge is null ? [] : await RetrieveAsync(userId, userMessage.Content, knowledge, ct);
-        var systemPrompt = citations.Count == 0 ? conversation.SystemPrompt : SourcesPrompt(conversation.SystemPrompt, citations);
+        var facts = citations.Count == 0 ? [] : await graph.FactsAsync(await Knowledge.KnowledgeAccess.ScopeAsync(db, userId, ct), userMessage.Content, graphOptions.CurrentValue.MaxFacts, ct);
+        var systemPrompt = citations.Count == 0 ? conversation.SystemPrompt : GroundingPrompt.Build(conversation.SystemPrompt, citations, facts);
         if (citations.Count > 0)
         {
             await db.Messages.Where(m => m.Id == assistant.Id).ExecuteUpdateAsync(
@@ -315,21 +318,6 @@ public sealed class ConversationService(
             hits = await search.SearchAsync(userId, question, null, knowledge.TopK, "hybrid", ct);
         }
         return hits.Select((h, i) => new Citation(i + 1, h.DocumentId, h.ChunkId, h.Title, h.Page, h.Heading, h.Text)).ToList();
-    }
-
-    private static string SourcesPrompt(string? systemPrompt, List<Citation> citations)
-    {
-        var prompt = new System.Text.StringBuilder();
-        if (!string.IsNullOrWhiteSpace(systemPrompt)) prompt.Append(systemPrompt).Append("\n\n");
-        prompt.Append("Answer using the numbered sources below when they are relevant, and cite them as [1], [2]. If they do not contain the answer, say so.\n");
-        foreach (var c in citations)
-        {
-            prompt.Append("\n[").Append(c.Index).Append("] ").Append(c.Title);
-            if (c.Page is { } page) prompt.Append(", page ").Append(page);
-            if (c.Heading is { } heading) prompt.Append(" — ").Append(heading);
-            prompt.Append(":\n").Append(c.Text).Append('\n');
-        }
-        return prompt.ToString();
     }
 
     /// <summary>

@@ -22,6 +22,8 @@ public sealed class IngestionWorker(
     DocumentStorage storage,
     IEmbeddingGenerator<string, Embedding<float>> embedder,
     IVectorStore vectors,
+    EmbedderIdentity identity,
+    Graph.GraphStore graph,
     IOptions<KnowledgeOptions> options,
     TimeProvider time,
     ILogger<IngestionWorker> logger) : BackgroundService
@@ -35,7 +37,7 @@ public sealed class IngestionWorker(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await vectors.EnsureCollectionAsync(MiniLmEmbeddingGenerator.Dimensions, stoppingToken);
+        await vectors.EnsureCollectionAsync(identity.Dimensions, stoppingToken);
         await RebuildIfNeededAsync(stoppingToken);
         await RequeueInterruptedAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
@@ -51,6 +53,7 @@ public sealed class IngestionWorker(
                 await ProcessAsync(id, stoppingToken);
                 continue;
             }
+            if (await ReembedNextAsync(stoppingToken)) continue;
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
             idle.CancelAfter(TimeSpan.FromSeconds(5));
             try
@@ -71,11 +74,13 @@ public sealed class IngestionWorker(
         if (vectors is not USearchVectorStore usearch) return;
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var stored = await db.Chunks.CountAsync(c => c.Embedding != null, ct);
+        var current = identity.ToString();
+        var chunks = db.Chunks.Where(c => c.Embedding != null && db.Documents.Any(d => d.Id == c.DocumentId && d.EmbeddingModel == current));
+        var stored = await chunks.CountAsync(ct);
         if (!usearch.NeedsRebuild && usearch.Count == stored) return;
         logger.LogWarning("Rebuilding the vector index from the database ({Reason})",
             usearch.NeedsRebuild ? usearch.RebuildReason : $"the index holds {usearch.Count} vectors, the database {stored}");
-        var rows = await db.Chunks.AsNoTracking().Where(c => c.Embedding != null)
+        var rows = await chunks.AsNoTracking()
             .Select(c => new { c.Id, c.OwnerId, c.CollectionId, c.DocumentId, c.Embedding }).ToListAsync(ct);
         await usearch.RebuildAsync(rows.Select(r => new VectorRecord(r.Id, r.OwnerId, r.CollectionId, r.DocumentId,
             MemoryMarshal.Cast<byte, float>(r.Embedding!).ToArray())), ct);
@@ -129,9 +134,10 @@ public sealed class IngestionWorker(
             document.ChunkCount = chunks.Count;
             document.ChunksEmbedded = 0;
             document.Status = DocumentStatus.Embedding;
-            document.EmbeddingModel = MiniLmEmbeddingGenerator.ModelId;
+            document.EmbeddingModel = null;
             await db.SaveChangesAsync(ct);
             await ChunkIndex.AddAsync(db, chunks.Select(c => (c.Id, c.OwnerId, (c.Heading is null ? "" : c.Heading + "\n") + c.Text)), ct);
+            await graph.IndexDocumentAsync(db, document.OwnerId, id, chunks.Select(c => (c.Id, c.Text)).ToList(), ct);
 
             for (var start = 0; start < chunks.Count; start += EmbedBatch)
             {
@@ -152,6 +158,7 @@ public sealed class IngestionWorker(
             }
 
             document.Status = DocumentStatus.Indexed;
+            document.EmbeddingModel = identity.ToString();
             document.UpdatedAt = time.GetUtcNow().UtcDateTime;
             await db.SaveChangesAsync(ct);
             logger.LogInformation("Indexed document {Document} ({Chunks} chunks)", id, chunks.Count);
@@ -171,9 +178,57 @@ public sealed class IngestionWorker(
         }
     }
 
-    /// <summary>Removes a document's chunks from every index (vectors, full text, rows).</summary>
+    /// <summary>
+    /// Re-embeds the oldest indexed document whose chunks were embedded by another embedder (provider, model or
+    /// dimensions changed) into the current index; false when none is left. Until then its chunks are found by keyword
+    /// search only, since the current index never holds vectors of another embedding space.
+    /// </summary>
+    private async Task<bool> ReembedNextAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var current = identity.ToString();
+        var document = await db.Documents.Where(d => d.Status == DocumentStatus.Indexed && (d.EmbeddingModel == null || d.EmbeddingModel != current))
+            .OrderBy(d => d.CreatedAt).FirstOrDefaultAsync(ct);
+        if (document is null) return false;
+        var previous = document.EmbeddingModel;
+        try
+        {
+            var chunks = await db.Chunks.Where(c => c.DocumentId == document.Id).OrderBy(c => c.Index).ToListAsync(ct);
+            for (var start = 0; start < chunks.Count; start += EmbedBatch)
+            {
+                var batch = chunks.Skip(start).Take(EmbedBatch).ToList();
+                var embeddings = await embedder.GenerateAsync(batch.Select(c => c.Heading is null ? c.Text : c.Heading + "\n\n" + c.Text).ToList(), cancellationToken: ct);
+                var records = new List<VectorRecord>(batch.Count);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    var vector = embeddings[i].Vector;
+                    if (vector.Length != identity.Dimensions) throw new VectorDimensionMismatchException(identity.Dimensions, vector.Length, "An embedding");
+                    batch[i].Embedding = MemoryMarshal.AsBytes(vector.Span).ToArray();
+                    records.Add(new VectorRecord(batch[i].Id, document.OwnerId, document.CollectionId, document.Id, vector));
+                }
+                await vectors.UpsertAsync(records, ct);
+            }
+            document.EmbeddingModel = current;
+            document.UpdatedAt = time.GetUtcNow().UtcDateTime;
+            await db.SaveChangesAsync(ct);
+            logger.LogInformation("Re-embedded document {Document} ({Chunks} chunks) from {Previous} to {Current}", document.Id, chunks.Count, previous ?? "an unknown embedder", current);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException && !(ex is OperationCanceledException && ct.IsCancellationRequested))
+        {
+            logger.LogWarning(ex, "Re-embedding document {Document} failed", document.Id);
+            await db.Documents.Where(d => d.Id == document.Id).ExecuteUpdateAsync(s => s
+                .SetProperty(d => d.Status, DocumentStatus.Failed)
+                .SetProperty(d => d.Error, ($"Re-embedding with {current} failed: {ex.Message}")[..Math.Min(2000, $"Re-embedding with {current} failed: {ex.Message}".Length)])
+                .SetProperty(d => d.UpdatedAt, time.GetUtcNow().UtcDateTime), CancellationToken.None);
+        }
+        return true;
+    }
+
+    /// <summary>Removes a document's chunks from every index (vectors, full text, knowledge graph, rows).</summary>
     public async Task RemoveChunksAsync(AppDbContext db, Guid documentId, CancellationToken ct)
     {
+        await Graph.GraphStore.RemoveDocumentAsync(db, documentId, ct);
         var ids = await db.Chunks.Where(c => c.DocumentId == documentId).Select(c => c.Id).ToListAsync(ct);
         await vectors.DeleteByDocumentAsync(documentId, ct);
         await ChunkIndex.RemoveDocumentAsync(db, ids, ct);

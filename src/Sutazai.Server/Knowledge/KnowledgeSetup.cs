@@ -30,12 +30,15 @@ public static class KnowledgeSetup
             var model = new MiniLmEmbeddingGenerator();
             return entries > 0 ? new EmbeddingCache(model, entries) : model;
         });
+        services.AddSingleton(sp => EmbedderIdentity.Of(sp.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>()));
+        // One index per embedding space: a changed embedder gets a fresh index and documents are re-embedded into it.
         services.AddSingleton<IVectorStore>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<KnowledgeOptions>>().Value;
+            var identity = sp.GetRequiredService<EmbedderIdentity>();
             return options.VectorStore == "pgvector"
-                ? new PgVectorStore(options.PgVectorConnectionString)
-                : new USearchVectorStore(Path.Combine(sp.GetRequiredService<IOptions<SutazaiOptions>>().Value.DataPath, "vectors"));
+                ? new PgVectorStore(options.PgVectorConnectionString, "knowledge_vectors_" + identity.Slug)
+                : new USearchVectorStore(Path.Combine(sp.GetRequiredService<IOptions<SutazaiOptions>>().Value.DataPath, "vectors", identity.Slug));
         });
         services.AddSingleton<IngestionWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<IngestionWorker>());

@@ -15,10 +15,10 @@ public sealed class ChatClient(WebSocket socket) : IAsyncDisposable
 {
     public WebSocket Socket { get; } = socket;
 
-    public static async Task<ChatClient> ConnectAsync(TestApp app, string? accessToken)
+    public static async Task<ChatClient> ConnectAsync(TestApp app, string? accessToken, string path = "/ws/chat")
     {
         var client = app.Server.CreateWebSocketClient();
-        var uri = new Uri("ws://localhost/ws/chat" + (accessToken is null ? "" : "?access_token=" + Uri.EscapeDataString(accessToken)));
+        var uri = new Uri("ws://localhost" + path + (accessToken is null ? "" : "?access_token=" + Uri.EscapeDataString(accessToken)));
         return new ChatClient(await client.ConnectAsync(uri, CancellationToken.None));
     }
 

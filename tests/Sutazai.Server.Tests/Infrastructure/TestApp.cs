@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Sutazai.Data;
@@ -23,13 +24,15 @@ public sealed class TestApp : WebApplicationFactory<Program>
     public const string PostgresVariable = "SUTAZAI_TEST_POSTGRES";
 
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
 
     private readonly bool _ownsDataDir;
     private readonly Lock _startLock = new();
     private bool _kestrel;
 
-    private TestApp(DbProvider provider, string dataDir, bool ownsDataDir, string? postgresDatabase, Dictionary<string, string?> settings)
+    private TestApp(DbProvider provider, string dataDir, bool ownsDataDir, string? postgresDatabase, Dictionary<string, string?> settings, Action<IServiceCollection>? services)
     {
+        _services = services;
         _ownsDataDir = ownsDataDir;
         Provider = provider;
         DataDir = dataDir;
@@ -45,7 +48,8 @@ public sealed class TestApp : WebApplicationFactory<Program>
 
     public string OutboxDir => Path.Combine(DataDir, "outbox");
 
-    public static TestApp Create(DbProvider provider, IDictionary<string, string?>? overrides = null, string? dataDir = null)
+    /// <param name="services">Registrations applied after the app's own: replacements (a test embedder) or additions (a scripted model provider, a test tool).</param>
+    public static TestApp Create(DbProvider provider, IDictionary<string, string?>? overrides = null, string? dataDir = null, Action<IServiceCollection>? services = null)
     {
         var ownsDataDir = dataDir is null;
         dataDir ??= Directory.CreateTempSubdirectory("sutazai-test-").FullName;
@@ -70,13 +74,14 @@ public sealed class TestApp : WebApplicationFactory<Program>
             settings["Sutazai:Database:Pool:MaxSize"] = "20";
         }
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
-        return new TestApp(provider, dataDir, ownsDataDir, database, settings);
+        return new TestApp(provider, dataDir, ownsDataDir, database, settings, services);
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+        if (_services is not null) builder.ConfigureTestServices(_services);
     }
 
     /// <summary>

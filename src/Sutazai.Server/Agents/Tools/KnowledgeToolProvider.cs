@@ -1,0 +1,61 @@
+using System.ComponentModel;
+using Microsoft.Extensions.AI;
+using Sutazai.Server.Knowledge;
+
+namespace Sutazai.Server.Agents.Tools;
+
+public sealed record KnowledgeHit(Guid DocumentId, string Title, Guid ChunkId, string Text, double Score, int? Page, string? Heading);
+
+public sealed record KnowledgeSearchResult(string Query, IReadOnlyList<KnowledgeHit> Results);
+
+/// <summary>knowledge_search: hybrid search over the documents the run's user may read (see <see cref="KnowledgeSearch"/>).</summary>
+public sealed class KnowledgeToolProvider : IToolProvider
+{
+    public const int DefaultK = 5;
+    public const int MaxK = 50;
+    public const int MaxQueryLength = 1000;
+    public const int MaxCollections = 20;
+
+    public string Name => "knowledge";
+
+    public string Description => "Searches the user's documents and the collections shared with them.";
+
+    public (bool Available, string? Reason) Health() => (true, null);
+
+    public IReadOnlyList<AgentTool> Create(ToolContext context) =>
+    [
+        new(AIFunctionFactory.Create(
+            ([Description("What to look for, in words.")] string query,
+             [Description("How many passages to return (default 5, at most 50).")] int? k = null,
+             [Description("Search only these collections (ids); omit to search everything the user can read.")] Guid[]? collectionIds = null,
+             CancellationToken cancellationToken = default) => SearchAsync(context, query, k, collectionIds, cancellationToken),
+            "knowledge_search",
+            "Hybrid (semantic + keyword) search over the user's documents; returns passages with documentId, title, chunkId, text, score, page and heading to cite."),
+            SideEffects: false, _ => ToolRisk.Low),
+    ];
+
+    private static async Task<KnowledgeSearchResult> SearchAsync(ToolContext context, string query, int? k, Guid[]? collectionIds, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(query) || query.Length > MaxQueryLength) throw new ToolException($"Give a query of 1 to {MaxQueryLength} characters.");
+        var count = k ?? DefaultK;
+        if (count < 1 || count > MaxK) throw new ToolException($"k must be between 1 and {MaxK}.");
+        var collections = collectionIds?.Distinct().ToList() ?? [];
+        if (collections.Count > MaxCollections) throw new ToolException($"Give at most {MaxCollections} collectionIds.");
+
+        await using var scope = context.Services.CreateAsyncScope();
+        var search = scope.ServiceProvider.GetRequiredService<KnowledgeSearch>();
+        List<SearchResult> hits;
+        if (collections.Count == 0)
+        {
+            hits = await search.SearchAsync(context.UserId, query, null, count, "hybrid", ct);
+        }
+        else
+        {
+            // One search per collection (each re-checked against what the user may read), merged by score.
+            hits = [];
+            foreach (var collection in collections) hits.AddRange(await search.SearchAsync(context.UserId, query, collection, count, "hybrid", ct));
+            hits = hits.DistinctBy(h => h.ChunkId).OrderByDescending(h => h.Score).Take(count).ToList();
+        }
+        return new KnowledgeSearchResult(query, hits.Select(h => new KnowledgeHit(h.DocumentId, h.Title, h.ChunkId, h.Text, h.Score, h.Page, h.Heading)).ToList());
+    }
+}
