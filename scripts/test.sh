@@ -47,6 +47,12 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
   apt_install libgomp1
 fi
 
+# --- Chromium for the browser tests (tests/Sutazai.E2E drive Debian's build; Playwright downloads nothing) ----------
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing chromium (browser tests)"
+  apt_install chromium
+fi
+
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then

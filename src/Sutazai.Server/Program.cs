@@ -13,6 +13,7 @@ using Sutazai.Server.Knowledge;
 using Sutazai.Server.OpenAICompatible;
 using Sutazai.Server.Tasks;
 using Sutazai.Server.Vectors;
+using Sutazai.Server.Ui;
 
 if (Cli.TryRun(args, Console.Out) is { } exitCode) return exitCode;
 if (await ModelCommands.TryRunAsync(args, Console.Out, Console.Error) is { } modelExitCode) return modelExitCode;
@@ -30,6 +31,7 @@ builder.AddSutazaiVectors();
 builder.AddSutazaiAgents();
 builder.AddSutazaiGraph();
 builder.AddSutazaiTasks();
+builder.AddSutazaiUi();
 
 var app = builder.Build();
 app.UseSutazaiDefaults();
@@ -50,6 +52,7 @@ if (app.Configuration.ServesApi())
     app.MapAgentsApi();
     app.MapJarvisSocket();
     app.MapGraphApi();
+    app.MapSutazaiUi();
 }
 
 await app.RunAsync();

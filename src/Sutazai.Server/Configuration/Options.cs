@@ -98,12 +98,15 @@ public sealed class AuthOptions : IValidatableObject
     [Range(0, 600)]
     public int ClockSkewSeconds { get; set; }
 
+    public TimeSpan CookieLifetime { get; set; }
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (AccessTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(AccessTokenLifetime));
         if (RefreshTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(RefreshTokenLifetime));
         if (LockoutDuration <= TimeSpan.Zero) yield return Positive(nameof(LockoutDuration));
         if (PasswordResetTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(PasswordResetTokenLifetime));
+        if (CookieLifetime <= TimeSpan.Zero) yield return Positive(nameof(CookieLifetime));
     }
 
     private static ValidationResult Positive(string name) =>

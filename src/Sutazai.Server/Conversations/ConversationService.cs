@@ -187,6 +187,102 @@ public sealed class ConversationService(
         return new StartReplyResult.Started(reply);
     }
 
+    /// <summary>My conversations whose title or any message contains <paramref name="q"/> (case-insensitive), newest first.</summary>
+    public async Task<List<SearchHit>> SearchAsync(Guid userId, string q, CancellationToken ct)
+    {
+        var pattern = "%" + q.Trim().ToLowerInvariant().Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
+        var titleHits = await db.Conversations.AsNoTracking()
+            .Where(c => c.UserId == userId && EF.Functions.Like(c.Title.ToLower(), pattern, "\\"))
+            .OrderByDescending(c => c.UpdatedAt).Take(50)
+            .Select(c => new SearchHit(c.Id, c.Title, null, c.Title, c.UpdatedAt)).ToListAsync(ct);
+        var messageHits = await (from m in db.Messages.AsNoTracking()
+                                 join c in db.Conversations.AsNoTracking() on m.ConversationId equals c.Id
+                                 where c.UserId == userId && EF.Functions.Like(m.Content.ToLower(), pattern, "\\")
+                                 orderby m.CreatedAt descending
+                                 select new { c.Id, c.Title, MessageId = m.Id, m.Content, c.UpdatedAt }).Take(50).ToListAsync(ct);
+        var needle = q.Trim();
+        return titleHits.Concat(messageHits.Select(h => new SearchHit(h.Id, h.Title, h.MessageId, Snippet(h.Content, needle), h.UpdatedAt))).ToList();
+    }
+
+    private static string Snippet(string content, string needle)
+    {
+        var at = content.IndexOf(needle, StringComparison.OrdinalIgnoreCase);
+        var start = Math.Max(0, at - 60);
+        var end = Math.Min(content.Length, (at < 0 ? 0 : at) + needle.Length + 60);
+        return (start > 0 ? "…" : "") + content[start..end] + (end < content.Length ? "…" : "");
+    }
+
+    /// <summary>Rename, pin, archive, set model or system prompt (fields left null stay as they are; "" clears model and prompt).</summary>
+    public async Task UpdateAsync(Conversation conversation, UpdateConversationRequest request, CancellationToken ct)
+    {
+        if (request.Title is not null)
+        {
+            conversation.Title = request.Title.Trim();
+            conversation.TitleSetByUser = true;
+        }
+        if (request.Pinned is { } pinned) conversation.Pinned = pinned;
+        if (request.Archived is { } archived) conversation.Archived = archived;
+        if (request.SystemPrompt is not null) conversation.SystemPrompt = request.SystemPrompt.Length == 0 ? null : request.SystemPrompt;
+        if (request.Model is not null) conversation.Model = request.Model.Length == 0 ? null : request.Model;
+        conversation.UpdatedAt = Now;
+        await db.SaveChangesAsync(ct);
+    }
+
+    /// <summary>Deletes a conversation with all its messages, stopping its running reply first.</summary>
+    public async Task DeleteAsync(Conversation conversation, CancellationToken ct)
+    {
+        if (hub.Get(conversation.Id, conversation.UserId) is { } running)
+        {
+            await running.Stop.CancelAsync();
+            await running.Completion.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
+        }
+        await db.Messages.Where(m => m.ConversationId == conversation.Id).ExecuteDeleteAsync(ct);
+        await db.Conversations.Where(c => c.Id == conversation.Id).ExecuteDeleteAsync(ct);
+    }
+
+    public sealed record ExportFile(byte[] Content, string ContentType, string FileName);
+
+    /// <summary>The conversation as Markdown (the active branch) or JSON (every message, for import); null for another format.</summary>
+    public async Task<ExportFile?> ExportAsync(Conversation conversation, string? format, System.Text.Json.JsonSerializerOptions json, CancellationToken ct)
+    {
+        var all = await AllMessagesAsync(conversation.Id, ct);
+        var branch = Branch(all, conversation.ActiveLeafId);
+        var active = branch.Select(m => m.Id).ToHashSet();
+        var fileName = new string(conversation.Title.Select(ch => char.IsLetterOrDigit(ch) ? ch : '-').ToArray()).Trim('-');
+        if (fileName.Length == 0) fileName = "conversation";
+        switch (format?.ToLowerInvariant())
+        {
+            case "markdown" or "md":
+                var md = new System.Text.StringBuilder();
+                md.Append("# ").Append(conversation.Title).Append("\n\n");
+                if (!string.IsNullOrWhiteSpace(conversation.SystemPrompt)) md.Append("> System: ").Append(conversation.SystemPrompt.Replace("\n", "\n> ", StringComparison.Ordinal)).Append("\n\n");
+                foreach (var m in branch)
+                {
+                    md.Append("## ").Append(m.Role == "user" ? "User" : "Assistant");
+                    if (m.Model is not null) md.Append(" (").Append(m.Model).Append(')');
+                    if (m.Status != MessageStatus.Complete) md.Append(" — ").Append(m.Status);
+                    md.Append("\n\n").Append(m.Content).Append("\n\n");
+                }
+                return new ExportFile(System.Text.Encoding.UTF8.GetBytes(md.ToString()), "text/markdown; charset=utf-8", fileName + ".md");
+            case "json" or null:
+                var export = new ConversationExport("sutazai.conversation.v1", conversation.Title, conversation.Model, conversation.SystemPrompt, conversation.CreatedAt,
+                    all.Select(m => new ExportedMessage(m.Id, m.ParentId, m.Role, m.Content, m.Model, m.Status, m.CreatedAt, active.Contains(m.Id))).ToList());
+                return new ExportFile(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(export, json), "application/json", fileName + ".json");
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Shows the branch through <paramref name="messageId"/> (its newest descendants); false when it is not a message of the conversation.</summary>
+    public async Task<List<MessageResponse>?> SwitchBranchAsync(Conversation conversation, Guid messageId, CancellationToken ct)
+    {
+        var all = await AllMessagesAsync(conversation.Id, ct);
+        if (all.All(m => m.Id != messageId)) return null;
+        conversation.ActiveLeafId = DeepestLeaf(all, messageId);
+        await db.SaveChangesAsync(ct);
+        return ActiveBranch(all, conversation.ActiveLeafId);
+    }
+
     public const string UnreadableCollections = "Every collection must be yours or shared with you.";
 
     /// <summary>

@@ -36,7 +36,7 @@ public static class ConversationsApi
 
     private static ProblemHttpResult NotFound() => Problems.NotFound("No conversation with that id.");
 
-    private static Dictionary<string, string[]> ValidateFields(string? title, string? systemPrompt)
+    public static Dictionary<string, string[]> ValidateFields(string? title, string? systemPrompt)
     {
         var errors = new Dictionary<string, string[]>();
         if (title is { Length: > ConversationService.MaxTitleLength }) errors["title"] = [$"Title must be at most {ConversationService.MaxTitleLength} characters."];
@@ -68,65 +68,28 @@ public static class ConversationsApi
     private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct) =>
         await service.FindAsync(http.User.UserId(), id, ct) is { } c ? TypedResults.Ok(ConversationResponse.From(c, hub.IsRunning(c.Id))) : NotFound();
 
-    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Update(Guid id, UpdateConversationRequest request, HttpContext http, ConversationService service, AppDbContext db, ReplyHub hub, TimeProvider time, CancellationToken ct)
+    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Update(Guid id, UpdateConversationRequest request, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct)
     {
         var errors = ValidateFields(request.Title, request.SystemPrompt);
         if (errors.Count > 0) return Problems.Validation(errors);
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
-        if (request.Title is not null)
-        {
-            conversation.Title = request.Title.Trim();
-            conversation.TitleSetByUser = true;
-        }
-        if (request.Pinned is { } pinned) conversation.Pinned = pinned;
-        if (request.Archived is { } archived) conversation.Archived = archived;
-        if (request.SystemPrompt is not null) conversation.SystemPrompt = request.SystemPrompt.Length == 0 ? null : request.SystemPrompt;
-        if (request.Model is not null) conversation.Model = request.Model.Length == 0 ? null : request.Model;
-        conversation.UpdatedAt = time.GetUtcNow().UtcDateTime;
-        await db.SaveChangesAsync(ct);
+        await service.UpdateAsync(conversation, request, ct);
         return TypedResults.Ok(ConversationResponse.From(conversation, hub.IsRunning(conversation.Id)));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, HttpContext http, ConversationService service, AppDbContext db, ReplyHub hub, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, HttpContext http, ConversationService service, CancellationToken ct)
     {
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
-        if (hub.Get(id, http.User.UserId()) is { } running)
-        {
-            await running.Stop.CancelAsync();
-            await running.Completion.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
-        }
-        await db.Messages.Where(m => m.ConversationId == id).ExecuteDeleteAsync(ct);
-        await db.Conversations.Where(c => c.Id == id).ExecuteDeleteAsync(ct);
+        await service.DeleteAsync(conversation, ct);
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<Ok<List<SearchHit>>, ProblemHttpResult>> Search(string? q, HttpContext http, AppDbContext db, CancellationToken ct)
+    private static async Task<Results<Ok<List<SearchHit>>, ProblemHttpResult>> Search(string? q, HttpContext http, ConversationService service, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(q) || q.Length > 200) return Problems.Validation("q", "Give a search text of 1 to 200 characters.");
-        var userId = http.User.UserId();
-        var pattern = "%" + q.Trim().ToLowerInvariant().Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%";
-        var titleHits = await db.Conversations.AsNoTracking()
-            .Where(c => c.UserId == userId && EF.Functions.Like(c.Title.ToLower(), pattern, "\\"))
-            .OrderByDescending(c => c.UpdatedAt).Take(50)
-            .Select(c => new SearchHit(c.Id, c.Title, null, c.Title, c.UpdatedAt)).ToListAsync(ct);
-        var messageHits = await (from m in db.Messages.AsNoTracking()
-                                 join c in db.Conversations.AsNoTracking() on m.ConversationId equals c.Id
-                                 where c.UserId == userId && EF.Functions.Like(m.Content.ToLower(), pattern, "\\")
-                                 orderby m.CreatedAt descending
-                                 select new { c.Id, c.Title, MessageId = m.Id, m.Content, c.UpdatedAt }).Take(50).ToListAsync(ct);
-        var needle = q.Trim();
-        var hits = titleHits.Concat(messageHits.Select(h => new SearchHit(h.Id, h.Title, h.MessageId, Snippet(h.Content, needle), h.UpdatedAt))).ToList();
-        return TypedResults.Ok(hits);
-    }
-
-    private static string Snippet(string content, string needle)
-    {
-        var at = content.IndexOf(needle, StringComparison.OrdinalIgnoreCase);
-        var start = Math.Max(0, at - 60);
-        var end = Math.Min(content.Length, (at < 0 ? 0 : at) + needle.Length + 60);
-        return (start > 0 ? "…" : "") + content[start..end] + (end < content.Length ? "…" : "");
+        return TypedResults.Ok(await service.SearchAsync(http.User.UserId(), q, ct));
     }
 
     private static async Task<Results<Ok<List<MessageResponse>>, ProblemHttpResult>> Messages(Guid id, HttpContext http, ConversationService service, CancellationToken ct)
@@ -248,48 +211,24 @@ public static class ConversationsApi
         return stopped is null ? Problems.Status(StatusCodes.Status500InternalServerError, "Internal Server Error", "The stopped reply could not be stored.") : TypedResults.Ok(stopped);
     }
 
-    private static async Task<Results<Ok<MessageResponse>, Ok<List<MessageResponse>>, ProblemHttpResult>> SwitchBranch(Guid id, BranchRequest request, HttpContext http, ConversationService service, AppDbContext db, CancellationToken ct)
+    private static async Task<Results<Ok<MessageResponse>, Ok<List<MessageResponse>>, ProblemHttpResult>> SwitchBranch(Guid id, BranchRequest request, HttpContext http, ConversationService service, CancellationToken ct)
     {
         if (request.MessageId is not { } messageId) return Problems.Validation("messageId", "messageId is required.");
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
-        var all = await service.AllMessagesAsync(id, ct);
-        if (all.All(m => m.Id != messageId)) return Problems.Validation("messageId", "messageId is not a message of this conversation.");
-        conversation.ActiveLeafId = ConversationService.DeepestLeaf(all, messageId);
-        await db.SaveChangesAsync(ct);
-        return TypedResults.Ok(service.ActiveBranch(all, conversation.ActiveLeafId));
+        return await service.SwitchBranchAsync(conversation, messageId, ct) is { } branch
+            ? TypedResults.Ok(branch)
+            : Problems.Validation("messageId", "messageId is not a message of this conversation.");
     }
 
     private static async Task<IResult> Export(Guid id, HttpContext http, ConversationService service, string? format = "json", CancellationToken ct = default)
     {
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
-        var all = await service.AllMessagesAsync(id, ct);
-        var active = ConversationService.Branch(all, conversation.ActiveLeafId).Select(m => m.Id).ToHashSet();
-        var fileName = new string(conversation.Title.Select(ch => char.IsLetterOrDigit(ch) ? ch : '-').ToArray()).Trim('-');
-        if (fileName.Length == 0) fileName = "conversation";
-        switch (format?.ToLowerInvariant())
-        {
-            case "markdown" or "md":
-                var md = new StringBuilder();
-                md.Append("# ").Append(conversation.Title).Append("\n\n");
-                if (!string.IsNullOrWhiteSpace(conversation.SystemPrompt)) md.Append("> System: ").Append(conversation.SystemPrompt.Replace("\n", "\n> ", StringComparison.Ordinal)).Append("\n\n");
-                foreach (var m in ConversationService.Branch(all, conversation.ActiveLeafId))
-                {
-                    md.Append("## ").Append(m.Role == "user" ? "User" : "Assistant");
-                    if (m.Model is not null) md.Append(" (").Append(m.Model).Append(')');
-                    if (m.Status != MessageStatus.Complete) md.Append(" — ").Append(m.Status);
-                    md.Append("\n\n").Append(m.Content).Append("\n\n");
-                }
-                return Results.File(Encoding.UTF8.GetBytes(md.ToString()), "text/markdown; charset=utf-8", fileName + ".md");
-            case "json" or null:
-                var export = new ConversationExport("sutazai.conversation.v1", conversation.Title, conversation.Model, conversation.SystemPrompt, conversation.CreatedAt,
-                    all.Select(m => new ExportedMessage(m.Id, m.ParentId, m.Role, m.Content, m.Model, m.Status, m.CreatedAt, active.Contains(m.Id))).ToList());
-                var json = http.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
-                return Results.File(JsonSerializer.SerializeToUtf8Bytes(export, json), "application/json", fileName + ".json");
-            default:
-                return Problems.Validation("format", "format must be 'markdown' or 'json'.");
-        }
+        var json = http.RequestServices.GetRequiredService<IOptions<JsonOptions>>().Value.SerializerOptions;
+        return await service.ExportAsync(conversation, format, json, ct) is { } file
+            ? Results.File(file.Content, file.ContentType, file.FileName)
+            : Problems.Validation("format", "format must be 'markdown' or 'json'.");
     }
 
     private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Import(ConversationExport export, HttpContext http, AppDbContext db, TimeProvider time, CancellationToken ct)

@@ -93,4 +93,7 @@ public sealed class ReplyHub
         _running.TryGetValue(conversationId, out var reply) && reply.UserId == userId ? reply : null;
 
     public bool IsRunning(Guid conversationId) => _running.ContainsKey(conversationId);
+
+    /// <summary>Replies being generated now, across every user (the system monitor shows it).</summary>
+    public int RunningCount => _running.Count;
 }

@@ -59,11 +59,13 @@ public static class IdentitySetup
                 : ActivatorUtilities.CreateInstance<SmtpMailSender>(sp);
         });
 
-        // One default scheme that picks the handler by the bearer token: "sk-…" is an API key, anything else a JWT.
+        // One default scheme that picks the handler: a bearer "sk-…" is an API key, any other bearer token a JWT, and
+        // outside /api and /v1 a request without one uses the web UI's cookie (see CookieAuthentication.Select).
         services.AddAuthentication(ApiKeyAuthenticationHandler.SelectorScheme)
-            .AddPolicyScheme(ApiKeyAuthenticationHandler.SelectorScheme, "JWT or API key", o => o.ForwardDefaultSelector = ApiKeyAuthenticationHandler.Select)
+            .AddPolicyScheme(ApiKeyAuthenticationHandler.SelectorScheme, "JWT, API key or UI cookie", o => o.ForwardDefaultSelector = CookieAuthentication.Select)
             .AddJwtBearer()
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null)
+            .AddSutazaiCookie();
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<JwtKeyStore, IOptions<AuthOptions>>((o, keys, authOptions) =>
             {

@@ -73,15 +73,27 @@ public static class UsersApi
     {
         if (request.Role is not null && !Roles.IsKnown(request.Role))
             return Problems.Validation("role", $"Role must be '{Roles.Admin}' or '{Roles.User}'.");
+        var (user, status, detail) = await AdministerAsync(id, request, db, users, tokens, time, ct);
+        return user is not null ? TypedResults.Ok(UserResponse.From(user))
+            : status == StatusCodes.Status404NotFound ? Problems.NotFound(detail!) : Problems.Conflict(detail!);
+    }
+
+    /// <summary>
+    /// An admin's change to an account (role, activation), shared by the API and the web UI: at least one active admin
+    /// remains, and a deactivation rotates the security stamp and revokes every session at once.
+    /// </summary>
+    public static async Task<(AppUser? User, int Status, string? Detail)> AdministerAsync(
+        Guid id, AdminUpdateUserRequest request, AppDbContext db, UserManager<AppUser> users, TokenService tokens, TimeProvider time, CancellationToken ct)
+    {
         var user = await users.FindByIdAsync(id.ToString());
-        if (user is null) return Problems.NotFound("No user with that id.");
+        if (user is null) return (null, StatusCodes.Status404NotFound, "No user with that id.");
 
         var demotes = request.Role == Roles.User && user.Role == Roles.Admin;
         var deactivates = request.IsActive == false && user.IsActive && user.Role == Roles.Admin;
         if (demotes || deactivates)
         {
             var otherAdmins = await db.Users.CountAsync(u => u.Role == Roles.Admin && u.IsActive && u.Id != user.Id, ct);
-            if (otherAdmins == 0) return Problems.Conflict("At least one active admin must remain.");
+            if (otherAdmins == 0) return (null, StatusCodes.Status409Conflict, "At least one active admin must remain.");
         }
 
         var deactivating = request.IsActive == false && user.IsActive;
@@ -94,6 +106,6 @@ public static class UsersApi
             await users.UpdateSecurityStampAsync(user);
             await tokens.RevokeAllAsync(user.Id, "deactivated", keepFamily: null, ct);
         }
-        return TypedResults.Ok(UserResponse.From(user));
+        return (user, StatusCodes.Status200OK, null);
     }
 }

@@ -33,4 +33,38 @@ public static class DocumentIntake
         await db.SaveChangesAsync(ct);
         return DocumentResponse.From(document);
     }
+
+    public abstract record FileOutcome
+    {
+        public sealed record Accepted(DocumentResponse Document) : FileOutcome;
+
+        public sealed record Rejected(int Status, string Detail) : FileOutcome;
+    }
+
+    /// <summary>
+    /// One uploaded file (from the REST upload or the web UI): the size limit (413), the type sniffed from name and
+    /// content (415), the content hash, then <see cref="AcceptAsync"/>. <paramref name="open"/> is called once per pass.
+    /// </summary>
+    public static async Task<FileOutcome> AcceptFileAsync(
+        AppDbContext db, DocumentStorage storage, TimeProvider time, long limit, Guid ownerId, Guid? collectionId,
+        string fileName, long length, Func<Stream> open, CancellationToken ct)
+    {
+        if (length > limit)
+            return new FileOutcome.Rejected(StatusCodes.Status413PayloadTooLarge, $"'{FileNames.Sanitize(fileName)}' is {length} bytes; the limit is {limit} bytes.");
+        var head = new byte[Math.Min(DocumentTypeDetector.HeadLength, (int)Math.Min(length, int.MaxValue))];
+        await using (var peek = open())
+        {
+            await peek.ReadExactlyAsync(head, ct);
+        }
+        var detection = DocumentTypeDetector.Detect(fileName, head);
+        if (!detection.IsAccepted)
+            return new FileOutcome.Rejected(StatusCodes.Status415UnsupportedMediaType, $"'{FileNames.Sanitize(fileName)}': {detection.RejectionReason}");
+
+        string sha;
+        await using (var hashing = open())
+        {
+            sha = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(hashing, ct));
+        }
+        return new FileOutcome.Accepted(await AcceptAsync(db, storage, time, ownerId, collectionId, fileName, detection.Kind!.Value, length, sha, open, sourceUrl: null, ct));
+    }
 }

@@ -57,24 +57,14 @@ public static class KnowledgeApi
         var accepted = new List<DocumentResponse>();
         foreach (var file in files)
         {
-            if (file.Length > limit)
-                return Problems.Status(StatusCodes.Status413PayloadTooLarge, "Payload Too Large", $"'{FileNames.Sanitize(file.FileName)}' is {file.Length} bytes; the limit is {limit} bytes.");
-            var head = new byte[Math.Min(DocumentTypeDetector.HeadLength, (int)Math.Min(file.Length, int.MaxValue))];
-            await using (var peek = file.OpenReadStream())
+            switch (await DocumentIntake.AcceptFileAsync(db, storage, time, limit, userId, collectionId, file.FileName, file.Length, file.OpenReadStream, ct))
             {
-                await peek.ReadExactlyAsync(head, ct);
+                case DocumentIntake.FileOutcome.Accepted a:
+                    accepted.Add(a.Document);
+                    break;
+                case DocumentIntake.FileOutcome.Rejected r:
+                    return Problems.Status(r.Status, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(r.Status), r.Detail);
             }
-            var detection = DocumentTypeDetector.Detect(file.FileName, head);
-            if (!detection.IsAccepted)
-                return Problems.Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", $"'{FileNames.Sanitize(file.FileName)}': {detection.RejectionReason}");
-
-            string sha;
-            await using (var hashing = file.OpenReadStream())
-            {
-                sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(hashing, ct));
-            }
-            accepted.Add(await DocumentIntake.AcceptAsync(db, storage, time, userId, collectionId, file.FileName, detection.Kind!.Value,
-                file.Length, sha, file.OpenReadStream, sourceUrl: null, ct));
         }
         worker.Notify();
         return TypedResults.Accepted((string?)null, new UploadResponse(accepted));

@@ -1,0 +1,121 @@
+using Microsoft.Playwright;
+
+namespace Sutazai.E2E;
+
+public sealed class FirstRunTests
+{
+    [Fact]
+    public async Task FirstVisit_CreatesTheAdmin_ThenOffersToGetAModel()
+    {
+        await using var server = await E2EServer.StartAsync(withModels: false);
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await BrowserFixture.LaunchAsync(playwright);
+        var page = await browser.NewPageAsync();
+        await Ui.ShootOnFailureAsync(page, nameof(FirstVisit_CreatesTheAdmin_ThenOffersToGetAModel), async () =>
+        {
+            await page.GotoAsync(server.BaseUrl.ToString());
+            await page.WaitForURLAsync("**/setup");
+            await Assertions.Expect(page.GetByTestId("first-run")).ToBeVisibleAsync();
+            await page.FillAsync("#username", "founder");
+            await page.FillAsync("#email", "founder@example.com");
+            await page.FillAsync("#password", E2EServer.Password);
+            await page.ClickAsync("button[type=submit]");
+
+            await page.WaitForURLAsync(server.BaseUrl.ToString());
+            await Ui.WaitInteractiveAsync(page);
+            await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync("founder");
+            // No model: a set-up panel, never a dead chat box.
+            await Assertions.Expect(page.GetByTestId("model-setup")).ToBeVisibleAsync();
+            await Assertions.Expect(page.Locator("#pull-tinyllama")).ToBeVisibleAsync();
+            await Assertions.Expect(page.Locator("#composer")).ToHaveCountAsync(0);
+            await page.FillAsync("#ollama-url", "http://127.0.0.1:9");
+            await page.ClickAsync("#test-ollama");
+            await Assertions.Expect(page.GetByTestId("ollama-result")).ToContainTextAsync("No Ollama server answered at http://127.0.0.1:9/");
+
+            var me = await server.GetJsonAsync("founder", "/api/v1/users/me");
+            Assert.Equal("admin", me.GetProperty("role").GetString());
+
+            // Once an admin exists, /setup is closed.
+            await page.GotoAsync(new Uri(server.BaseUrl, "/setup").ToString());
+            await page.WaitForURLAsync("**/login");
+        });
+    }
+}
+
+[Collection(BrowserCollection.Name)]
+public sealed class AccountTests(BrowserFixture fixture)
+{
+    private E2EServer Server => fixture.Server;
+
+    [Fact]
+    public async Task Register_SignIn_SignOut()
+    {
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await Ui.ShootOnFailureAsync(page, nameof(Register_SignIn_SignOut), async () =>
+        {
+            var username = "reg" + Guid.NewGuid().ToString("N")[..8];
+            await page.GotoAsync(new Uri(Server.BaseUrl, "/register").ToString());
+            await page.FillAsync("#username", username);
+            await page.FillAsync("#email", username + "@example.com");
+            await page.FillAsync("#password", "short");
+            await page.ClickAsync("button[type=submit]");
+            await Assertions.Expect(page.Locator("[data-field=password]").First).ToBeVisibleAsync();
+
+            await page.FillAsync("#username", username);
+            await page.FillAsync("#email", username + "@example.com");
+            await page.FillAsync("#password", E2EServer.Password);
+            await page.ClickAsync("button[type=submit]");
+            await page.WaitForURLAsync(Server.BaseUrl.ToString());
+            await Ui.WaitInteractiveAsync(page);
+            await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync(username);
+
+            var cookie = (await context.CookiesAsync()).Single(c => c.Name == "sutazai.session");
+            Assert.True(cookie.HttpOnly);
+            Assert.Equal(SameSiteAttribute.Lax, cookie.SameSite);
+
+            await page.ClickAsync("#sign-out");
+            await page.WaitForURLAsync("**/login?message=signed-out");
+            Assert.DoesNotContain(await context.CookiesAsync(), c => c.Name == "sutazai.session");
+            await page.GotoAsync(Server.BaseUrl.ToString());
+            await page.WaitForURLAsync("**/login?returnUrl=%2F");
+
+            await Ui.SignInAsync(page, Server.BaseUrl, username);
+            await page.WaitForURLAsync(Server.BaseUrl.ToString());
+            await Ui.WaitInteractiveAsync(page);
+            await Assertions.Expect(page.GetByTestId("signed-in-as")).ToHaveTextAsync(username);
+        });
+    }
+
+    [Fact]
+    public async Task WrongPasswords_LockTheAccount_WithAMessage()
+    {
+        var username = await Server.RegisterAsync();
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await Ui.ShootOnFailureAsync(page, nameof(WrongPasswords_LockTheAccount_WithAMessage), async () =>
+        {
+            await Ui.SignInAsync(page, Server.BaseUrl, username, "Wrong#Password1!");
+            await Assertions.Expect(page.GetByTestId("login-error")).ToHaveTextAsync("Invalid username or password.");
+            await Ui.SignInAsync(page, Server.BaseUrl, username, "Wrong#Password1!");
+            await Ui.SignInAsync(page, Server.BaseUrl, username, "Wrong#Password1!");
+            await Assertions.Expect(page.GetByTestId("login-error")).ToContainTextAsync("This account is locked after too many failed sign-in attempts");
+            // Even the right password is refused while locked.
+            await Ui.SignInAsync(page, Server.BaseUrl, username);
+            await Assertions.Expect(page.GetByTestId("login-error")).ToContainTextAsync("locked");
+            Assert.DoesNotContain(await context.CookiesAsync(), c => c.Name == "sutazai.session");
+        });
+    }
+
+    [Fact]
+    public async Task Api_StaysBearerOnly_WhileTheBrowserHasACookie()
+    {
+        var username = await Server.RegisterAsync();
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await Ui.SignInAsync(page, Server.BaseUrl, username);
+        await page.WaitForURLAsync(Server.BaseUrl.ToString());
+        var response = await page.APIRequest.GetAsync(new Uri(Server.BaseUrl, "/api/v1/users/me").ToString());
+        Assert.Equal(401, response.Status);
+    }
+}

@@ -1,0 +1,57 @@
+using Microsoft.Playwright;
+
+namespace Sutazai.E2E;
+
+[Collection(BrowserCollection.Name)]
+public sealed class AdminTests(BrowserFixture fixture)
+{
+    private E2EServer Server => fixture.Server;
+
+    [Fact]
+    public async Task DeactivatingAUser_EndsTheirOpenTabOnTheNextAction()
+    {
+        var username = await Server.RegisterAsync();
+        await using var userContext = await fixture.Browser.NewContextAsync();
+        var userPage = await userContext.NewPageAsync();
+        await Ui.SignInAsync(userPage, Server.BaseUrl, username);
+        await userPage.WaitForURLAsync(Server.BaseUrl.ToString());
+        await Ui.WaitInteractiveAsync(userPage);
+
+        await using var adminContext = await fixture.Browser.NewContextAsync();
+        var adminPage = await adminContext.NewPageAsync();
+        await Ui.ShootOnFailureAsync(adminPage, nameof(DeactivatingAUser_EndsTheirOpenTabOnTheNextAction), async () =>
+        {
+            await Ui.SignInAsync(adminPage, Server.BaseUrl, fixture.Admin);
+            await adminPage.WaitForURLAsync(Server.BaseUrl.ToString());
+            await adminPage.GotoAsync(new Uri(Server.BaseUrl, "/admin/users").ToString());
+            await Ui.WaitInteractiveAsync(adminPage);
+            var row = adminPage.Locator($"[data-testid=user-row][data-username='{username}']");
+            await row.GetByRole(AriaRole.Button, new() { Name = $"Deactivate {username}" }).ClickAsync();
+            await Assertions.Expect(row.GetByRole(AriaRole.Button, new() { Name = $"Activate {username}" })).ToBeVisibleAsync();
+        });
+
+        await Ui.ShootOnFailureAsync(userPage, nameof(DeactivatingAUser_EndsTheirOpenTabOnTheNextAction) + "-user", async () =>
+        {
+            await userPage.FillAsync("#composer", "Am I still here?");
+            await userPage.PressAsync("#composer", "Enter");
+            await userPage.WaitForURLAsync("**/login");
+            await Assertions.Expect(userPage.Locator("h1")).ToHaveTextAsync("Sign in");
+            await Ui.SignInAsync(userPage, Server.BaseUrl, username);
+            await Assertions.Expect(userPage.GetByTestId("login-error")).ToContainTextAsync("deactivated");
+        });
+    }
+
+    [Fact]
+    public async Task PlainUser_CannotOpenAdminPages()
+    {
+        var username = await Server.RegisterAsync();
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await Ui.SignInAsync(page, Server.BaseUrl, username);
+        await page.WaitForURLAsync(Server.BaseUrl.ToString());
+        var response = await page.GotoAsync(new Uri(Server.BaseUrl, "/admin/users").ToString());
+        await page.WaitForURLAsync("**/forbidden**");
+        await Assertions.Expect(page.Locator("h1")).ToHaveTextAsync("Not allowed");
+        Assert.NotNull(response);
+    }
+}
