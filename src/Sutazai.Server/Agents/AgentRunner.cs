@@ -27,10 +27,11 @@ public sealed class AgentRunner(
     AgentWorkspaces workspaces,
     IServiceProvider services,
     IOptions<AgentOptions> options,
+    AgentWorkerIdentity worker,
     TimeProvider time,
     ILogger<AgentRunner> logger)
 {
-    public static readonly string NodeId = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
+    private string NodeId => worker.Id;
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     public const string DelegateTool = "delegate_task";
 
@@ -285,6 +286,7 @@ public sealed class AgentRunner(
             text = response.Text,
             calls = callsOut,
             model = _model.ModelId,
+            worker = NodeId,
             usage = new { inputTokens, outputTokens },
         });
     }
@@ -515,6 +517,12 @@ public sealed class AgentRunner(
             ? calls.EnumerateArray().Select(c => new ToolCall(c.GetProperty("callId").GetString()!, c.GetProperty("name").GetString()!, c.GetProperty("arguments"))).ToList()
             : [];
     }
+}
+
+/// <summary>This host's name as a run executor: it holds run leases and is recorded on each model step.</summary>
+public sealed class AgentWorkerIdentity
+{
+    public string Id { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
 }
 
 /// <summary>A run cannot go on; the message is stored as the run's error and shown to the user.</summary>

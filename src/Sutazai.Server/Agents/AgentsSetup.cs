@@ -18,6 +18,7 @@ public static class AgentsSetup
             .Validate(o => o.AllowedRepositories.All(Path.IsPathFullyQualified), "Sutazai:Agents:CoderRepositories entries must be absolute paths.")
             .ValidateOnStart();
         services.AddSingleton<RunHub>();
+        services.AddSingleton<AgentWorkerIdentity>();
         services.AddSingleton<AgentWorkspaces>();
         services.AddScoped<AgentCatalog>();
         services.AddScoped<AgentRunner>();

@@ -5,10 +5,28 @@ using Sutazai.Server.Tasks;
 
 namespace Sutazai.Server.Tests.Tasks;
 
+/// <summary>Every test class that uses the one RabbitMQ broker: they never run at the same time.</summary>
+[CollectionDefinition(Name)]
+public sealed class RabbitMqCollection
+{
+    public const string Name = "rabbitmq";
+
+    /// <summary>Declares the topology and empties its queues (tests sharing the broker run one after another).</summary>
+    public static async Task PurgeAsync()
+    {
+        await using var connection = await new ConnectionFactory { Uri = new Uri(RabbitMqTaskQueueTests.Url) }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        await RabbitMqTaskTransport.DeclareTopologyAsync(channel, CancellationToken.None);
+        foreach (var queue in new[] { TaskQueues.Tasks, TaskQueues.Results, TaskQueues.Events, TaskQueues.DeadLetter(TaskQueues.Tasks), TaskQueues.DeadLetter(TaskQueues.Events) })
+            await channel.QueuePurgeAsync(queue);
+    }
+}
+
 /// <summary>
 /// The contract against the RabbitMQ that scripts/test.sh starts (SUTAZAI_TEST_RABBITMQ). The topology's queue names
 /// are fixed, so the tests of this class run one after another and each starts from purged queues.
 /// </summary>
+[Collection(RabbitMqCollection.Name)]
 public sealed class RabbitMqTaskQueueTests : TaskQueueContractTests
 {
     public const string Variable = "SUTAZAI_TEST_RABBITMQ";
@@ -29,14 +47,7 @@ public sealed class RabbitMqTaskQueueTests : TaskQueueContractTests
     /// <summary>The broker redelivers the same message (flagged redelivered); the attempt header counts only failures.</summary>
     protected override int AttemptAfterCrash => 1;
 
-    protected override async Task ResetAsync()
-    {
-        await using var connection = await new ConnectionFactory { Uri = new Uri(Url) }.CreateConnectionAsync();
-        await using var channel = await connection.CreateChannelAsync();
-        await RabbitMqTaskTransport.DeclareTopologyAsync(channel, CancellationToken.None);
-        foreach (var queue in new[] { TaskQueues.Tasks, TaskQueues.Results, TaskQueues.Events, TaskQueues.DeadLetter(TaskQueues.Tasks), TaskQueues.DeadLetter(TaskQueues.Events) })
-            await channel.QueuePurgeAsync(queue);
-    }
+    protected override Task ResetAsync() => RabbitMqCollection.PurgeAsync();
 
     [Fact]
     public async Task PublishedEvent_ReachesATopicSubscriber_OnSutazaiTopic()

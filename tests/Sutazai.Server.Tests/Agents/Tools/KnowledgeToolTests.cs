@@ -17,19 +17,6 @@ public sealed class KnowledgeToolTests(SqliteAppFixture fixture) : IClassFixture
         return (user.Id, fixture.App.Client(tokens.AccessToken));
     }
 
-    private static async Task<Guid> UploadAsync(HttpClient client, string name, string content, Guid? collectionId = null)
-    {
-        var form = new MultipartFormDataContent();
-        var part = new ByteArrayContent(Encoding.UTF8.GetBytes(content));
-        part.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        form.Add(part, "file", name);
-        if (collectionId is { } c) form.Add(new StringContent(c.ToString()), "collectionId");
-        var response = await client.PostAsync("/api/v1/documents", form);
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        var id = (await response.ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
-        Assert.Equal("indexed", (await Documents.WaitIndexedAsync(client, id)).GetProperty("status").GetString());
-        return id;
-    }
 
     private AgentTool Search(Guid userId) => Tool(new KnowledgeToolProvider(), Context("/tmp", fixture.App.Services, userId), "knowledge_search");
 
@@ -38,7 +25,7 @@ public sealed class KnowledgeToolTests(SqliteAppFixture fixture) : IClassFixture
     {
         var (aliceId, alice) = await UserAsync();
         var (bobId, _) = await UserAsync();
-        var docId = await UploadAsync(alice, "falcons.md", "# Falcons\n\nPeregrine falcons dive at more than three hundred kilometres per hour.");
+        var docId = await Documents.UploadIndexedAsync(alice, "falcons.md", "# Falcons\n\nPeregrine falcons dive at more than three hundred kilometres per hour.");
 
         var result = await InvokeAsync<KnowledgeSearchResult>(Search(aliceId), new { query = "how fast do peregrine falcons dive" });
         var hit = Assert.Single(result.Results);
@@ -59,8 +46,8 @@ public sealed class KnowledgeToolTests(SqliteAppFixture fixture) : IClassFixture
         var created = await client.PostAsJsonAsync("/api/v1/collections", new { name = "Birds" });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var birds = (await created.ReadJsonAsync()).GetProperty("id").GetGuid();
-        var inCollection = await UploadAsync(client, "owls.txt", "Barn owls hunt mice at night using their hearing.", birds);
-        var outside = await UploadAsync(client, "owls-loose.txt", "Snowy owls hunt lemmings in the arctic daylight.");
+        var inCollection = await Documents.UploadIndexedAsync(client, "owls.txt", "Barn owls hunt mice at night using their hearing.", birds);
+        var outside = await Documents.UploadIndexedAsync(client, "owls-loose.txt", "Snowy owls hunt lemmings in the arctic daylight.");
 
         var all = await InvokeAsync<KnowledgeSearchResult>(Search(userId), new { query = "owls hunt", k = 10 });
         Assert.Equal(new HashSet<Guid> { inCollection, outside }, all.Results.Select(r => r.DocumentId).ToHashSet());

@@ -29,19 +29,6 @@ public sealed class GraphApiTests(SqliteAppFixture fixture) : IClassFixture<Sqli
         return (App.Client(tokens.AccessToken), user.Id);
     }
 
-    private static async Task<Guid> UploadAsync(HttpClient client, string name, string content, Guid? collectionId = null)
-    {
-        var form = new MultipartFormDataContent();
-        var part = new ByteArrayContent(Encoding.UTF8.GetBytes(content));
-        part.Headers.ContentType = new MediaTypeHeaderValue("text/plain");
-        form.Add(part, "file", name);
-        if (collectionId is { } c) form.Add(new StringContent(c.ToString()), "collectionId");
-        var response = await client.PostAsync("/api/v1/documents", form);
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        var id = (await response.ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
-        Assert.Equal("indexed", (await Documents.WaitIndexedAsync(client, id)).GetProperty("status").GetString());
-        return id;
-    }
 
     private static async Task<Dictionary<string, JsonElement>> EntitiesAsync(HttpClient client, string query = "")
     {
@@ -56,8 +43,8 @@ public sealed class GraphApiTests(SqliteAppFixture fixture) : IClassFixture<Sqli
     public async Task IngestedCorpus_BuildsExactEntities_Neighbors_AndShortestPaths()
     {
         var (client, _) = await UserAsync();
-        await UploadAsync(client, "team.txt", Team);
-        await UploadAsync(client, "letters.txt", Letters);
+        await Documents.UploadIndexedAsync(client, "team.txt", Team);
+        await Documents.UploadIndexedAsync(client, "letters.txt", Letters);
 
         var entities = await EntitiesAsync(client);
         Assert.Equal(new[]
@@ -119,9 +106,9 @@ public sealed class GraphApiTests(SqliteAppFixture fixture) : IClassFixture<Sqli
         var (alice, _) = await UserAsync();
         var (bob, bobId) = await UserAsync();
         var (carol, _) = await UserAsync();
-        await UploadAsync(alice, "team.txt", Team);
+        await Documents.UploadIndexedAsync(alice, "team.txt", Team);
         var collection = await (await alice.PostAsJsonAsync("/api/v1/collections", new { name = "Letters", sharedWithUserIds = new[] { bobId } })).ReadJsonAsync();
-        await UploadAsync(alice, "letters.txt", Letters, collection.GetProperty("id").GetGuid());
+        await Documents.UploadIndexedAsync(alice, "letters.txt", Letters, collection.GetProperty("id").GetGuid());
         var ada = (await EntitiesAsync(alice))["name:Ada Lovelace"].GetProperty("id").GetGuid();
 
         Assert.Empty(await EntitiesAsync(carol));
@@ -144,8 +131,8 @@ public sealed class GraphApiTests(SqliteAppFixture fixture) : IClassFixture<Sqli
     public async Task DeletingDocuments_RemovesTheirMentions_AndOrphanedEntitiesAndEdges()
     {
         var (client, userId) = await UserAsync();
-        var team = await UploadAsync(client, "team.txt", Team);
-        var letters = await UploadAsync(client, "letters.txt", Letters);
+        var team = await Documents.UploadIndexedAsync(client, "team.txt", Team);
+        var letters = await Documents.UploadIndexedAsync(client, "letters.txt", Letters);
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/documents/{letters}")).StatusCode);
 
         var entities = await EntitiesAsync(client);
@@ -167,7 +154,7 @@ public sealed class GraphApiTests(SqliteAppFixture fixture) : IClassFixture<Sqli
     public async Task Facts_AboutEntitiesNamedInAQuestion_AreStatedHeaviestFirst()
     {
         var (client, userId) = await UserAsync();
-        await UploadAsync(client, "team.txt", Team);
+        await Documents.UploadIndexedAsync(client, "team.txt", Team);
         await using var scope = App.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var graph = scope.ServiceProvider.GetRequiredService<GraphQueries>();

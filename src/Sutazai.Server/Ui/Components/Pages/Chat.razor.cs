@@ -391,15 +391,21 @@ public sealed partial class Chat
         if (await Session.UserIdAsync() is not { } userId) return;
         _editing = null;
         _error = null;
+        await StartFromMessageAsync(userId, _conversation.Id, _editText, messageId, edit: true);
+    }
+
+    /// <summary>Edit (a new user message beside <paramref name="messageId"/>) or regenerate (a new answer to it).</summary>
+    private async Task StartFromMessageAsync(Guid userId, Guid conversationId, string? text, Guid messageId, bool edit)
+    {
         await using var scope = Scopes.CreateAsyncScope();
         var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
-        var conversation = await service.FindAsync(userId, _conversation.Id, _disposed.Token);
+        var conversation = await service.FindAsync(userId, conversationId, _disposed.Token);
         if (conversation is null)
         {
             _notFound = true;
             return;
         }
-        var result = await service.StartReplyAsync(userId, conversation, _editText, null, messageId, _selectedModel, null, _disposed.Token, edit: true);
+        var result = await service.StartReplyAsync(userId, conversation, text, null, messageId, _selectedModel, null, _disposed.Token, edit);
         await HandleStartAsync(result);
     }
 
@@ -408,16 +414,7 @@ public sealed partial class Chat
         if (_conversation is null || await Session.UserIdAsync() is not { } userId) return;
         _error = null;
         _retryMessageId = null;
-        await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
-        var conversation = await service.FindAsync(userId, _conversation.Id, _disposed.Token);
-        if (conversation is null)
-        {
-            _notFound = true;
-            return;
-        }
-        var result = await service.StartReplyAsync(userId, conversation, null, null, messageId, _selectedModel, null, _disposed.Token, edit: false);
-        await HandleStartAsync(result);
+        await StartFromMessageAsync(userId, _conversation.Id, null, messageId, edit: false);
     }
 
     private async Task SwitchBranchAsync(Guid messageId)
