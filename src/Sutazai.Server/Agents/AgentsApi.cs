@@ -204,16 +204,8 @@ public static class AgentsApi
         }
     }
 
-    private static async Task<Ok<List<RunSummary>>> ListRuns(HttpContext http, AppDbContext db, string? agent = null, string? status = null, int limit = 50, CancellationToken ct = default)
-    {
-        var userId = http.User.UserId();
-        var query = db.AgentRuns.AsNoTracking().Where(r => r.UserId == userId);
-        if (!string.IsNullOrEmpty(agent)) query = query.Where(r => r.AgentId == agent);
-        if (!string.IsNullOrEmpty(status)) query = query.Where(r => r.Status == status);
-        var rows = await query.OrderByDescending(r => r.CreatedAt).Take(Math.Clamp(limit, 1, 200))
-            .Select(r => new RunSummary(r.Id, r.AgentId, r.AgentName, r.Status, r.Input, r.StepCount, r.CreatedAt, r.FinishedAt)).ToListAsync(ct);
-        return TypedResults.Ok(rows);
-    }
+    private static async Task<Ok<List<RunSummary>>> ListRuns(HttpContext http, AgentRunService service, string? agent = null, string? status = null, int limit = 50, CancellationToken ct = default) =>
+        TypedResults.Ok(await service.ListAsync(http.User.UserId(), agent, status, limit, ct));
 
     private static async Task<Results<Ok<AgentRunView>, ProblemHttpResult>> GetRun(Guid id, HttpContext http, AgentRunService service, CancellationToken ct) =>
         await service.ViewAsync(http.User.UserId(), id, ct) is { } view ? TypedResults.Ok(view) : RunNotFound();

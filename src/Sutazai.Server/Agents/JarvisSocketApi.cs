@@ -290,10 +290,7 @@ public sealed class JarvisSocketSession(WebSocket socket, IServiceScopeFactory s
             else await SendAsync(new { type = "history", run = view }, ct);
             return;
         }
-        var userId = User.UserId();
-        var runs = await services.GetRequiredService<AppDbContext>().AgentRuns.AsNoTracking().Where(r => r.UserId == userId)
-            .OrderByDescending(r => r.CreatedAt).Take(50)
-            .Select(r => new RunSummary(r.Id, r.AgentId, r.AgentName, r.Status, r.Input, r.StepCount, r.CreatedAt, r.FinishedAt)).ToListAsync(ct);
+        var runs = await services.GetRequiredService<AgentRunService>().ListAsync(User.UserId(), null, null, 50, ct);
         await SendAsync(new { type = "history", runs }, ct);
     }
 }
