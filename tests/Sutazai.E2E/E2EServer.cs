@@ -16,6 +16,10 @@ public sealed class E2EServer : IAsyncDisposable
     public const string Model = "tiny-deterministic";
     public const string Looping = "tiny-looping";
     public const string Xss = "tiny-xss";
+    public const string ToolCaller = "tiny-tool-caller";
+
+    /// <summary>What the tool-calling model answers any chat: a JSON tool call (docs/agents.md) for shell_run.</summary>
+    public const string ToolCallReply = "{\"tool\":\"shell_run\",\"arguments\":{\"command\":\"echo hi\"}}";
     public const string Password = "Kettle#Violet9!Run";
 
     /// <summary>What the deterministic model answers any chat.</summary>
@@ -147,6 +151,11 @@ public sealed class E2EServer : IAsyncDisposable
         };
         TinyModels.WriteDeterministic(Path.Combine(models, Xss + ".gguf"),
             spec with { Pieces = [.. spec.Pieces, "<img▁src=x▁onerror=alert(1)>", "<script>alert(2)</script>"], Successors = xss });
+        // Answers every chat with one JSON tool call, so an agent run makes a real shell_run call (and, being order-1,
+        // asks for the same call again after the result: the run keeps waiting for approval until it is cancelled).
+        var toolCall = ToolCallReply.Replace(' ', '▁');
+        var tools = new Dictionary<string, string>(spec.Successors, StringComparer.Ordinal) { ["<0x0A>"] = toolCall, [toolCall] = "<|end|>" };
+        TinyModels.WriteDeterministic(Path.Combine(models, ToolCaller + ".gguf"), spec with { Pieces = [.. spec.Pieces, toolCall], Successors = tools, ContextLength = 16384 });
     }
 
     private static int FreePort()

@@ -142,6 +142,27 @@ public sealed class AgentRunService(
             run.CreatedAt, run.StartedAt, run.FinishedAt);
     }
 
+    /// <summary>The user's runs, newest first, optionally of one agent or status (REST, /ws/jarvis history, the UI).</summary>
+    public Task<List<RunSummary>> ListAsync(Guid userId, string? agent, string? status, int limit, CancellationToken ct)
+    {
+        var query = db.AgentRuns.AsNoTracking().Where(r => r.UserId == userId);
+        if (!string.IsNullOrEmpty(agent)) query = query.Where(r => r.AgentId == agent);
+        if (!string.IsNullOrEmpty(status)) query = query.Where(r => r.Status == status);
+        return query.OrderByDescending(r => r.CreatedAt).Take(Math.Clamp(limit, 1, 200))
+            .Select(r => new RunSummary(r.Id, r.AgentId, r.AgentName, r.Status, r.Input, r.StepCount, r.CreatedAt, r.FinishedAt)).ToListAsync(ct);
+    }
+
+    /// <summary>Every approval of the owner's run (pending and decided), oldest first; empty for another user's run.</summary>
+    public async Task<List<ApprovalView>> ApprovalsAsync(Guid userId, Guid runId, CancellationToken ct)
+    {
+        var rows = await (from a in db.AgentApprovals.AsNoTracking()
+                          join r in db.AgentRuns.AsNoTracking() on a.RunId equals r.Id
+                          where a.RunId == runId && r.UserId == userId
+                          orderby a.CreatedAt
+                          select a).ToListAsync(ct);
+        return rows.Select(AgentRunView.Approval).ToList();
+    }
+
     /// <summary>The files in the run's own workspace (a coder run's repository is not listed as artifacts).</summary>
     public IReadOnlyList<ArtifactView> Artifacts(AgentRun run)
     {

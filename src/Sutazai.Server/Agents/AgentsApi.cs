@@ -204,16 +204,8 @@ public static class AgentsApi
         }
     }
 
-    private static async Task<Ok<List<RunSummary>>> ListRuns(HttpContext http, AppDbContext db, string? agent = null, string? status = null, int limit = 50, CancellationToken ct = default)
-    {
-        var userId = http.User.UserId();
-        var query = db.AgentRuns.AsNoTracking().Where(r => r.UserId == userId);
-        if (!string.IsNullOrEmpty(agent)) query = query.Where(r => r.AgentId == agent);
-        if (!string.IsNullOrEmpty(status)) query = query.Where(r => r.Status == status);
-        var rows = await query.OrderByDescending(r => r.CreatedAt).Take(Math.Clamp(limit, 1, 200))
-            .Select(r => new RunSummary(r.Id, r.AgentId, r.AgentName, r.Status, r.Input, r.StepCount, r.CreatedAt, r.FinishedAt)).ToListAsync(ct);
-        return TypedResults.Ok(rows);
-    }
+    private static async Task<Ok<List<RunSummary>>> ListRuns(HttpContext http, AgentRunService service, string? agent = null, string? status = null, int limit = 50, CancellationToken ct = default) =>
+        TypedResults.Ok(await service.ListAsync(http.User.UserId(), agent, status, limit, ct));
 
     private static async Task<Results<Ok<AgentRunView>, ProblemHttpResult>> GetRun(Guid id, HttpContext http, AgentRunService service, CancellationToken ct) =>
         await service.ViewAsync(http.User.UserId(), id, ct) is { } view ? TypedResults.Ok(view) : RunNotFound();
@@ -313,9 +305,16 @@ public static class AgentsApi
     private static async Task<Results<Ok<IReadOnlyList<ArtifactView>>, ProblemHttpResult>> Artifacts(Guid id, HttpContext http, AgentRunService service, CancellationToken ct) =>
         await service.FindAsync(http.User.UserId(), id, ct) is { } run ? TypedResults.Ok(service.Artifacts(run)) : RunNotFound();
 
-    private static async Task WorkspaceZip(Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct)
+    private static Task WorkspaceZip(Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct) =>
+        WriteWorkspaceZipAsync(http.User.UserId(), id, http, service, workspaces, ct);
+
+    /// <summary>
+    /// Sends the owner's run workspace as a zip (404 problem for another user's run or a run without files). Shared by
+    /// the API route and the UI's cookie-authenticated download.
+    /// </summary>
+    public static async Task WriteWorkspaceZipAsync(Guid userId, Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct)
     {
-        var run = await service.FindAsync(http.User.UserId(), id, ct);
+        var run = await service.FindAsync(userId, id, ct);
         if (run is null)
         {
             await RunNotFound().ExecuteAsync(http);
@@ -400,55 +399,18 @@ public static class AgentsApi
 
     // ---- admin ----------------------------------------------------------------------------------------------------
 
-    private static async Task<Ok<object>> ListTools(AppDbContext db, IEnumerable<IToolProvider> providers, IServiceProvider services, CancellationToken ct)
-    {
-        var policies = await db.ToolPolicies.AsNoTracking().ToDictionaryAsync(p => p.Tool, p => p.PreApproved, ct);
-        var probe = new ToolContext(Guid.Empty, Guid.Empty, Path.GetTempPath(), services);
-        var tools = providers.SelectMany(p => p.Create(probe).Select(t => new
-        {
-            family = p.Name,
-            name = t.Name,
-            description = t.Function.Description,
-            sideEffects = t.SideEffects,
-            preApproved = t.SideEffects && policies.GetValueOrDefault(t.Name),
-            available = p.Health().Available,
-        })).OrderBy(t => t.family).ThenBy(t => t.name).ToList();
-        return TypedResults.Ok((object)tools);
-    }
+    private static async Task<Ok<List<ToolView>>> ListTools(AgentAdministration admin, CancellationToken ct) =>
+        TypedResults.Ok(await admin.ToolsAsync(ct));
 
-    private static async Task<Results<Ok<object>, ProblemHttpResult>> SetToolPolicy(string tool, ToolPolicyRequest request, HttpContext http, AppDbContext db,
-        IEnumerable<IToolProvider> providers, IServiceProvider services, TimeProvider time, CancellationToken ct)
-    {
-        if (request.PreApproved is not { } preApproved) return Problems.Validation("preApproved", "preApproved (true or false) is required.");
-        var probe = new ToolContext(Guid.Empty, Guid.Empty, Path.GetTempPath(), services);
-        var known = providers.SelectMany(p => p.Create(probe)).FirstOrDefault(t => t.Name == tool);
-        if (known is null) return Problems.NotFound($"No tool '{tool}'.");
-        if (!known.SideEffects) return Problems.Validation("tool", $"'{tool}' has no side effects; it never asks for approval.");
-        var now = time.GetUtcNow().UtcDateTime;
-        var adminId = http.User.UserId();
-        var updated = await db.ToolPolicies.Where(p => p.Tool == tool)
-            .ExecuteUpdateAsync(s => s.SetProperty(p => p.PreApproved, preApproved).SetProperty(p => p.UpdatedBy, adminId).SetProperty(p => p.UpdatedAt, now), ct);
-        if (updated == 0)
+    private static async Task<Results<Ok<object>, ProblemHttpResult>> SetToolPolicy(string tool, ToolPolicyRequest request, HttpContext http, AgentAdministration admin, CancellationToken ct) =>
+        await admin.SetPolicyAsync(http.User.UserId(), tool, request.PreApproved, ct) switch
         {
-            db.ToolPolicies.Add(new ToolPolicy { Tool = tool, PreApproved = preApproved, UpdatedBy = adminId, UpdatedAt = now });
-            await db.SaveChangesAsync(ct);
-        }
-        return TypedResults.Ok((object)new { tool, preApproved });
-    }
+            AgentAdministration.SetPolicyResult.Done done => TypedResults.Ok((object)new { tool = done.Tool, preApproved = done.PreApproved }),
+            AgentAdministration.SetPolicyResult.Invalid invalid => Problems.Validation(invalid.Field, invalid.Detail),
+            AgentAdministration.SetPolicyResult.NotFound notFound => Problems.NotFound(notFound.Detail),
+            _ => throw new InvalidOperationException("Unknown policy result."),
+        };
 
-    private static async Task<Ok<object>> ApprovalAudit(AppDbContext db, int limit = 100, CancellationToken ct = default)
-    {
-        var rows = await (from a in db.AgentApprovals.AsNoTracking()
-                          join r in db.AgentRuns.AsNoTracking() on a.RunId equals r.Id
-                          join u in db.Users.AsNoTracking() on a.UserId equals u.Id
-                          orderby a.CreatedAt descending
-                          select new { a.Id, a.RunId, agent = r.AgentId, user = u.UserName, a.Tool, a.Arguments, a.EditedArguments, a.Risk, a.Status, a.CreatedAt, a.DecidedAt })
-            .Take(Math.Clamp(limit, 1, 1000)).ToListAsync(ct);
-        return TypedResults.Ok((object)rows.Select(r => new
-        {
-            id = r.Id, runId = r.RunId, r.agent, r.user, tool = r.Tool, arguments = JsonDocument.Parse(r.Arguments).RootElement.Clone(),
-            editedArguments = r.EditedArguments is null ? (JsonElement?)null : JsonDocument.Parse(r.EditedArguments).RootElement.Clone(),
-            risk = r.Risk, status = r.Status, createdAt = r.CreatedAt, decidedAt = r.DecidedAt,
-        }));
-    }
+    private static async Task<Ok<List<ApprovalAuditRow>>> ApprovalAudit(AgentAdministration admin, int limit = 100, CancellationToken ct = default) =>
+        TypedResults.Ok(await admin.ApprovalAuditAsync(limit, ct));
 }

@@ -28,6 +28,8 @@ public static class AgentsSetup
         services.AddTaskHandler<AgentRunHandler>();
         services.AddHostedService<AgentRunRecovery>();
         services.AddScoped<JarvisRouter>();
+        services.AddScoped<JarvisOrchestrator>();
+        services.AddScoped<AgentAdministration>();
         services.AddSingleton<JarvisSocketRegistry>();
         return builder;
     }

@@ -196,51 +196,26 @@ public sealed class JarvisSocketSession(WebSocket socket, IServiceScopeFactory s
         }
         await SendAsync(new { type = "thinking", text = "Deciding how to help…" }, ct);
         await using var scope = Scopes.CreateAsyncScope();
-        var services = scope.ServiceProvider;
-        var route = await services.GetRequiredService<JarvisRouter>().RouteAsync(text, ct);
+        var jarvis = scope.ServiceProvider.GetRequiredService<JarvisOrchestrator>();
+        var route = await jarvis.RouteAsync(text, ct);
         await SendAsync(new { type = "route", agent = route.Agent, reason = route.Reason, method = route.Method }, ct);
-        var conversationId = ReadGuid(frame, "conversationId");
-        if (route.Agent is not null)
+        var model = ReadString(frame, "model");
+        switch (await jarvis.ActAsync(User.UserId(), route, text, ReadGuid(frame, "conversationId"), string.IsNullOrWhiteSpace(model) ? null : model, ct))
         {
-            var result = await services.GetRequiredService<AgentRunService>()
-                .StartAsync(User.UserId(), route.Agent, new StartRunRequest(route.Task, conversationId, null, null, null), ct);
-            switch (result)
-            {
-                case AgentRunService.StartResult.Started started:
-                    await SendAsync(new { type = "run_started", runId = started.Run.Id, agent = route.Agent }, ct);
-                    break;
-                case AgentRunService.StartResult.Invalid invalid:
-                    await SendErrorAsync("invalid_request", string.Join(" ", invalid.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")), ct);
-                    break;
-                default:
-                    await SendErrorAsync("not_found", $"No agent '{route.Agent}'.", ct);
-                    break;
-            }
-            return;
+            case JarvisOrchestrator.Outcome.RunStarted started:
+                await SendAsync(new { type = "run_started", runId = started.Run.Id, agent = route.Agent }, ct);
+                break;
+            case JarvisOrchestrator.Outcome.Answering answering:
+                Follow(answering.Reply);
+                break;
+            case JarvisOrchestrator.Outcome.Failed failed:
+                await SendErrorAsync(failed.Code, failed.Message, ct);
+                break;
         }
-        await AnswerAsync(services, text, conversationId, ct);
     }
 
-    /// <summary>A direct answer is an ordinary conversation reply (stored, titled, searchable), streamed as tokens.</summary>
-    private async Task AnswerAsync(IServiceProvider services, string text, Guid? conversationId, CancellationToken ct)
-    {
-        var conversations = services.GetRequiredService<ConversationService>();
-        var userId = User.UserId();
-        var conversation = conversationId is { } id
-            ? await conversations.FindAsync(userId, id, ct)
-            : await conversations.CreateAsync(userId, new CreateConversationRequest("JARVIS", null, null), ct);
-        if (conversation is null)
-        {
-            await SendErrorAsync("not_found", "No conversation with that id.", ct);
-            return;
-        }
-        var started = await conversations.StartReplyAsync(userId, conversation, text, null, null, null, null, ct, edit: false, null);
-        if (started is StartReplyResult.Rejected rejected)
-        {
-            await SendErrorAsync(rejected.Status switch { 404 => "not_found", 409 => "conflict", 422 => "invalid_request", _ => "unavailable" }, rejected.Detail, ct);
-            return;
-        }
-        var reply = ((StartReplyResult.Started)started).Reply;
+    /// <summary>Streams a direct answer (an ordinary conversation reply) as tokens, detached from the frame that asked.</summary>
+    private void Follow(RunningReply reply) =>
         _ = Task.Run(async () =>
         {
             try
@@ -263,7 +238,6 @@ public sealed class JarvisSocketSession(WebSocket socket, IServiceScopeFactory s
                 // The socket closed while following; the reply is stored anyway.
             }
         }, CancellationToken.None);
-    }
 
     private async Task ApproveAsync(JsonElement frame, CancellationToken ct)
     {
@@ -316,10 +290,7 @@ public sealed class JarvisSocketSession(WebSocket socket, IServiceScopeFactory s
             else await SendAsync(new { type = "history", run = view }, ct);
             return;
         }
-        var userId = User.UserId();
-        var runs = await services.GetRequiredService<AppDbContext>().AgentRuns.AsNoTracking().Where(r => r.UserId == userId)
-            .OrderByDescending(r => r.CreatedAt).Take(50)
-            .Select(r => new RunSummary(r.Id, r.AgentId, r.AgentName, r.Status, r.Input, r.StepCount, r.CreatedAt, r.FinishedAt)).ToListAsync(ct);
+        var runs = await services.GetRequiredService<AgentRunService>().ListAsync(User.UserId(), null, null, 50, ct);
         await SendAsync(new { type = "history", runs }, ct);
     }
 }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using MudBlazor.Services;
 using Sutazai.Data.Entities;
+using Sutazai.Server.Agents;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Ui.Components;
 
@@ -53,6 +54,11 @@ public static class UiSetup
             await http.SignOutAsync(CookieAuthentication.SchemeName);
             return TypedResults.Redirect("/login?message=signed-out");
         });
+        // The run history's download: the same zip as GET /api/v1/runs/{id}/artifacts/workspace.zip, with the cookie
+        // (which /api never accepts); owner-scoped, so another user's run is 404.
+        app.MapGet("/ui/runs/{id:guid}/workspace.zip", (Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct) =>
+                AgentsApi.WriteWorkspaceZipAsync(http.User.UserId(), id, http, service, workspaces, ct))
+            .RequireAuthorization().ExcludeFromDescription();
         return app;
     }
 }
