@@ -14,7 +14,7 @@ public static class McpSetup
         var services = builder.Services;
         services.AddMcpServer(o => o.ServerInfo = new() { Name = "sutazai", Version = typeof(McpSetup).Assembly.GetName().Version?.ToString() ?? "1.0.0" })
             .WithHttpTransport(o => o.Stateless = true)
-            .WithTools(typeof(SutazaiMcpTools));
+            .WithTools([typeof(SutazaiMcpTools)]);
         services.AddSingleton<McpServerCatalog>();
         services.AddHostedService<McpServerRefresher>();
         services.AddSingleton<McpToolProvider>();

@@ -52,7 +52,7 @@ public sealed class McpFixture : IAsyncLifetime
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Services.AddMcpServer().WithHttpTransport().WithTools(typeof(ExternalTestTools));
+        builder.Services.AddMcpServer().WithHttpTransport().WithTools([typeof(ExternalTestTools)]);
         External = builder.Build();
         External.MapMcp("/mcp");
         await External.StartAsync();
