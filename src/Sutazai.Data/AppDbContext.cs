@@ -36,6 +36,8 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<ToolPolicy> ToolPolicies => Set<ToolPolicy>();
 
+    public DbSet<McpServerRegistration> McpServers => Set<McpServerRegistration>();
+
     public DbSet<MemoryBlock> MemoryBlocks => Set<MemoryBlock>();
 
     public DbSet<MemoryPassage> MemoryPassages => Set<MemoryPassage>();
@@ -226,6 +228,16 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             policy.ToTable("tool_policies");
             policy.HasKey(p => p.Tool);
             policy.Property(p => p.Tool).HasMaxLength(100);
+        });
+
+        builder.Entity<McpServerRegistration>(server =>
+        {
+            server.ToTable("mcp_servers");
+            server.HasKey(s => s.Id);
+            server.Property(s => s.Name).HasMaxLength(40).IsRequired();
+            server.Property(s => s.Url).HasMaxLength(2000).IsRequired();
+            server.Property(s => s.Headers).HasMaxLength(16000);
+            server.HasIndex(s => s.Name).IsUnique();
         });
 
         builder.Entity<MemoryBlock>(block =>

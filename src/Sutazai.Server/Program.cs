@@ -10,6 +10,7 @@ using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 using Sutazai.Server.Knowledge;
+using Sutazai.Server.Mcp;
 using Sutazai.Server.OpenAICompatible;
 using Sutazai.Server.Tasks;
 using Sutazai.Server.Vectors;
@@ -29,6 +30,7 @@ builder.AddSutazaiKnowledge();
 builder.AddAgentTools();
 builder.AddSutazaiVectors();
 builder.AddSutazaiAgents();
+builder.AddSutazaiMcp();
 builder.AddSutazaiGraph();
 builder.AddSutazaiTasks();
 builder.AddSutazaiUi();
@@ -51,6 +53,7 @@ if (app.Configuration.ServesApi())
     app.MapTasksAdminApi();
     app.MapAgentsApi();
     app.MapJarvisSocket();
+    app.MapMcpApi();
     app.MapGraphApi();
     app.MapSutazaiUi();
 }

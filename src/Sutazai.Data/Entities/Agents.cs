@@ -183,3 +183,21 @@ public sealed class MemoryPassage
 
     public DateTime CreatedAt { get; set; }
 }
+
+/// <summary>An external MCP server (Streamable HTTP or SSE) an admin registered; its tools are the "mcp" tool family.</summary>
+public sealed class McpServerRegistration
+{
+    public Guid Id { get; set; }
+
+    /// <summary>Unique, [a-z0-9-]; tools are named <c>mcp_&lt;name&gt;_&lt;tool&gt;</c>.</summary>
+    public required string Name { get; set; }
+
+    public required string Url { get; set; }
+
+    /// <summary>Extra request headers (e.g. Authorization) as a JSON object of strings, or null.</summary>
+    public string? Headers { get; set; }
+
+    public Guid CreatedBy { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+}

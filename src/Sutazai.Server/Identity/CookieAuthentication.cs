@@ -22,14 +22,14 @@ public static class CookieAuthentication
 
     /// <summary>
     /// Which handler authenticates a request: a bearer token always goes to JWT or API-key auth; /api, /v1 and the
-    /// OpenAPI document stay bearer-only (so the API answers 401, never a login redirect, and no cookie is ever a
+    /// OpenAPI document and the MCP endpoint stay bearer-only (so the API answers 401, never a login redirect, and no cookie is ever a
     /// credential there); everything else (UI pages, the Blazor hub, /ws) uses the cookie.
     /// </summary>
     public static string Select(HttpContext context)
     {
         if (ApiKeyAuthenticationHandler.BearerToken(context.Request) is { Length: > 0 }) return ApiKeyAuthenticationHandler.Select(context);
         var path = context.Request.Path;
-        if (path.StartsWithSegments("/api") || path.StartsWithSegments("/v1") || path.StartsWithSegments("/openapi"))
+        if (path.StartsWithSegments("/api") || path.StartsWithSegments("/v1") || path.StartsWithSegments("/mcp") || path.StartsWithSegments("/openapi"))
             return JwtBearerDefaults.AuthenticationScheme;
         return SchemeName;
     }

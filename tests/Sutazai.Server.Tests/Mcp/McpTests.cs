@@ -1,0 +1,255 @@
+using System.ComponentModel;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+using Sutazai.Inference;
+using Sutazai.Server.Tests.Agents;
+using Sutazai.Server.Tests.Infrastructure;
+
+namespace Sutazai.Server.Tests.Mcp;
+
+/// <summary>The tools of the tiny external MCP server the tests register: <c>add</c> (a side effect as far as SutazAI knows) and a read-only <c>echo</c>.</summary>
+[McpServerToolType]
+public static class ExternalTestTools
+{
+    [McpServerTool(Name = "add"), Description("Adds two integers.")]
+    public static int Add(int a, int b) => a + b;
+
+    [McpServerTool(Name = "echo", ReadOnly = true), Description("Echoes text.")]
+    public static string Echo(string text) => "echo: " + text;
+}
+
+/// <summary>SutazAI on a real Kestrel port with the scripted model, and a second MCP server (built with the SDK) on loopback.</summary>
+public sealed class McpFixture : IAsyncLifetime
+{
+    public ScriptedModels Models { get; } = new();
+
+    public TestApp App { get; private set; } = null!;
+
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public HttpClient Admin { get; private set; } = null!;
+
+    public WebApplication External { get; private set; } = null!;
+
+    public Uri ExternalMcp { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        App = TestApp.Create(DbProvider.Sqlite, AgentAppFixture.Settings, services: s => s.AddSingleton<IModelProvider>(Models));
+        BaseAddress = App.StartKestrel();
+        using var anon = Http();
+        var admin = await Accounts.RegisterAsync(anon);
+        Admin = Http((await Accounts.LoginAsync(anon, admin.Username)).AccessToken);
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Services.AddMcpServer().WithHttpTransport().WithTools([typeof(ExternalTestTools)]);
+        External = builder.Build();
+        External.MapMcp("/mcp");
+        await External.StartAsync();
+        ExternalMcp = new Uri(External.Urls.First() + "/mcp");
+    }
+
+    public HttpClient Http(string? bearer = null)
+    {
+        var client = new HttpClient { BaseAddress = BaseAddress };
+        if (bearer is not null) client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+        return client;
+    }
+
+    /// <summary>A new user: a JWT client and an API key (sk-sz-…).</summary>
+    public async Task<(HttpClient Client, string ApiKey)> UserAsync()
+    {
+        using var anon = Http();
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
+        var client = Http(tokens.AccessToken);
+        var created = await client.PostAsJsonAsync("/api/v1/keys", new { name = "mcp" });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        return (client, (await created.ReadJsonAsync()).GetProperty("key").GetString()!);
+    }
+
+    public async Task<McpClient> McpAsync(string credential) =>
+        await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = new Uri(BaseAddress, "/mcp"),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + credential },
+        }));
+
+    public async Task DisposeAsync()
+    {
+        Admin.Dispose();
+        await External.DisposeAsync();
+        await App.DisposeAsync();
+    }
+}
+
+public sealed class McpTests(McpFixture fixture) : IClassFixture<McpFixture>
+{
+    private static string Text(CallToolResult result) => string.Concat(result.Content.OfType<TextContentBlock>().Select(b => b.Text));
+
+    private static JsonElement Json(CallToolResult result) => JsonDocument.Parse(Text(result)).RootElement.Clone();
+
+    [Fact]
+    public async Task McpClient_WithApiKey_SearchesKnowledge_AndStartsAndReadsItsOwnRuns()
+    {
+        var (alice, aliceKey) = await fixture.UserAsync();
+        var docId = await Documents.UploadIndexedAsync(alice, "falcons.md", "# Falcons\n\nPeregrine falcons dive at more than three hundred kilometres per hour.");
+        var agent = await Runs.CreateAgentAsync(alice, "mcp-runner", ["calculator"]);
+        var key = "mcp-run-" + Guid.NewGuid().ToString("N");
+        fixture.Models.Script(key, ScriptedModels.Answer("Done over MCP."));
+
+        await using var mcp = await fixture.McpAsync(aliceKey);
+        var tools = await mcp.ListToolsAsync();
+        Assert.Equal(["get_agent_run", "knowledge_search", "list_agents", "start_agent_run"], tools.Select(t => t.Name).Order(StringComparer.Ordinal).ToArray());
+        Assert.True(tools.Single(t => t.Name == "knowledge_search").ProtocolTool.Annotations?.ReadOnlyHint);
+
+        var search = await mcp.CallToolAsync("knowledge_search", new Dictionary<string, object?> { ["query"] = "how fast do peregrine falcons dive" });
+        Assert.NotEqual(true, search.IsError);
+        var hit = Assert.Single(Json(search).GetProperty("results").EnumerateArray());
+        Assert.Equal(docId, hit.GetProperty("documentId").GetGuid());
+        Assert.Contains("three hundred kilometres", hit.GetProperty("text").GetString());
+
+        var agents = Json(await mcp.CallToolAsync("list_agents"));
+        var ids = agents.EnumerateArray().Select(a => a.GetProperty("id").GetString()).ToList();
+        Assert.Contains("shell", ids);
+        Assert.Contains(agent, ids);
+
+        var started = await mcp.CallToolAsync("start_agent_run", new Dictionary<string, object?> { ["agent"] = agent, ["input"] = key });
+        Assert.NotEqual(true, started.IsError);
+        var runId = Json(started).GetProperty("runId").GetGuid();
+        var done = await Runs.WaitForAsync(alice, runId, "succeeded", "failed");
+        Assert.Equal("Done over MCP.", done.GetProperty("output").GetString());
+
+        var viewed = await mcp.CallToolAsync("get_agent_run", new Dictionary<string, object?> { ["runId"] = runId });
+        Assert.NotEqual(true, viewed.IsError);
+        Assert.Equal("succeeded", Json(viewed).GetProperty("status").GetString());
+        Assert.Equal("Done over MCP.", Json(viewed).GetProperty("output").GetString());
+
+        var unknownAgent = await mcp.CallToolAsync("start_agent_run", new Dictionary<string, object?> { ["agent"] = "no-such-agent", ["input"] = "x" });
+        Assert.True(unknownAgent.IsError);
+        Assert.Contains("No agent 'no-such-agent' was found.", Text(unknownAgent));
+
+        // Bob, with a JWT this time, cannot see Alice's run or her document.
+        using var anon = fixture.Http();
+        var (_, bobTokens) = await Accounts.RegisterAndLoginAsync(anon);
+        await using var bob = await fixture.McpAsync(bobTokens.AccessToken);
+        var stolen = await bob.CallToolAsync("get_agent_run", new Dictionary<string, object?> { ["runId"] = runId });
+        Assert.True(stolen.IsError);
+        Assert.Contains($"Run {runId} was not found.", Text(stolen));
+        var bobSearch = await bob.CallToolAsync("knowledge_search", new Dictionary<string, object?> { ["query"] = "how fast do peregrine falcons dive" });
+        Assert.Equal(0, Json(bobSearch).GetProperty("results").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Mcp_WithoutOrWithBadCredentials_Is401()
+    {
+        using var anon = fixture.Http();
+        var initialize = """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent(initialize, Encoding.UTF8, "application/json") };
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anon.SendAsync(request)).StatusCode);
+
+        using var badKey = fixture.Http("sk-sz-not-a-real-key");
+        using var again = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent(initialize, Encoding.UTF8, "application/json") };
+        again.Headers.Accept.ParseAdd("application/json");
+        again.Headers.Accept.ParseAdd("text/event-stream");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await badKey.SendAsync(again)).StatusCode);
+    }
+
+    [Fact]
+    public async Task ExternalServerTools_SideEffectWaitsForApproval_ReadOnlyRunsAtOnce()
+    {
+        var registered = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers", new { name = "calc-box", url = fixture.ExternalMcp.ToString() });
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+        var server = await registered.ReadJsonAsync();
+        Assert.True(server.GetProperty("reachable").GetBoolean(), server.ToString());
+        var tools = server.GetProperty("tools").EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!, t => t.GetProperty("sideEffects").GetBoolean());
+        Assert.Equal(new Dictionary<string, bool> { ["mcp_calc_box_add"] = true, ["mcp_calc_box_echo"] = false }, tools);
+
+        var (client, _) = await fixture.UserAsync();
+        var agent = await Runs.CreateAgentAsync(client, "mcp-user", ["mcp"]);
+        var health = (await client.GetFromJsonAsync<JsonElement>($"/api/v1/agents/{agent}")).GetProperty("health");
+        Assert.True(health.GetProperty("toolsAvailable").GetBoolean(), health.ToString());
+
+        var addKey = "mcp-add-" + Guid.NewGuid().ToString("N");
+        fixture.Models.Script(addKey, ScriptedModels.Call("mcp_calc_box_add", new { a = 2, b = 40 }), ScriptedModels.Answer("The sum is 42."));
+        var addRun = await Runs.StartAsync(client, agent, addKey);
+        var waiting = await Runs.WaitForAsync(client, addRun, "waiting_approval");
+        var pending = Assert.Single(waiting.GetProperty("pendingApprovals").EnumerateArray());
+        Assert.Equal("mcp_calc_box_add", pending.GetProperty("tool").GetString());
+        Assert.Equal(["model", "approval_request"], Runs.StepKinds(waiting));
+        var decide = await client.PostAsJsonAsync($"/api/v1/runs/{addRun}/approvals/{pending.GetProperty("id").GetGuid()}", new { approve = true });
+        Assert.Equal(HttpStatusCode.OK, decide.StatusCode);
+        var added = await Runs.WaitForAsync(client, addRun, "succeeded", "failed");
+        Assert.Equal("succeeded", added.GetProperty("status").GetString());
+        Assert.Equal(["model", "approval_request", "approval", "tool_call", "tool_result", "model"], Runs.StepKinds(added));
+        var addResult = added.GetProperty("steps")[4].GetProperty("data");
+        Assert.Equal(JsonValueKind.Null, addResult.GetProperty("error").ValueKind);
+        Assert.Contains("42", addResult.GetProperty("result").GetRawText());
+
+        var echoKey = "mcp-echo-" + Guid.NewGuid().ToString("N");
+        fixture.Models.Script(echoKey, ScriptedModels.Call("mcp_calc_box_echo", new { text = "hello falcon" }), ScriptedModels.Answer("Echoed."));
+        var echoRun = await Runs.StartAsync(client, agent, echoKey);
+        var echoed = await Runs.WaitForAsync(client, echoRun, "succeeded", "failed", "waiting_approval");
+        Assert.Equal("succeeded", echoed.GetProperty("status").GetString());
+        Assert.Equal(["model", "tool_call", "tool_result", "model"], Runs.StepKinds(echoed));
+        Assert.Contains("echo: hello falcon", echoed.GetProperty("steps")[2].GetProperty("data").GetProperty("result").GetRawText());
+    }
+
+    [Fact]
+    public async Task AdminRoutes_ValidateInput_RejectDuplicates_AndAreAdminOnly()
+    {
+        var (user, _) = await fixture.UserAsync();
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.GetAsync("/api/v1/admin/mcp-servers")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.PostAsJsonAsync("/api/v1/admin/mcp-servers", new { name = "x", url = "http://127.0.0.1:1/mcp" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.DeleteAsync("/api/v1/admin/mcp-servers/x")).StatusCode);
+
+        async Task AssertInvalid(object body, string field)
+        {
+            var response = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers", body);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+            var errors = (await response.ReadJsonAsync()).GetProperty("errors");
+            Assert.Equal([field], errors.EnumerateObject().Select(p => p.Name).ToArray());
+        }
+        await AssertInvalid(new { name = "Bad_Name", url = "http://127.0.0.1:1/mcp" }, "name");
+        await AssertInvalid(new { url = "http://127.0.0.1:1/mcp" }, "name");
+        await AssertInvalid(new { name = "ok-name", url = "ftp://127.0.0.1/mcp" }, "url");
+        await AssertInvalid(new { name = "ok-name", url = "not a url" }, "url");
+        await AssertInvalid(new { name = "ok-name", url = "http://127.0.0.1:1/mcp", headers = new Dictionary<string, string> { ["Bad Header"] = "v" } }, "headers");
+        using var malformed = new StringContent("{\"name\":", Encoding.UTF8, "application/json");
+        Assert.Equal(HttpStatusCode.BadRequest, (await fixture.Admin.PostAsync("/api/v1/admin/mcp-servers", malformed)).StatusCode);
+
+        // Port 1 on loopback refuses: the server is stored, reported unreachable, with its header names but not values.
+        var created = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers",
+            new { name = "dead-box", url = "http://127.0.0.1:1/mcp", headers = new Dictionary<string, string> { ["X-Api-Key"] = "secret-value" } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var body = await created.ReadJsonAsync();
+        Assert.False(body.GetProperty("reachable").GetBoolean());
+        Assert.False(string.IsNullOrEmpty(body.GetProperty("error").GetString()));
+        Assert.Equal(["X-Api-Key"], body.GetProperty("headers").EnumerateArray().Select(h => h.GetString()!).ToArray());
+        Assert.DoesNotContain("secret-value", body.ToString());
+        var stored = await fixture.App.WithDbAsync(db => Task.FromResult(db.McpServers.Single(s => s.Name == "dead-box")));
+        Assert.Equal("""{"X-Api-Key":"secret-value"}""", stored.Headers);
+
+        var duplicate = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers", new { name = "dead-box", url = "http://127.0.0.1:2/mcp" });
+        Assert.Equal(HttpStatusCode.Conflict, duplicate.StatusCode);
+
+        var listed = await fixture.Admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/mcp-servers");
+        Assert.Contains("dead-box", listed.EnumerateArray().Select(s => s.GetProperty("name").GetString()));
+
+        Assert.Equal(HttpStatusCode.NoContent, (await fixture.Admin.DeleteAsync("/api/v1/admin/mcp-servers/dead-box")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await fixture.Admin.DeleteAsync("/api/v1/admin/mcp-servers/dead-box")).StatusCode);
+        Assert.False(await fixture.App.WithDbAsync(db => Task.FromResult(db.McpServers.Any(s => s.Name == "dead-box"))));
+    }
+}
