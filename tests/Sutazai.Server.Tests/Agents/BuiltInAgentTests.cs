@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Sutazai.Server.Tests.Infrastructure;
+
+namespace Sutazai.Server.Tests.Agents;
+
+/// <summary>
+/// The engineer and coder agents with their real tools (files, shell, git) driven by a scripted model: every side
+/// effect waits for approval, and the results are on disk, in the zip and in the repository's history.
+/// </summary>
+public sealed class BuiltInAgentTests : IAsyncLifetime
+{
+    private readonly AgentAppFixture _kit = new();
+    private TestApp _app = null!;
+    private HttpClient _client = null!;
+    private string _repository = null!;
+
+    private static async Task<string> GitAsync(string repository, params string[] args)
+    {
+        var start = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-C", repository, "-c", "user.name=Test", "-c", "user.email=test@example.test" }.Concat(args)) start.ArgumentList.Add(a);
+        using var git = Process.Start(start)!;
+        var output = await git.StandardOutput.ReadToEndAsync();
+        await git.WaitForExitAsync();
+        Assert.True(git.ExitCode == 0, $"git {string.Join(' ', args)}: {await git.StandardError.ReadToEndAsync()}");
+        return output;
+    }
+
+    public async Task InitializeAsync()
+    {
+        _repository = Directory.CreateTempSubdirectory("sutazai-coder-").FullName;
+        await GitAsync(_repository, "init", "-q");
+        await File.WriteAllTextAsync(Path.Combine(_repository, "app.py"), "def main():\n    print('hi')\n\nmain()\n");
+        await GitAsync(_repository, "add", "-A");
+        await GitAsync(_repository, "commit", "-q", "-m", "Initial");
+        var settings = AgentAppFixture.Settings;
+        settings["Sutazai:Agents:CoderRepositories"] = _repository;
+        _app = TestApp.Create(DbProvider.Sqlite, settings, services: _kit.Register);
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(_app.Client());
+        _client = _app.Client(tokens.AccessToken);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        Directory.Delete(_repository, recursive: true);
+    }
+
+    /// <summary>Approves every tool call the run asks for until it ends; returns the finished run and the tools approved.</summary>
+    private async Task<(JsonElement Run, List<string> Approved)> ApproveUntilDoneAsync(Guid runId)
+    {
+        var approved = new List<string>();
+        while (true)
+        {
+            var run = await Runs.WaitForAsync(_client, runId, "waiting_approval", "succeeded", "failed", "cancelled");
+            if (run.GetProperty("status").GetString() != "waiting_approval") return (run, approved);
+            var pending = run.GetProperty("pendingApprovals")[0];
+            approved.Add(pending.GetProperty("tool").GetString()!);
+            var decide = await _client.PostAsJsonAsync($"/api/v1/runs/{runId}/approvals/{pending.GetProperty("id").GetGuid()}", new { approve = true });
+            Assert.Equal(HttpStatusCode.OK, decide.StatusCode);
+        }
+    }
+
+    private static JsonElement ResultOf(JsonElement run, string tool) =>
+        run.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("kind").GetString() == "tool_result" && s.GetProperty("data").GetProperty("tool").GetString() == tool)
+            .GetProperty("data");
+
+    [Fact]
+    public async Task Engineer_WritesAProject_RunsIt_AndTheWorkspaceDownloadsAsZip()
+    {
+        var spec = "engineer-spec-" + Guid.NewGuid().ToString("N")[..8] + ": a script that prints the first primes";
+        _kit.Models.Script(spec,
+            ScriptedModels.Call("files_write", new { path = "README.md", content = "# Primes\n\nRun `python3 primes.py`.\n" }, "Plan: README.md, primes.py."),
+            ScriptedModels.Call("files_write", new { path = "primes.py", content = "print([n for n in range(2, 12) if all(n % d for d in range(2, n))])\n" }),
+            ScriptedModels.Call("shell_run", new { command = "python3 primes.py" }),
+            ScriptedModels.Answer("The project prints [2, 3, 5, 7, 11]."));
+        var runId = await Runs.StartAsync(_client, "engineer", spec);
+        var (run, approved) = await ApproveUntilDoneAsync(runId);
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        Assert.Equal(["files_write", "files_write", "shell_run"], approved);
+        var shell = ResultOf(run, "shell_run").GetProperty("result");
+        Assert.Equal(0, shell.GetProperty("exitCode").GetInt32());
+        Assert.Equal("[2, 3, 5, 7, 11]\n", shell.GetProperty("stdout").GetString());
+        Assert.Equal(["README.md", "primes.py"], run.GetProperty("artifacts").EnumerateArray().Select(a => a.GetProperty("path").GetString()));
+
+        var zip = await _client.GetAsync($"/api/v1/runs/{runId}/artifacts/workspace.zip");
+        Assert.Equal(HttpStatusCode.OK, zip.StatusCode);
+        using var archive = new System.IO.Compression.ZipArchive(await zip.Content.ReadAsStreamAsync());
+        Assert.Equal(["README.md", "primes.py"], archive.Entries.Select(e => e.FullName).Order(StringComparer.Ordinal));
+        using var reader = new StreamReader(archive.GetEntry("primes.py")!.Open());
+        Assert.Equal("print([n for n in range(2, 12) if all(n % d for d in range(2, n))])\n", await reader.ReadToEndAsync());
+    }
+
+    [Fact]
+    public async Task Coder_EditsTheAllowedRepository_ShowsTheDiff_AndCommitsAfterApproval()
+    {
+        var task = "coder-task-" + Guid.NewGuid().ToString("N")[..8] + ": greet with hello";
+        _kit.Models.Script(task,
+            ScriptedModels.Call("files_read", new { path = "app.py" }),
+            ScriptedModels.Call("files_edit", new { path = "app.py", search = "    print('hi')", replace = "    print('hello')" }),
+            ScriptedModels.Call("git_diff", new { }),
+            ScriptedModels.Call("git_commit", new { message = "Greet with hello" }),
+            ScriptedModels.Answer("Committed: the greeting is now hello."));
+        var runId = await Runs.StartAsync(_client, "coder", task, new { repository = _repository });
+        var (run, approved) = await ApproveUntilDoneAsync(runId);
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        Assert.Equal(["files_edit", "git_commit"], approved);
+        var patch = ResultOf(run, "git_diff").GetProperty("result").GetProperty("patch").GetString()!;
+        Assert.Contains("-    print('hi')", patch, StringComparison.Ordinal);
+        Assert.Contains("+    print('hello')", patch, StringComparison.Ordinal);
+        Assert.Equal("def main():\n    print('hello')\n\nmain()\n", await File.ReadAllTextAsync(Path.Combine(_repository, "app.py")));
+        Assert.Equal("Greet with hello|SutazAI Agent\n", await GitAsync(_repository, "log", "-1", "--format=%s|%an"));
+        Assert.Equal("", await GitAsync(_repository, "status", "--porcelain"));
+        Assert.Equal(0, run.GetProperty("artifacts").GetArrayLength());
+    }
+}
