@@ -77,6 +77,43 @@ public sealed class AdminTests(BrowserFixture fixture)
     }
 
     [Fact]
+    public async Task SetAsDefault_OnTheModelsPage_ChangesTheDefaultModel()
+    {
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        try
+        {
+            await Ui.ShootOnFailureAsync(page, nameof(SetAsDefault_OnTheModelsPage_ChangesTheDefaultModel), async () =>
+            {
+                await Ui.SignInAsync(page, Server.BaseUrl, fixture.Admin);
+                await page.WaitForURLAsync(Server.BaseUrl.ToString());
+                await page.GotoAsync(new Uri(Server.BaseUrl, "/models").ToString());
+                await Ui.WaitInteractiveAsync(page);
+                var configured = page.Locator($"[data-testid=models] tr[data-model='{E2EServer.Model}']");
+                var other = page.Locator($"[data-testid=models] tr[data-model='{E2EServer.Looping}']");
+                await Assertions.Expect(configured).ToHaveAttributeAsync("data-default", "true");
+                await Assertions.Expect(other).ToHaveAttributeAsync("data-default", "false");
+
+                await other.GetByRole(AriaRole.Button, new() { Name = $"Set {E2EServer.Looping} as default" }).ClickAsync();
+                await Assertions.Expect(other).ToHaveAttributeAsync("data-default", "true");
+                await Assertions.Expect(other.GetByTestId("default-chip")).ToBeVisibleAsync();
+                await Assertions.Expect(configured).ToHaveAttributeAsync("data-default", "false");
+                var listing = await Server.GetJsonAsync(fixture.Admin, "/api/v1/models");
+                Assert.Equal(E2EServer.Looping, listing.GetProperty("defaultModel").GetString());
+
+                await configured.GetByRole(AriaRole.Button, new() { Name = $"Set {E2EServer.Model} as default" }).ClickAsync();
+                await Assertions.Expect(configured).ToHaveAttributeAsync("data-default", "true");
+                Assert.Equal(E2EServer.Model, (await Server.GetJsonAsync(fixture.Admin, "/api/v1/models")).GetProperty("defaultModel").GetString());
+            });
+        }
+        finally
+        {
+            // the other tests of this shared server expect the deterministic model as the default
+            Assert.Equal(System.Net.HttpStatusCode.OK, await Server.PutJsonAsync(fixture.Admin, "/api/v1/models/default", new { model = E2EServer.Model }));
+        }
+    }
+
+    [Fact]
     public async Task PlainUser_CannotOpenAdminPages()
     {
         var username = await Server.RegisterAsync();
