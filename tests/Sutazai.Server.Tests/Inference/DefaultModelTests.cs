@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Sutazai.Server.Hosting;
 using Sutazai.Server.Inference;
 using Sutazai.Server.Tests.Infrastructure;
 
@@ -62,7 +64,17 @@ public sealed class DefaultModelTests
         // A request that names no model runs on the chosen default, not the configured one.
         var generated = await user.PostAsJsonAsync("/api/v1/generate", new { prompt = "Once", options = new { temperature = 0, maxTokens = 2 } });
         Assert.Equal(HttpStatusCode.OK, generated.StatusCode);
-        Assert.Equal("tiny-b", (await generated.ReadJsonAsync()).GetProperty("model").GetString());
+        var generatedBody = await generated.ReadJsonAsync();
+        Assert.Equal("tiny-b", generatedBody.GetProperty("model").GetString());
+
+        // The monitor's sampler saw those tokens and these requests (through the server's own meters).
+        var sampler = app.Services.GetRequiredService<MonitorSampler>();
+        var latest = sampler.SampleNow();
+        var samples = sampler.Samples();
+        Assert.Same(latest, samples[^1]);
+        Assert.Contains(samples, s => s.TokensPerSecond > 0);
+        Assert.Contains(samples, s => s.RequestsPerSecond > 0);
+        Assert.True(latest.WorkingSetBytes > 0 && latest.GcHeapBytes > 0);
 
         // Choosing again updates the one stored row.
         var again = await admin.PutAsJsonAsync("/api/v1/models/default", new { model = "llamacpp/tiny-a" });
