@@ -7,8 +7,16 @@ namespace Sutazai.Inference;
 /// <summary>A model resolved to the provider that runs it, with what the provider said about it.</summary>
 public sealed record ResolvedModel(IModelProvider Provider, string ModelId, ModelInfo? Info = null);
 
+/// <summary>The default model an administrator chose at run time (stored by the host, for example in its database).</summary>
+public interface IDefaultModelStore
+{
+    /// <summary>The chosen model (<c>model</c> or <c>provider/model</c>), or null when none was chosen.</summary>
+    ValueTask<string?> GetAsync(CancellationToken ct);
+}
+
 /// <summary>Every configured provider's models, listed together, and the rule that picks one for a request.</summary>
-public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptionsMonitor<InferenceOptions> options, ILogger<ModelCatalog> logger, TimeProvider time)
+public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptionsMonitor<InferenceOptions> options, ILogger<ModelCatalog> logger, TimeProvider time,
+    IDefaultModelStore? defaultModelStore = null)
 {
     /// <summary>
     /// Every generation resolves its model through a listing, and listing a remote provider costs HTTP calls (Ollama:
@@ -57,8 +65,9 @@ public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptions
     }
 
     /// <summary>
-    /// The model a request should use: the named one (optionally as <c>provider/model</c>), else the configured default,
-    /// else the first model of the default provider, else the first model anywhere.
+    /// The model a request should use: the named one (optionally as <c>provider/model</c>), else the default an
+    /// administrator chose (<see cref="IDefaultModelStore"/>), else the configured default, else the first model of the
+    /// default provider, else the first model anywhere. A chosen or configured default that is not listed is skipped.
     /// </summary>
     public async Task<ResolvedModel> ResolveAsync(string? requested, CancellationToken ct)
     {
@@ -70,6 +79,8 @@ public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptions
             if (match is null) throw new ModelNotFoundException(requested);
             return new ResolvedModel(ProviderOf(match.Provider), match.Id, match);
         }
+        if (defaultModelStore is not null && await defaultModelStore.GetAsync(ct) is { Length: > 0 } chosen && Find(models, chosen) is { } stored)
+            return new ResolvedModel(ProviderOf(stored.Provider), stored.Id, stored);
         var configured = options.CurrentValue;
         if (!string.IsNullOrWhiteSpace(configured.DefaultModel) && Find(models, configured.DefaultModel) is { } preferred)
             return new ResolvedModel(ProviderOf(preferred.Provider), preferred.Id, preferred);
@@ -78,17 +89,23 @@ public sealed class ModelCatalog(IEnumerable<IModelProvider> providers, IOptions
         return new ResolvedModel(ProviderOf(fallback.Provider), fallback.Id, fallback);
     }
 
-    public async Task<string?> DefaultModelIdAsync(CancellationToken ct)
+    public async Task<string?> DefaultModelIdAsync(CancellationToken ct) => (await DefaultModelAsync(ct))?.Id;
+
+    /// <summary>The model a request that names none would use, or null when no model is available.</summary>
+    public async Task<ModelInfo?> DefaultModelAsync(CancellationToken ct)
     {
         try
         {
-            return (await ResolveAsync(null, ct)).ModelId;
+            return (await ResolveAsync(null, ct)).Info;
         }
         catch (NoModelAvailableException)
         {
             return null;
         }
     }
+
+    /// <summary>The listed model a name (<c>model</c> or <c>provider/model</c>) refers to, or null.</summary>
+    public async Task<ModelInfo?> FindAsync(string name, CancellationToken ct) => Find((await ListAsync(ct)).Models, name);
 
     public IModelProvider? Provider(string name) => _providers.FirstOrDefault(p => p.Name == name);
 

@@ -42,6 +42,78 @@ public sealed class AdminTests(BrowserFixture fixture)
     }
 
     [Fact]
+    public async Task SystemMonitor_ShowsLiveCharts_AndTheTokensPerSecondOfAReply()
+    {
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await Ui.ShootOnFailureAsync(page, nameof(SystemMonitor_ShowsLiveCharts_AndTheTokensPerSecondOfAReply), async () =>
+        {
+            await Ui.SignInAsync(page, Server.BaseUrl, fixture.Admin);
+            await page.WaitForURLAsync(Server.BaseUrl.ToString());
+            await Ui.WaitInteractiveAsync(page);
+            await page.FillAsync("#composer", "Count my tokens");
+            await page.PressAsync("#composer", "Enter");
+            var reply = page.Locator("article.message[data-role=assistant]").Last;
+            await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete");
+            await Assertions.Expect(reply.Locator(".content")).ToHaveTextAsync(E2EServer.ChatReply);
+
+            await page.GotoAsync(new Uri(Server.BaseUrl, "/admin/monitor").ToString());
+            await Ui.WaitInteractiveAsync(page);
+            foreach (var key in new[] { "tokens", "requests", "queue", "working-set", "gc-heap" })
+            {
+                var chart = page.GetByTestId($"chart-{key}");
+                await Assertions.Expect(chart).ToBeVisibleAsync();
+                await Assertions.Expect(chart.Locator("svg path").First).ToBeAttachedAsync();
+            }
+            var tokens = page.GetByTestId("chart-tokens");
+            await Assertions.Expect(tokens).Not.ToHaveAttributeAsync("data-peak", "0", new() { Timeout = 10_000 });
+            Assert.True(double.Parse((await tokens.GetAttributeAsync("data-peak"))!, System.Globalization.CultureInfo.InvariantCulture) > 0);
+            await Assertions.Expect(page.GetByTestId("chart-working-set")).Not.ToHaveAttributeAsync("data-latest", "0");
+            // The charts move: a later refresh shows a newer sample.
+            var at = (await tokens.GetAttributeAsync("data-at"))!;
+            await Assertions.Expect(tokens).Not.ToHaveAttributeAsync("data-at", at, new() { Timeout = 10_000 });
+            await Assertions.Expect(page.GetByTestId("health")).ToBeVisibleAsync();
+        });
+    }
+
+    [Fact]
+    public async Task SetAsDefault_OnTheModelsPage_ChangesTheDefaultModel()
+    {
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        try
+        {
+            await Ui.ShootOnFailureAsync(page, nameof(SetAsDefault_OnTheModelsPage_ChangesTheDefaultModel), async () =>
+            {
+                await Ui.SignInAsync(page, Server.BaseUrl, fixture.Admin);
+                await page.WaitForURLAsync(Server.BaseUrl.ToString());
+                await page.GotoAsync(new Uri(Server.BaseUrl, "/models").ToString());
+                await Ui.WaitInteractiveAsync(page);
+                var configured = page.Locator($"[data-testid=models] tr[data-model='{E2EServer.Model}']");
+                var other = page.Locator($"[data-testid=models] tr[data-model='{E2EServer.Looping}']");
+                await Assertions.Expect(configured).ToHaveAttributeAsync("data-default", "true");
+                await Assertions.Expect(other).ToHaveAttributeAsync("data-default", "false");
+
+                await other.GetByRole(AriaRole.Button, new() { Name = $"Set {E2EServer.Looping} as default" }).ClickAsync();
+                await Assertions.Expect(other).ToHaveAttributeAsync("data-default", "true");
+                await Assertions.Expect(other.GetByTestId("default-chip")).ToBeVisibleAsync();
+                await Assertions.Expect(configured).ToHaveAttributeAsync("data-default", "false");
+                var listing = await Server.GetJsonAsync(fixture.Admin, "/api/v1/models");
+                Assert.Equal(E2EServer.Looping, listing.GetProperty("defaultModel").GetString());
+
+                await configured.GetByRole(AriaRole.Button, new() { Name = $"Set {E2EServer.Model} as default" }).ClickAsync();
+                await Assertions.Expect(configured).ToHaveAttributeAsync("data-default", "true");
+                Assert.Equal(E2EServer.Model, (await Server.GetJsonAsync(fixture.Admin, "/api/v1/models")).GetProperty("defaultModel").GetString());
+            });
+        }
+        finally
+        {
+            // the other tests of this shared server expect the deterministic model as the default
+            Assert.Equal(System.Net.HttpStatusCode.OK, await Server.PutJsonAsync(fixture.Admin, "/api/v1/models/default", new { model = E2EServer.Model }));
+        }
+    }
+
+    [Fact]
     public async Task PlainUser_CannotOpenAdminPages()
     {
         var username = await Server.RegisterAsync();

@@ -133,6 +133,15 @@ public sealed class E2EServer : IAsyncDisposable
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
+    /// <summary>PUT a JSON body to an API path as <paramref name="username"/> (bearer token); returns the status.</summary>
+    public async Task<HttpStatusCode> PutJsonAsync(string username, string path, object body)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, new Uri(BaseUrl, path)) { Content = JsonContent.Create(body) };
+        request.Headers.Authorization = new("Bearer", await AccessTokenAsync(username));
+        using var response = await Http.SendAsync(request);
+        return response.StatusCode;
+    }
+
     private static void WriteModels(string dataDir)
     {
         var models = Path.Combine(dataDir, "models");

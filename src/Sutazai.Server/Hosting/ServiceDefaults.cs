@@ -91,6 +91,8 @@ public static class ServiceDefaults
         services.AddOpenApi(o => o.AddDocumentTransformer<BearerSecuritySchemeTransformer>());
 
         services.AddSingleton<SutazaiMetrics>();
+        services.AddSingleton<MonitorSampler>();
+        services.AddHostedService(sp => sp.GetRequiredService<MonitorSampler>());
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("sutazai"))
             .WithMetrics(m => m

@@ -57,6 +57,9 @@ public static class InferenceSetup
             services.AddSingleton(_ => new OpenAICompatibleProvider(inference.OpenAI));
             services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<OpenAICompatibleProvider>());
         }
+        services.AddSingleton<SystemSettings>();
+        services.AddSingleton<StoredDefaultModel>();
+        services.AddSingleton<IDefaultModelStore>(sp => sp.GetRequiredService<StoredDefaultModel>());
         services.AddSingleton<ModelCatalog>();
         services.AddHttpClient(PullHttpClient, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
