@@ -452,11 +452,7 @@ public sealed class AgentRunner(
 
     private async Task FailAsync(string error)
     {
-        if (_run is not null && _steps.Count >= 0)
-        {
-            var segment = new Segment(null, null, "", "", [], null);
-            await AddStepAsync(segment, "error", new { message = error });
-        }
+        await AddStepAsync(new Segment(null, null, "", "", [], null), "error", new { message = error });
         await FinishAsync(AgentRunStatus.Failed, null, error);
     }
 

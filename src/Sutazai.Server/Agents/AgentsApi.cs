@@ -83,9 +83,13 @@ public static class AgentsApi
     private static AgentResponse Describe(AgentDefinition a, ModelCatalog.Listing listing, IReadOnlyList<IToolProvider> providers, bool withInstructions)
     {
         var families = a.Kind == AgentKind.Crew ? [] : a.Tools;
-        var tools = families.Select(name => providers.FirstOrDefault(p => p.Name == name) is { } p
-            ? p.Health() is var (ok, reason) ? new ToolFamilyHealth(name, ok, reason) : null
-            : new ToolFamilyHealth(name, false, "This tool family is not installed on the server.")).OfType<ToolFamilyHealth>().ToList();
+        ToolFamilyHealth HealthOf(string name)
+        {
+            if (providers.FirstOrDefault(p => p.Name == name) is not { } provider) return new(name, false, "This tool family is not installed on the server.");
+            var (available, reason) = provider.Health();
+            return new(name, available, reason);
+        }
+        var tools = families.Select(HealthOf).ToList();
         var model = a.Model is { Length: > 0 } wanted ? listing.Models.FirstOrDefault(m => m.Id == wanted || $"{m.Provider}/{m.Id}" == wanted) : listing.Models.FirstOrDefault();
         var modelDetail = model is not null ? null
             : a.Model is { Length: > 0 } ? $"The model '{a.Model}' is not available."
