@@ -1,4 +1,5 @@
 using Microsoft.Playwright;
+using Sutazai.Inference.Tests.Fakes;
 
 namespace Sutazai.E2E;
 
@@ -29,8 +30,21 @@ public sealed class FirstRunTests
             await Assertions.Expect(page.Locator("#pull-tinyllama")).ToBeVisibleAsync();
             await Assertions.Expect(page.Locator("#composer")).ToHaveCountAsync(0);
             await page.FillAsync("#ollama-url", "http://127.0.0.1:9");
-            await page.ClickAsync("#test-ollama");
+            await page.ClickAsync("#connect-ollama");
             await Assertions.Expect(page.GetByTestId("ollama-result")).ToContainTextAsync("No Ollama server answered at http://127.0.0.1:9/");
+            await Assertions.Expect(page.Locator("#composer")).ToHaveCountAsync(0);
+
+            // "Connect Ollama" with a server that answers: its models are usable at once, no restart.
+            await using var ollama = await FakeOllamaServer.StartNewAsync();
+            await page.FillAsync("#ollama-url", ollama.Root.ToString());
+            await page.ClickAsync("#connect-ollama");
+            await Assertions.Expect(page.Locator("#composer")).ToBeVisibleAsync();
+            await Assertions.Expect(page.GetByTestId("model-setup")).ToHaveCountAsync(0);
+            await Assertions.Expect(page.Locator("#model-picker option", new() { HasText = FakeOllamaServer.Llama })).ToHaveCountAsync(1);
+            await page.FillAsync("#composer", "hi");
+            await page.PressAsync("#composer", "Enter");
+            await Assertions.Expect(page.Locator("article.message[data-role=assistant]").Last).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 30_000 });
+            await Assertions.Expect(page.Locator("article.message[data-role=assistant] .content").Last).ToHaveTextAsync(string.Concat(FakeOllamaServer.ChatTokens));
 
             var me = await server.GetJsonAsync("founder", "/api/v1/users/me");
             Assert.Equal("admin", me.GetProperty("role").GetString());

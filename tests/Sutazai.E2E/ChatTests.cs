@@ -40,9 +40,10 @@ public sealed partial class ChatTests(BrowserFixture fixture)
         await Ui.ShootOnFailureAsync(page, nameof(Streaming_ShowsTheExactModelText_AndItPersistsAcrossReload), async () =>
         {
             await SendAsync(page, "Hi there");
-            await page.WaitForURLAsync(ConversationUrl(), new() { WaitUntil = WaitUntilState.Commit });
             var reply = Replies(page).Last;
-            await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete");
+            await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 60_000 });
+            // Poll the address rather than wait for a navigation event: the page's pushState may land before the wait starts.
+            await Assertions.Expect(page).ToHaveURLAsync(ConversationUrl());
             await Assertions.Expect(reply.Locator(".content")).ToHaveTextAsync(E2EServer.ChatReply);
             await Assertions.Expect(page.Locator("article.message[data-role=user] .content")).ToHaveTextAsync("Hi there");
             await Assertions.Expect(page.Locator("#composer")).ToHaveValueAsync("");

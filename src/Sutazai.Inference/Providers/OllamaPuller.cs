@@ -8,13 +8,14 @@ namespace Sutazai.Inference.Providers;
 /// Forwards <c>POST /api/v1/models/pull</c> of an Ollama model name to Ollama's own <c>/api/pull</c>, turning its
 /// NDJSON progress (<c>{status, total, completed}</c> per layer) into download progress.
 /// </summary>
-public sealed class OllamaPuller(OllamaProvider? provider, HttpClient http) : IOllamaPuller
+/// <param name="current">The Ollama server connected now (null when none); asked at every pull, since it can change at run time.</param>
+public sealed class OllamaPuller(Func<CancellationToken, Task<OllamaProvider?>> current, HttpClient http) : IOllamaPuller
 {
-    public bool IsConfigured => provider is not null;
+    public async Task<bool> IsConfiguredAsync(CancellationToken ct) => await current(ct) is not null;
 
     public async Task PullAsync(string model, IProgress<DownloadProgress> progress, CancellationToken ct)
     {
-        if (provider is null) throw new InferenceUnavailableException("No Ollama server is configured (Sutazai:Inference:Ollama:Url).");
+        var provider = await current(ct) ?? throw new InferenceUnavailableException("No Ollama server is connected.");
         var url = new Uri(provider.BaseUri, "api/pull");
         HttpResponseMessage response;
         try

@@ -26,7 +26,8 @@ public sealed record PullSnapshot(
 /// <summary>Pulls something Ollama itself fetches; implemented by the Ollama provider.</summary>
 public interface IOllamaPuller
 {
-    bool IsConfigured { get; }
+    /// <summary>True when an Ollama server is connected now (the connection can change at run time).</summary>
+    Task<bool> IsConfiguredAsync(CancellationToken ct);
 
     Task PullAsync(string model, IProgress<DownloadProgress> progress, CancellationToken ct);
 }
@@ -84,11 +85,11 @@ public sealed class PullService(
     }
 
     /// <summary>Validates the source and queues the pull. Throws <see cref="FormatException"/> for a bad source.</summary>
-    public PullSnapshot Start(string? source)
+    public async Task<PullSnapshot> StartAsync(string? source, CancellationToken ct = default)
     {
         var parsed = ModelSource.Parse(source, new Uri(options.CurrentValue.Pull.HuggingFaceBaseUrl));
-        if (parsed.Kind == ModelSourceKind.Ollama && _ollama?.IsConfigured != true)
-            throw new FormatException($"'{parsed.Reference}' looks like an Ollama model name, but no Ollama server is configured (Sutazai:Inference:Ollama:Url). Use hf:owner/repo/file.gguf or an https:// URL to download a GGUF file.");
+        if (parsed.Kind == ModelSourceKind.Ollama && (_ollama is null || !await _ollama.IsConfiguredAsync(ct)))
+            throw new FormatException($"'{parsed.Reference}' looks like an Ollama model name, but no Ollama server is connected (connect one in the web UI, with PUT /api/v1/admin/ollama, or Sutazai:Inference:Ollama:Url). Use hf:owner/repo/file.gguf or an https:// URL to download a GGUF file.");
         var id = Guid.NewGuid().ToString("N");
         var job = new Job(new PullSnapshot(id, parsed.Reference, PullStatus.Queued, 0, null, 0, null, null, time.GetUtcNow().UtcDateTime, null));
         _jobs[id] = job;

@@ -20,8 +20,10 @@ public static class ModelCommands
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<Hosting.SutazaiMetrics>();
         builder.Services.AddSingleton(TimeProvider.System);
+        Data.DatabaseSetup.AddSutazaiDatabase(builder); // the administrator's run-time choices (Ollama address, default model) live there
         builder.AddSutazaiInference();
         await using var app = builder.Build();
+        await app.Services.GetServices<IHostedService>().OfType<Data.DatabaseMigrator>().Single().StartingAsync(CancellationToken.None);
 
         if (args[0] == "models") return await ListAsync(app.Services, output);
         if (positional.Length != 1)
@@ -53,7 +55,7 @@ public static class ModelCommands
         PullSnapshot started;
         try
         {
-            started = pulls.Start(source);
+            started = await pulls.StartAsync(source);
         }
         catch (FormatException ex)
         {

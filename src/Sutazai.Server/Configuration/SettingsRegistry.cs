@@ -61,7 +61,7 @@ public static class SettingsRegistry
         new("Sutazai:Inference:LlamaCpp:KeepAlive", "00:05:00", "Idle time after which a loaded model is unloaded; negative (e.g. `-00:00:01`) keeps it loaded."),
         new("Sutazai:Inference:LlamaCpp:FlashAttention", "false", "Use llama.cpp's flash-attention kernels (about 10% faster decoding on CPU in our benchmark)."),
         new("Sutazai:Inference:LlamaCpp:MaxMemoryBytes", "0", "Memory budget for loaded models; 0 uses what the OS reports available. A model whose estimate exceeds it is refused with a clear error."),
-        new("Sutazai:Inference:Ollama:Url", "", "Ollama server URL (e.g. `http://localhost:11434`); empty disables it unless auto-detected."),
+        new("Sutazai:Inference:Ollama:Url", "", "Ollama server URL (e.g. `http://localhost:11434`); empty disables it unless auto-detected. An address an administrator connects at run time (`PUT /api/v1/admin/ollama`, web UI) takes precedence."),
         new("Sutazai:Inference:Ollama:AutoDetect", "true", "At start-up, when no Ollama URL is set, use http://localhost:11434 if an Ollama answers there."),
         new("Sutazai:Inference:Ollama:Timeout", "00:05:00", "Timeout of one Ollama request."),
         new("Sutazai:Inference:OpenAI:BaseUrl", "", "Base URL of an OpenAI-compatible API (vLLM, llama-server, OpenAI), e.g. `http://localhost:8000/v1`; empty disables it."),

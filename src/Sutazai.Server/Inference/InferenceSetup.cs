@@ -42,16 +42,15 @@ public static class InferenceSetup
         // Ollama: configured, or found on its default port at start-up when nothing else is set up.
         var inference = builder.Configuration.Read<InferenceOptions>(InferenceOptions.Section);
         var dataPath = builder.Configuration.Read<SutazaiOptions>(SutazaiOptions.Section).DataPath;
+        // An administrator can connect, change or disconnect it at run time (OllamaSwitch, PUT /api/v1/admin/ollama).
         var ollamaUrl = inference.Ollama.Url;
-        if (string.IsNullOrWhiteSpace(ollamaUrl) && inference.Ollama.AutoDetect && NoLocalModel(inference, dataPath) && ProbeOllama())
-            ollamaUrl = OllamaProvider.DefaultUrl;
-        if (!string.IsNullOrWhiteSpace(ollamaUrl))
-        {
-            var ollama = new OllamaOptions { Url = ollamaUrl, Timeout = inference.Ollama.Timeout };
-            services.AddSingleton(sp => new OllamaProvider(ollama, logger: sp.GetRequiredService<ILogger<OllamaProvider>>()));
-            services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<OllamaProvider>());
-            services.AddSingleton<IOllamaPuller>(sp => new OllamaPuller(sp.GetRequiredService<OllamaProvider>(), sp.GetRequiredService<IHttpClientFactory>().CreateClient(PullHttpClient)));
-        }
+        var ollamaSource = string.IsNullOrWhiteSpace(ollamaUrl) ? OllamaUrlSource.None : OllamaUrlSource.Configuration;
+        if (ollamaSource == OllamaUrlSource.None && inference.Ollama.AutoDetect && NoLocalModel(inference, dataPath) && ProbeOllama())
+            (ollamaUrl, ollamaSource) = (OllamaProvider.DefaultUrl, OllamaUrlSource.AutoDetected);
+        services.AddSingleton(sp => new OllamaSwitch(ollamaUrl, ollamaSource, inference.Ollama.Timeout,
+            sp.GetRequiredService<SystemSettings>(), sp.GetRequiredService<ILogger<OllamaProvider>>()));
+        services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<OllamaSwitch>());
+        services.AddSingleton<IOllamaPuller>(sp => new OllamaPuller(sp.GetRequiredService<OllamaSwitch>().CurrentAsync, sp.GetRequiredService<IHttpClientFactory>().CreateClient(PullHttpClient)));
         if (!string.IsNullOrWhiteSpace(inference.OpenAI.BaseUrl))
         {
             services.AddSingleton(_ => new OpenAICompatibleProvider(inference.OpenAI));

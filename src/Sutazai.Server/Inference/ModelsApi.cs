@@ -30,6 +30,7 @@ public static partial class ModelsApi
             .WithSummary("Choose the model requests that name none use (admin); stored in the database, before Sutazai:Inference:DefaultModel.");
         models.MapDelete("/{id}", Delete).RequireAuthorization(IdentitySetup.AdminPolicy).WithSummary("Unload and delete a local model (admin).");
         MapPulls(models);
+        routes.MapOllamaApi();
         return routes;
     }
 

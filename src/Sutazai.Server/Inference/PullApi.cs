@@ -20,12 +20,12 @@ public static partial class ModelsApi
             .WithSummary("One pull's status; with Accept: text/event-stream, progress events until it ends (admin).");
     }
 
-    private static Results<Accepted<PullStarted>, ProblemHttpResult> StartPull(PullRequest request, PullService service)
+    private static async Task<Results<Accepted<PullStarted>, ProblemHttpResult>> StartPull(PullRequest request, PullService service, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(request.Source)) return Problems.Validation("source", "Source is required.");
         try
         {
-            var pull = service.Start(request.Source);
+            var pull = await service.StartAsync(request.Source, ct);
             return TypedResults.Accepted($"/api/v1/models/pulls/{pull.Id}", new PullStarted(pull.Id, pull.Source, pull.Status));
         }
         catch (FormatException ex)

@@ -8,13 +8,14 @@ namespace Sutazai.Server.Tests.Inference.Providers;
 /// <summary>Ollama and an OpenAI-compatible server configured by settings, driven through the server's own API.</summary>
 public sealed class ConfiguredProvidersTests
 {
-    private static async Task<(TestApp App, HttpClient Admin)> StartAsync(Dictionary<string, string?> settings)
+    /// <summary>Starts the app and signs in its first account (the admin), registering it unless <paramref name="existingAdmin"/> names one.</summary>
+    private static async Task<(TestApp App, HttpClient Admin)> StartAsync(Dictionary<string, string?> settings, string? dataDir = null, string? existingAdmin = null)
     {
         settings["Sutazai:Inference:Ollama:AutoDetect"] = "false";
-        var app = TestApp.Create(DbProvider.Sqlite, settings);
+        var app = TestApp.Create(DbProvider.Sqlite, settings, dataDir);
         using var anon = app.Client();
-        var admin = await Accounts.RegisterAsync(anon);
-        return (app, app.Client((await Accounts.LoginAsync(anon, admin.Username)).AccessToken));
+        var adminName = existingAdmin ?? (await Accounts.RegisterAsync(anon)).Username;
+        return (app, app.Client((await Accounts.LoginAsync(anon, adminName)).AccessToken));
     }
 
     [Fact]
@@ -120,5 +121,123 @@ public sealed class ConfiguredProvidersTests
         var none = await admin.PostAsJsonAsync("/api/v1/generate", new { prompt = "x" });
         Assert.Equal(HttpStatusCode.ServiceUnavailable, none.StatusCode);
         Assert.Contains($"127.0.0.1:{closed}", (await none.ReadJsonAsync()).GetProperty("detail").GetString());
+    }
+
+    private static int ClosedPort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private static List<string> OllamaIds(System.Text.Json.JsonElement models) =>
+        [.. models.GetProperty("models").EnumerateArray().Where(m => m.GetProperty("provider").GetString() == "ollama").Select(m => m.GetProperty("id").GetString()!)];
+
+    [Fact]
+    public async Task Ollama_ConnectedAtRunTime_ServesItsModelsWithoutRestart_AndSurvivesOne()
+    {
+        await using var ollama = await FakeOllamaServer.StartNewAsync();
+        var dataDir = Directory.CreateTempSubdirectory("sutazai-ollama-switch-").FullName;
+        try
+        {
+            var (app, admin) = await StartAsync([], dataDir);
+            var adminName = (await (await admin.GetAsync("/api/v1/users/me")).ReadJsonAsync()).GetProperty("username").GetString();
+            await using (app)
+            {
+                var before = await (await admin.GetAsync("/api/v1/admin/ollama")).ReadJsonAsync();
+                Assert.Equal(System.Text.Json.JsonValueKind.Null, before.GetProperty("url").ValueKind);
+                Assert.Equal("none", before.GetProperty("source").GetString());
+                Assert.Empty(OllamaIds(await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync()));
+                var refused = await admin.PostAsJsonAsync("/api/v1/models/pull", new { source = "tinyllama:1.1b" });
+                Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+
+                // Bad addresses: a clear 422 naming the field, nothing stored.
+                foreach (var (url, message) in new (string?, string)[]
+                {
+                    (null, "Url is required."),
+                    ("ftp://127.0.0.1:21", "Enter an http:// or https:// address"),
+                    ("not a url", "Enter an http:// or https:// address"),
+                    ("http://127.0.0.1:11434/?x=1", "must not carry a query"),
+                    ($"http://127.0.0.1:{ClosedPort()}", "No Ollama server answered at http://127.0.0.1:"),
+                })
+                {
+                    var bad = await admin.PutAsJsonAsync("/api/v1/admin/ollama", new { url });
+                    Assert.Equal(HttpStatusCode.UnprocessableEntity, bad.StatusCode);
+                    Assert.Contains(message, (await bad.ReadJsonAsync()).GetProperty("errors").GetProperty("url")[0].GetString());
+                }
+                Assert.Equal("none", (await (await admin.GetAsync("/api/v1/admin/ollama")).ReadJsonAsync()).GetProperty("source").GetString());
+
+                var connect = await admin.PutAsJsonAsync("/api/v1/admin/ollama", new { url = ollama.Root.ToString().TrimEnd('/') });
+                Assert.Equal(HttpStatusCode.OK, connect.StatusCode);
+                var state = await connect.ReadJsonAsync();
+                Assert.Equal(ollama.Root.ToString(), state.GetProperty("url").GetString());
+                Assert.Equal("administrator", state.GetProperty("source").GetString());
+                Assert.True(state.GetProperty("reachable").GetBoolean());
+                Assert.Equal([FakeOllamaServer.Llama, FakeOllamaServer.Qwen], state.GetProperty("models").EnumerateArray().Select(m => m.GetString()!).Order().ToArray());
+
+                Assert.Equal([FakeOllamaServer.Llama, FakeOllamaServer.Qwen], OllamaIds(await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync()).Order().ToArray());
+                var chat = await admin.PostAsJsonAsync("/api/v1/generate", new { model = FakeOllamaServer.Llama, messages = new[] { new { role = "user", content = "hi" } } });
+                Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
+                Assert.Equal(string.Concat(FakeOllamaServer.ChatTokens), (await chat.ReadJsonAsync()).GetProperty("text").GetString());
+                Assert.Equal(HttpStatusCode.Accepted, (await admin.PostAsJsonAsync("/api/v1/models/pull", new { source = "tinyllama:1.1b" })).StatusCode);
+                Assert.Equal(ollama.Root.ToString(), await app.WithDbAsync(db => Task.FromResult(db.SystemFlags.Single(f => f.Key == "setting:ollama-url").Value)));
+            }
+
+            // A restart keeps the administrator's choice.
+            var (again, admin2) = await StartAsync([], dataDir, adminName);
+            await using (again)
+            {
+                Assert.Equal([FakeOllamaServer.Llama, FakeOllamaServer.Qwen], OllamaIds(await (await admin2.GetAsync("/api/v1/models")).ReadJsonAsync()).Order().ToArray());
+
+                var disconnect = await admin2.DeleteAsync("/api/v1/admin/ollama");
+                Assert.Equal(HttpStatusCode.OK, disconnect.StatusCode);
+                Assert.Equal("none", (await disconnect.ReadJsonAsync()).GetProperty("source").GetString());
+                Assert.Empty(OllamaIds(await (await admin2.GetAsync("/api/v1/models")).ReadJsonAsync()));
+                var gone = await admin2.PostAsJsonAsync("/api/v1/generate", new { model = FakeOllamaServer.Llama, prompt = "x" });
+                Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Ollama_ConfiguredAddress_IsReported_AndAnAdministratorCanDisconnectIt()
+    {
+        await using var ollama = await FakeOllamaServer.StartNewAsync();
+        var (app, admin) = await StartAsync(new() { ["Sutazai:Inference:Ollama:Url"] = ollama.Root.ToString() });
+        await using var _ = app;
+        var state = await (await admin.GetAsync("/api/v1/admin/ollama")).ReadJsonAsync();
+        Assert.Equal("configuration", state.GetProperty("source").GetString());
+        Assert.Equal(ollama.Root.ToString(), state.GetProperty("url").GetString());
+        Assert.True(state.GetProperty("reachable").GetBoolean());
+        Assert.NotEmpty(OllamaIds(await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync()));
+
+        Assert.Equal(HttpStatusCode.OK, (await admin.DeleteAsync("/api/v1/admin/ollama")).StatusCode);
+        Assert.Empty(OllamaIds(await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync()));
+        var after = await (await admin.GetAsync("/api/v1/admin/ollama")).ReadJsonAsync();
+        Assert.Equal("none", after.GetProperty("source").GetString());
+        Assert.False(after.GetProperty("reachable").GetBoolean());
+    }
+
+    [Fact]
+    public async Task OllamaConnection_IsForAdminsOnly()
+    {
+        await using var ollama = await FakeOllamaServer.StartNewAsync();
+        var (app, _) = await StartAsync([]);
+        await using var __ = app;
+        using var anon = app.Client();
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
+        var user = app.Client(tokens.AccessToken);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.GetAsync("/api/v1/admin/ollama")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.PutAsJsonAsync("/api/v1/admin/ollama", new { url = ollama.Root.ToString() })).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.DeleteAsync("/api/v1/admin/ollama")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anon.GetAsync("/api/v1/admin/ollama")).StatusCode);
+        Assert.Empty(ollama.Requests);
+        Assert.Empty(OllamaIds(await (await user.GetAsync("/api/v1/models")).ReadJsonAsync()));
     }
 }
