@@ -25,6 +25,11 @@ if (argsMap.GetValueOrDefault("scenario") == "chat-load")
 int Arg(string name, int fallback) => int.Parse(argsMap.GetValueOrDefault(name) ?? fallback.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 if (argsMap.GetValueOrDefault("scenario") == "vectors")
     return await KnowledgeBench.VectorsAsync(serverDll, Arg("vectors", 100_000), Arg("api-vectors", 10_000), Arg("queries", 200));
+if (argsMap.GetValueOrDefault("scenario") == "engine-scaling")
+    return await DecodeScaling.EngineAsync(tokens, repeats, Ints("thread-counts", "2"));
+if (argsMap.GetValueOrDefault("scenario") == "decode-scaling")
+    return DecodeScaling.Run(Arg("steps", 200), Ints("thread-counts", "2"), Ints("kept", "0,1500"), (argsMap.GetValueOrDefault("flash") ?? "false,true").Split(',').Select(bool.Parse).ToList());
+List<int> Ints(string name, string fallback) => (argsMap.GetValueOrDefault(name) ?? fallback).Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
 if (argsMap.GetValueOrDefault("scenario") == "ingest")
     return await KnowledgeBench.IngestAsync(serverDll, Arg("documents", 20), Arg("words", 3000));
 if (argsMap.GetValueOrDefault("write-model") is { } modelOut)
@@ -47,6 +52,7 @@ try
     NativeLibraryConfig.All.WithLogCallback((_, _) => { });
     var rawRunner = new RawRunner(modelPath, threads);
     var engine = await EngineBenchmark(modelPath, tokens, threads, repeats);
+    var ceiling = DecodeScaling.Ceiling(modelPath, threads, flash: true, steps: tokens);
 
     await using var server = await ServerProcess.StartAsync(serverDll, Path.Combine(work, "data"), threads);
     var client = await server.SignedInClientAsync();
@@ -100,6 +106,7 @@ try
     Console.WriteLine(F($"| P2 aggregate tokens/s, 4 concurrent streams vs 1 stream (end-to-end) | {four.Rate:F1} | {single.Rate:F1} | {p2:F2}× | ≥ 2.5× |"));
     Console.WriteLine(F($"| P3 time to first token, turn 2 vs turn 1 of a {turn1.PromptTokens}-token conversation | {turn2.Ttft * 1000:F0} ms | {turn1.Ttft * 1000:F0} ms | {p3:F3} | ≤ 0.1 |"));
     Console.WriteLine(F($"| 4-stream aggregate tokens/s: SutazAI over HTTP vs raw BatchedExecutor, 4 conversations in-process | {four.Rate:F1} | {Median(rawFourRates):F1} | {four.Rate / Median(rawFourRates):F2} | (context) |"));
+    Console.WriteLine(F($"| P2's ceiling: raw llama_decode + greedy sampling tokens/s, 4 sequences vs 1, one thread driving it, no HTTP | {ceiling.Four:F1} | {ceiling.One:F1} | {ceiling.Four / ceiling.One:F2}× | (context) |"));
     Console.WriteLine(F($"|   (turn 2 reused {turn2.Cached} of {turn2.PromptTokens} prompt tokens) | | | | |"));
     return 0;
 }
@@ -309,7 +316,7 @@ internal sealed class RawRunner : IDisposable
 
     public RawRunner(string modelPath, int threads)
     {
-        var parameters = new ModelParams(modelPath) { ContextSize = 4096, BatchSize = 512, UBatchSize = 512, Threads = threads, BatchThreads = threads, GpuLayerCount = 0, SeqMax = 4 };
+        var parameters = new ModelParams(modelPath) { ContextSize = 4096, BatchSize = 512, UBatchSize = 512, Threads = threads, BatchThreads = threads, GpuLayerCount = 0, SeqMax = 4, FlashAttention = true }; // as the server's default
         _weights = LLamaWeights.LoadFromFile(parameters);
         _executor = new BatchedExecutor(_weights, parameters);
     }

@@ -49,8 +49,11 @@ public sealed class LlamaCppOptions
     /// <summary>Idle time after which a loaded model is unloaded; negative keeps it loaded.</summary>
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Use llama.cpp's flash-attention kernels.</summary>
-    public bool FlashAttention { get; set; }
+    /// <summary>
+    /// Use llama.cpp's flash-attention kernels. On by default: on CPU they skip the masked cells of the shared KV cache,
+    /// so sequences kept for prefix reuse cost running requests nothing (see docs/performance.md, decode scaling).
+    /// </summary>
+    public bool FlashAttention { get; set; } = true;
 
     /// <summary>Memory a model may use; 0 uses the memory the operating system reports available.</summary>
     public long MaxMemoryBytes { get; set; }
