@@ -13,14 +13,9 @@ using Sutazai.Inference.Gguf;
 /// </summary>
 internal static class DecodeScaling
 {
-    public static int Run(int steps, IReadOnlyList<int> threadCounts, IReadOnlyList<int> keptCounts, IReadOnlyList<bool> flashModes)
-    {
-        var work = Directory.CreateTempSubdirectory("sutazai-decode-").FullName;
-        try
+    public static Task<int> RunAsync(int steps, IReadOnlyList<int> threadCounts, IReadOnlyList<int> keptCounts, IReadOnlyList<bool> flashModes) =>
+        WithModelAsync(modelPath =>
         {
-            var modelPath = Path.Combine(work, "bench-random.gguf");
-            TinyModels.WriteRandom(modelPath, new RandomModelSpec());
-            NativeLibraryConfig.All.WithLogCallback((_, _) => { });
             Console.WriteLine($"machine: {Environment.ProcessorCount} cores; {steps} steps per row; ms per llama_decode (median), tokens/s");
             Console.WriteLine("| threads | flash attention | tokens kept in other sequences | batch width | ms/step | +greedy sample ms/step | tokens/s | ÷ width 1 |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|");
@@ -40,7 +35,19 @@ internal static class DecodeScaling
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {threads} | {(flash ? "on" : "off")} | {kept} | {width} | {decodeMs:F2} | {sampleMs:F2} | {rate:F1} | {rate / single:F2}× |"));
                 }
             }
-            return 0;
+            return Task.FromResult(0);
+        });
+
+    /// <summary>Writes the benchmark model to a temporary folder, runs <paramref name="body"/> on it, and deletes it.</summary>
+    private static async Task<int> WithModelAsync(Func<string, Task<int>> body)
+    {
+        var work = Directory.CreateTempSubdirectory("sutazai-scaling-").FullName;
+        try
+        {
+            var modelPath = Path.Combine(work, "bench-random.gguf");
+            TinyModels.WriteRandom(modelPath, new RandomModelSpec());
+            NativeLibraryConfig.All.WithLogCallback((_, _) => { });
+            return await body(modelPath);
         }
         finally
         {
@@ -53,14 +60,9 @@ internal static class DecodeScaling
     /// next to raw llama_decode's own 4 ÷ 1, for each thread count — shows how much of the library's batching the
     /// scheduler keeps, on machines with more cores than the development box.
     /// </summary>
-    public static async Task<int> EngineAsync(int tokens, int repeats, IReadOnlyList<int> threadCounts)
-    {
-        var work = Directory.CreateTempSubdirectory("sutazai-engine-").FullName;
-        try
+    public static Task<int> EngineAsync(int tokens, int repeats, IReadOnlyList<int> threadCounts) =>
+        WithModelAsync(async modelPath =>
         {
-            var modelPath = Path.Combine(work, "bench-random.gguf");
-            TinyModels.WriteRandom(modelPath, new RandomModelSpec());
-            NativeLibraryConfig.All.WithLogCallback((_, _) => { });
             Console.WriteLine($"machine: {Environment.ProcessorCount} cores; {tokens} tokens per request; median of {repeats} rounds");
             Console.WriteLine("| threads | engine 1 request tok/s | engine 4 requests tok/s | engine 4 ÷ 1 | raw llama_decode 1 seq tok/s | raw 4 seqs tok/s | raw 4 ÷ 1 |");
             Console.WriteLine("|---|---|---|---|---|---|---|");
@@ -95,12 +97,7 @@ internal static class DecodeScaling
                     $"| {threads} | {one:F1} | {four:F1} | {four / one:F2}× | {rawOne:F1} | {rawFour:F1} | {rawFour / rawOne:F2}× |"));
             }
             return 0;
-        }
-        finally
-        {
-            Directory.Delete(work, recursive: true);
-        }
-    }
+        });
 
     /// <summary>Tokens/s of raw llama_decode + greedy sampling with 1 and with 4 sequences: the library's own ceiling for P2.</summary>
     public static (double One, double Four) Ceiling(string modelPath, int threads, bool flash, int steps)

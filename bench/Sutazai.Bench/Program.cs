@@ -28,7 +28,7 @@ if (argsMap.GetValueOrDefault("scenario") == "vectors")
 if (argsMap.GetValueOrDefault("scenario") == "engine-scaling")
     return await DecodeScaling.EngineAsync(tokens, repeats, Ints("thread-counts", "2"));
 if (argsMap.GetValueOrDefault("scenario") == "decode-scaling")
-    return DecodeScaling.Run(Arg("steps", 200), Ints("thread-counts", "2"), Ints("kept", "0,1500"), (argsMap.GetValueOrDefault("flash") ?? "false,true").Split(',').Select(bool.Parse).ToList());
+    return await DecodeScaling.RunAsync(Arg("steps", 200), Ints("thread-counts", "2"), Ints("kept", "0,1500"), (argsMap.GetValueOrDefault("flash") ?? "false,true").Split(',').Select(bool.Parse).ToList());
 List<int> Ints(string name, string fallback) => (argsMap.GetValueOrDefault(name) ?? fallback).Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
 if (argsMap.GetValueOrDefault("scenario") == "ingest")
     return await KnowledgeBench.IngestAsync(serverDll, Arg("documents", 20), Arg("words", 3000));
