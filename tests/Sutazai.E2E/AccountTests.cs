@@ -1,5 +1,7 @@
 using Microsoft.Playwright;
+using Sutazai.Inference;
 using Sutazai.Inference.Tests.Fakes;
+using Sutazai.Server.Tests.Inference;
 
 namespace Sutazai.E2E;
 
@@ -52,6 +54,46 @@ public sealed class FirstRunTests
             // Once an admin exists, /setup is closed.
             await page.GotoAsync(new Uri(server.BaseUrl, "/setup").ToString());
             await page.WaitForURLAsync("**/login");
+        });
+    }
+
+    [Fact]
+    public async Task FirstRun_PullTinyLlama_ShowsProgress_ThenTheChatAnswers()
+    {
+        // Hugging Face stands in as a local file host that sends the file slowly, so the progress bar can be seen.
+        await using var hub = await ModelFileServer.StartAsync();
+        var tinyLlama = ModelCatalogue.Entries[0];
+        var file = tinyLlama.Source[(tinyLlama.Source.LastIndexOf('/') + 1)..];
+        hub.Put($"TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/{file}");
+        hub.PieceDelay = TimeSpan.FromMilliseconds(150);
+        await using var server = await E2EServer.StartAsync(withModels: false, new Dictionary<string, string>
+        {
+            ["Sutazai__Inference__Pull__HuggingFaceBaseUrl"] = hub.BaseUrl,
+        });
+        var admin = await server.RegisterAsync();
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await BrowserFixture.LaunchAsync(playwright);
+        var page = await browser.NewPageAsync();
+        await Ui.ShootOnFailureAsync(page, nameof(FirstRun_PullTinyLlama_ShowsProgress_ThenTheChatAnswers), async () =>
+        {
+            await Ui.SignInAsync(page, server.BaseUrl, admin);
+            await page.WaitForURLAsync(server.BaseUrl.ToString());
+            await Ui.WaitInteractiveAsync(page);
+            await page.ClickAsync("#pull-tinyllama");
+            await Assertions.Expect(page.Locator("[data-testid=pull-progress][data-status=Downloading]")).ToBeVisibleAsync();
+            await Assertions.Expect(page.Locator("#pull-tinyllama")).ToBeDisabledAsync();
+
+            // When the download is verified and in place, the panel gives way to the chat with the new model.
+            await Assertions.Expect(page.Locator("#composer")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+            var modelId = Path.GetFileNameWithoutExtension(file);
+            await Assertions.Expect(page.Locator("#model-picker option", new() { HasText = modelId })).ToHaveCountAsync(1);
+            await page.FillAsync("#composer", "Hi there");
+            await page.PressAsync("#composer", "Enter");
+            var reply = page.Locator("article.message[data-role=assistant]").Last;
+            await Assertions.Expect(reply).ToHaveAttributeAsync("data-status", "complete", new() { Timeout = 60_000 });
+            await Assertions.Expect(reply.Locator(".content")).ToHaveTextAsync(E2EServer.ChatReply);
+            Assert.True(File.Exists(Path.Combine(server.DataDir, "models", file)));
+            Assert.Equal(1, hub.Requests);
         });
     }
 }

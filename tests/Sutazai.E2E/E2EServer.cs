@@ -44,7 +44,9 @@ public sealed class E2EServer : IAsyncDisposable
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
 
-    public static async Task<E2EServer> StartAsync(bool withModels = true)
+    /// <param name="withModels">Write the tiny test models into the data folder.</param>
+    /// <param name="environment">More environment variables for the server (settings as <c>Sutazai__…</c>).</param>
+    public static async Task<E2EServer> StartAsync(bool withModels = true, IReadOnlyDictionary<string, string>? environment = null)
     {
         var dataDir = Directory.CreateTempSubdirectory("sutazai-e2e-").FullName;
         if (withModels) WriteModels(dataDir);
@@ -67,6 +69,7 @@ public sealed class E2EServer : IAsyncDisposable
         env["Sutazai__Inference__LlamaCpp__ContextSize"] = "16384";
         env["Sutazai__Auth__MaxFailedAttempts"] = "3";
         env["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) env[name] = value;
         var process = Process.Start(start) ?? throw new InvalidOperationException("The server did not start.");
         var server = new E2EServer(process, new Uri($"http://127.0.0.1:{port}"), dataDir);
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (server._log) server._log.WriteLine(e.Data); };

@@ -13,60 +13,6 @@ using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Inference;
 
-/// <summary>A tiny file server on a real loopback port, standing in for Hugging Face or any https model host.</summary>
-public sealed class ModelFileServer : IAsyncDisposable
-{
-    private readonly WebApplication _app;
-
-    private ModelFileServer(WebApplication app, string root)
-    {
-        _app = app;
-        Root = root;
-    }
-
-    public string Root { get; }
-
-    public string BaseUrl => _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-
-    public int Requests;
-
-    public static async Task<ModelFileServer> StartAsync()
-    {
-        var root = Directory.CreateTempSubdirectory("sutazai-files-").FullName;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        ModelFileServer? self = null;
-        app.MapGet("/{**path}", (string path, HttpContext http) =>
-        {
-            Interlocked.Increment(ref self!.Requests);
-            var file = Path.GetFullPath(Path.Combine(root, path));
-            if (!file.StartsWith(root, StringComparison.Ordinal) || !File.Exists(file)) return Results.NotFound();
-            var sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
-            http.Response.Headers["X-Linked-Etag"] = $"\"{sha}\"";
-            return Results.File(file, "application/octet-stream", enableRangeProcessing: true);
-        });
-        await app.StartAsync();
-        self = new ModelFileServer(app, root);
-        return self;
-    }
-
-    public string Put(string relativePath, byte[]? content = null)
-    {
-        var path = Path.Combine(Root, relativePath);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        if (content is null) TinyModels.WriteDeterministic(path, DeterministicModelSpec.Default());
-        else File.WriteAllBytes(path, content);
-        return path;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _app.DisposeAsync();
-        Directory.Delete(Root, recursive: true);
-    }
-}
-
 public sealed class ModelManagementTests
 {
     private static Dictionary<string, string?> NoOllama(string? hfBase = null) => new()
