@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command. Installs (Debian, as root) and starts what the tests need on loopback in a temp folder,
+# The README's test command. Installs (Debian, as root) and starts what the tests need (PostgreSQL, a PGlite pgvector
+# stand-in, RabbitMQ, Redis, Chromium) on loopback in a temp folder,
 # exports their addresses, runs every test in the solution once, and stops the services again — also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -136,6 +137,24 @@ rabbitmq_env /usr/lib/rabbitmq/bin/rabbitmq-diagnostics -q -n "$RABBITMQ_NODENAM
   || { log "RabbitMQ did not become ready on port $RMQ_PORT"; tail -n 40 "$RMQ/server.out" >&2; exit 1; }
 export SUTAZAI_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:$RMQ_PORT/"
 log "RabbitMQ on 127.0.0.1:$RMQ_PORT ($RABBITMQ_NODENAME)"
+
+# --- Redis (Debian redis-server, on loopback, no persistence) ---------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1; then
+  log "installing redis-server"
+  apt_install redis-server
+fi
+REDIS_PORT=$(free_port)
+mkdir -p "$WORK/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' --appendonly no --daemonize no \
+  >"$WORK/redis/server.out" 2>&1 &
+PIDS_TO_STOP+=($!)
+for _ in $(seq 1 100); do
+  redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+  sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping | grep -q PONG || { log "Redis did not start"; cat "$WORK/redis/server.out" >&2; exit 1; }
+export SUTAZAI_TEST_REDIS="127.0.0.1:$REDIS_PORT"
+log "Redis on 127.0.0.1:$REDIS_PORT"
 
 # --- Tests ---------------------------------------------------------------------------------------------------------
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1

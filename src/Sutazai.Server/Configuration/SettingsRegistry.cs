@@ -99,6 +99,8 @@ public static class SettingsRegistry
         new("Sutazai:Agents:Tools:WebFetchMaxChars", "200000", "Largest `maxChars` web_fetch accepts."),
         new("Sutazai:Agents:Tools:WebFetchMaxBytes", "10485760", "Largest response body web_fetch downloads (it passes the same SSRF guard and allowlist as URL ingestion, `Sutazai:Knowledge:UrlAllowlist`)."),
         new("Sutazai:Agents:Tools:WebFetchTimeoutSeconds", "30", "Seconds web_fetch waits for a page, redirects included."),
+        new("Sutazai:Redis:Connection", "", "Redis for live events between nodes (StackExchange.Redis configuration string, e.g. `redis1:6379,password=…`): agent-run steps and tokens reach `/ws/jarvis` sockets and run streams on every node as they happen. Empty keeps events in the process (one node; other nodes then follow runs by re-reading the store once a second)."),
+        new("Sutazai:Redis:ChannelPrefix", "sutazai", "Prefix of the Redis pub/sub channel names (`<prefix>:run-events`), so several deployments can share one Redis."),
         new("Sutazai:Tasks:Transport", "database", "Task queue transport: `database` (a durable queue in the relational store) or `rabbitmq`."),
         new("Sutazai:Tasks:Concurrency", "4", "Tasks one worker process handles at once."),
         new("Sutazai:Tasks:MaxAttempts", "5", "Failed attempts after which a task is dead-lettered (also the limit on redeliveries after crashes, database transport)."),

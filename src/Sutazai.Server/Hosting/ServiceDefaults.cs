@@ -22,6 +22,7 @@ public static class ServiceDefaults
     public static WebApplicationBuilder AddSutazaiDefaults(this WebApplicationBuilder builder)
     {
         builder.AddSutazaiSettings();
+        builder.AddSutazaiClusterBus();
         var services = builder.Services;
         var http = builder.Configuration.Read<HttpOptions>(HttpOptions.Section);
 

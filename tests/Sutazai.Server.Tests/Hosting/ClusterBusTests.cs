@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Sutazai.Server.Agents;
+using Sutazai.Server.Hosting;
+using Sutazai.Server.Tasks;
+using Sutazai.Server.Tests.Agents;
+using Sutazai.Server.Tests.Chat;
+using Sutazai.Server.Tests.Infrastructure;
+using Sutazai.Server.Tests.Tasks;
+
+namespace Sutazai.Server.Tests.Hosting;
+
+/// <summary>The Redis cluster bus against the real Redis that scripts/test.sh starts.</summary>
+public sealed class ClusterBusTests
+{
+    public const string Variable = "SUTAZAI_TEST_REDIS";
+
+    public static string Redis => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } address
+        ? address
+        : throw new InvalidOperationException($"{Variable} is not set. Run the tests through ./scripts/test.sh, which starts Redis and sets it.");
+
+    private static RedisClusterBus Bus(string prefix) =>
+        new(new RedisOptions { Connection = Redis, ChannelPrefix = prefix }, NullLogger<RedisClusterBus>.Instance);
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        for (var i = 0; i < 200 && !condition(); i++) await Task.Delay(25);
+        Assert.True(condition(), what);
+    }
+
+    [Fact]
+    public async Task Redis_DeliversToEveryOtherNode_InOrder_NeverBackToThePublisher()
+    {
+        var prefix = "t" + Guid.NewGuid().ToString("N");
+        using var a = Bus(prefix);
+        using var b = Bus(prefix);
+        using var c = Bus(prefix);
+        var atA = new ConcurrentQueue<string>();
+        var atB = new ConcurrentQueue<string>();
+        var atC = new ConcurrentQueue<string>();
+        using var subA = a.Subscribe("topic", atA.Enqueue);
+        using var subB = b.Subscribe("topic", atB.Enqueue);
+        var subC = c.Subscribe("topic", atC.Enqueue);
+        var sent = Enumerable.Range(0, 200).Select(i => $"event {i} | with a bar").ToList();
+        foreach (var e in sent) a.Publish("topic", e);
+
+        await WaitUntilAsync(() => atB.Count == sent.Count && atC.Count == sent.Count, "B and C receive all 200 events");
+        Assert.Equal(sent, atB);
+        Assert.Equal(sent, atC);
+        Assert.Empty(atA);
+
+        // Another topic and another deployment's prefix are not heard; an ended subscription hears nothing more.
+        subC.Dispose();
+        using var other = Bus("other" + prefix);
+        other.Publish("topic", "from another deployment");
+        b.Publish("elsewhere", "another topic");
+        b.Publish("topic", "last");
+        await WaitUntilAsync(() => atA.Count == 1, "A receives B's event");
+        Assert.Equal(["last"], atA);
+        await Task.Delay(200);
+        Assert.Equal(sent.Count, atC.Count);
+        Assert.Equal(sent.Count, atB.Count);
+    }
+
+    [Fact]
+    public async Task RunHub_RelaysRunEvents_ToTheWatchersOfAnotherNode()
+    {
+        var prefix = "t" + Guid.NewGuid().ToString("N");
+        using var busA = Bus(prefix);
+        using var busB = Bus(prefix);
+        using var hubA = new RunHub(busA);
+        using var hubB = new RunHub(busB);
+        var runId = Guid.NewGuid();
+        var userId = Guid.NewGuid();
+        using var watcher = hubB.Watch(runId);
+        var published = new ConcurrentQueue<RunEvent>();
+        hubB.Published += published.Enqueue;
+
+        hubA.Publish(new RunEvent("token", runId, userId, new { text = "Hel" }));
+        hubA.Publish(new RunEvent("token", runId, userId, new { text = "lo" }));
+        hubA.Publish(new RunEvent("status", Guid.NewGuid(), userId, new { status = "running" })); // another run: not this watcher's
+
+        var received = new List<RunEvent>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        while (received.Count < 2) received.Add(await watcher.Reader.ReadAsync(timeout.Token));
+        Assert.Equal(["token", "token"], received.Select(e => e.Type));
+        Assert.Equal(["Hel", "lo"], received.Select(e => ((JsonElement)e.Data).GetProperty("text").GetString()));
+        Assert.All(received, e => Assert.Equal((runId, userId), (e.RunId, e.UserId)));
+        await WaitUntilAsync(() => published.Count == 3, "the other node's Published event sees all three");
+        Assert.False(watcher.Reader.TryRead(out _));
+    }
+}
+
+/// <summary>
+/// Two nodes: an api-role node serving /ws/jarvis and a worker-role node executing the run (RabbitMQ + PostgreSQL),
+/// with Redis between them. The socket on the api node sees the worker's steps as they happen.
+/// </summary>
+[Collection(RabbitMqCollection.Name)]
+public sealed class CrossNodeRunEventsTests : IAsyncLifetime
+{
+    private readonly ScriptedModels _models = new();
+    private readonly TestKitTools _tools = new();
+    private readonly List<TestApp> _apps = [];
+    private readonly string _prefix = "t" + Guid.NewGuid().ToString("N");
+
+    private Dictionary<string, string?> Settings(string role, string? database)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Sutazai:Role"] = role,
+            ["Sutazai:Tasks:Transport"] = "rabbitmq",
+            ["Sutazai:Tasks:RabbitMq:Url"] = RabbitMqTaskQueueTests.Url,
+            ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
+            ["Sutazai:Redis:Connection"] = ClusterBusTests.Redis,
+            ["Sutazai:Redis:ChannelPrefix"] = _prefix,
+        };
+        if (database is not null) settings["Sutazai:Database:ConnectionString"] = TestApp.PostgresConnectionString(database);
+        return settings;
+    }
+
+    private void Register(IServiceCollection services)
+    {
+        services.AddSingleton<Sutazai.Inference.IModelProvider>(_models);
+        services.AddSingleton<Sutazai.Server.Agents.Tools.IToolProvider>(_tools);
+    }
+
+    public async Task InitializeAsync() => await RabbitMqCollection.PurgeAsync();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var app in Enumerable.Reverse(_apps)) await app.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task JarvisSocketOnTheApiNode_SeesTheStepsOfARunExecutedByAWorker()
+    {
+        var api = TestApp.Create(DbProvider.Postgres, Settings("api", null), services: Register);
+        _apps.Add(api);
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(api.Client());
+        var client = api.Client(tokens.AccessToken);
+        var worker = TestApp.Create(DbProvider.Postgres, Settings("worker", api.PostgresDatabase), api.DataDir, Register);
+        _apps.Add(worker);
+        _ = worker.Services.GetRequiredService<ITaskTransport>();
+        _ = worker.Services.GetRequiredService<RunHub>();
+        await Task.Delay(TimeSpan.FromSeconds(2)); // the worker's consumer and Redis subscription are up
+
+        await using var socket = await ChatClient.ConnectAsync(api, tokens.AccessToken, "/ws/jarvis");
+        Assert.True((await socket.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+
+        var key = "cross-node-" + Guid.NewGuid().ToString("N");
+        _models.Script(key, ScriptedModels.Call("echo", new { text = key }), ScriptedModels.Answer("echoed " + key));
+        var agent = await Runs.CreateAgentAsync(client, "cross", ["testkit"]);
+        var runId = await Runs.StartAsync(client, agent, key);
+
+        var frames = await socket.ReceiveUntilAsync("complete");
+        Assert.All(frames, f => Assert.Equal(runId, f.GetProperty("runId").GetGuid()));
+        Assert.Equal(["model", "tool_call", "tool_result", "model"],
+            frames.Where(f => f.GetProperty("type").GetString() == "step").Select(f => f.GetProperty("step").GetProperty("kind").GetString()));
+        Assert.Equal("echoed " + key, frames[^1].GetProperty("output").GetString());
+        Assert.Single(_tools.Invocations, i => i == "echo:" + key);
+
+        // It ran on the worker: the api node executes nothing in this role.
+        Assert.Equal("succeeded", (await Runs.GetAsync(client, runId)).GetProperty("status").GetString());
+    }
+}
