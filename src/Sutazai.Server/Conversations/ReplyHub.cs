@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using System.Threading.Channels;
+using Sutazai.Server.Hosting;
 
 namespace Sutazai.Server.Conversations;
 
@@ -37,11 +39,24 @@ public sealed class RunningReply(Guid conversationId, Guid userId, Guid assistan
 
     public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>True for a copy of a reply another node generates (fed from the cluster bus).</summary>
+    public bool IsMirror { get; init; }
+
+    /// <summary>When the last event arrived (mirrors expire when their node falls silent).</summary>
+    public long LastEventAt { get; private set; } = Environment.TickCount64;
+
+    /// <summary>Also called with every event, in order (the hub sends a local reply's events to the other nodes).</summary>
+    internal Action<ReplyEvent>? Forward { get; set; }
+
+    internal void Touch() => LastEventAt = Environment.TickCount64;
+
     public void Publish(ReplyEvent e)
     {
         lock (_gate)
         {
             if (_done) return;
+            Touch();
+            Forward?.Invoke(e);
             _history.Add(e);
             foreach (var watcher in _watchers) watcher.Writer.TryWrite(e);
             if (e is ReplyEvent.Ended or ReplyEvent.Failed)
@@ -67,33 +82,124 @@ public sealed class RunningReply(Guid conversationId, Guid userId, Guid assistan
     }
 }
 
-/// <summary>Replies being generated right now, one per conversation at most.</summary>
-public sealed class ReplyHub
+/// <summary>
+/// Replies being generated right now, one per conversation at most. With a cluster bus that reaches other nodes
+/// (Redis), a reply generated here is mirrored on every other node (topic <c>reply-events</c>), so sockets and pages of
+/// the same user there follow it token by token, see it running, and can stop it (topic <c>reply-stop</c>). A node that
+/// generates replies says so every <see cref="AliveInterval"/>; a mirror that hears nothing for
+/// <see cref="MirrorTimeout"/> ends with an error (its node went away; what was stored stays readable).
+/// </summary>
+public sealed class ReplyHub : IDisposable
 {
-    private readonly ConcurrentDictionary<Guid, RunningReply> _running = new();
+    public const string EventsTopic = "reply-events", StopTopic = "reply-stop";
+    public static readonly TimeSpan AliveInterval = TimeSpan.FromSeconds(20);
+    public static readonly TimeSpan MirrorTimeout = TimeSpan.FromSeconds(90);
 
-    /// <summary>Raised when a reply starts, so open sockets of the same user can follow it.</summary>
+    private readonly ConcurrentDictionary<Guid, RunningReply> _running = new();
+    private readonly ConcurrentDictionary<Guid, RunningReply> _mirrors = new();
+    private readonly IClusterBus _bus;
+    private readonly List<IDisposable> _subscriptions = [];
+    private readonly Timer? _alive;
+
+    private sealed record WireReply(string Kind, Guid ConversationId, Guid UserId, Guid AssistantMessageId,
+        string? Content = null, MessageResponse? UserMessage = null, string? Model = null, string? Provider = null,
+        MessageResponse? Message = null, int Status = 0, string? Detail = null);
+
+    public ReplyHub(IClusterBus bus)
+    {
+        _bus = bus;
+        if (!bus.ReachesOtherNodes) return;
+        _subscriptions.Add(bus.Subscribe(EventsTopic, OnRemoteEvent));
+        _subscriptions.Add(bus.Subscribe(StopTopic, payload =>
+        {
+            if (Guid.TryParse(payload, out var conversationId) && _running.TryGetValue(conversationId, out var local)) local.Stop.Cancel();
+        }));
+        _alive = new Timer(_ => Heartbeat(), null, AliveInterval, AliveInterval);
+    }
+
+    /// <summary>Raised when a reply starts (here or, mirrored, on another node), so open sockets of the same user can follow it.</summary>
     public event Action<RunningReply>? ReplyStarted;
 
     public bool TryStart(RunningReply reply)
     {
         if (!_running.TryAdd(reply.ConversationId, reply)) return false;
+        if (_bus.ReachesOtherNodes) reply.Forward = e => _bus.Publish(EventsTopic, JsonSerializer.Serialize(ToWire(reply, e), JsonSerializerOptions.Web));
         ReplyStarted?.Invoke(reply);
         return true;
     }
 
     public void Finish(RunningReply reply)
     {
-        _running.TryRemove(new KeyValuePair<Guid, RunningReply>(reply.ConversationId, reply));
+        (reply.IsMirror ? _mirrors : _running).TryRemove(new KeyValuePair<Guid, RunningReply>(reply.ConversationId, reply));
         reply.Completion.TrySetResult();
     }
 
-    /// <summary>The running reply of a conversation, only when it belongs to <paramref name="userId"/>.</summary>
+    /// <summary>The running reply of a conversation (generated here, else mirrored), only when it belongs to <paramref name="userId"/>.</summary>
     public RunningReply? Get(Guid conversationId, Guid userId) =>
-        _running.TryGetValue(conversationId, out var reply) && reply.UserId == userId ? reply : null;
+        (_running.TryGetValue(conversationId, out var reply) || _mirrors.TryGetValue(conversationId, out reply)) && reply.UserId == userId ? reply : null;
 
-    public bool IsRunning(Guid conversationId) => _running.ContainsKey(conversationId);
+    public bool IsRunning(Guid conversationId) => _running.ContainsKey(conversationId) || _mirrors.ContainsKey(conversationId);
 
-    /// <summary>Replies being generated now, across every user (the system monitor shows it).</summary>
+    /// <summary>Replies being generated on this node now, across every user (the system monitor shows it).</summary>
     public int RunningCount => _running.Count;
+
+    private static WireReply ToWire(RunningReply reply, ReplyEvent e) => e switch
+    {
+        ReplyEvent.Started s => new("started", reply.ConversationId, reply.UserId, reply.AssistantMessageId, UserMessage: s.UserMessage, Model: s.Model, Provider: s.Provider),
+        ReplyEvent.Token t => new("token", reply.ConversationId, reply.UserId, reply.AssistantMessageId, Content: t.Content),
+        ReplyEvent.Ended d => new("ended", reply.ConversationId, reply.UserId, reply.AssistantMessageId, Message: d.Message),
+        ReplyEvent.Failed f => new("failed", reply.ConversationId, reply.UserId, reply.AssistantMessageId, Message: f.Message, Status: f.Status, Detail: f.Detail),
+        _ => throw new ArgumentOutOfRangeException(nameof(e)),
+    };
+
+    private void OnRemoteEvent(string payload)
+    {
+        if (JsonSerializer.Deserialize<WireReply>(payload, JsonSerializerOptions.Web) is not { } w) return;
+        if (w.Kind == "started")
+        {
+            var mirror = new RunningReply(w.ConversationId, w.UserId, w.AssistantMessageId) { IsMirror = true };
+            mirror.Stop.Token.Register(() => _bus.Publish(StopTopic, w.ConversationId.ToString()));
+            _mirrors[w.ConversationId] = mirror;
+            mirror.Publish(new ReplyEvent.Started(w.ConversationId, w.UserMessage!, w.AssistantMessageId, w.Model ?? "", w.Provider ?? ""));
+            ReplyStarted?.Invoke(mirror);
+            return;
+        }
+        if (!_mirrors.TryGetValue(w.ConversationId, out var known) || known.AssistantMessageId != w.AssistantMessageId) return; // started before this node listened
+        switch (w.Kind)
+        {
+            case "alive":
+                known.Touch();
+                break;
+            case "token":
+                known.Publish(new ReplyEvent.Token(w.Content ?? ""));
+                break;
+            case "ended":
+                Finish(known); // first: whoever sees the end sees the conversation idle
+                known.Publish(new ReplyEvent.Ended(w.Message!));
+                break;
+            case "failed":
+                Finish(known);
+                known.Publish(new ReplyEvent.Failed(w.Status, w.Detail ?? "", w.Message));
+                break;
+        }
+    }
+
+    private void Heartbeat()
+    {
+        foreach (var reply in _running.Values)
+            _bus.Publish(EventsTopic, JsonSerializer.Serialize(new WireReply("alive", reply.ConversationId, reply.UserId, reply.AssistantMessageId), JsonSerializerOptions.Web));
+        var now = Environment.TickCount64;
+        foreach (var mirror in _mirrors.Values.Where(m => now - m.LastEventAt > MirrorTimeout.TotalMilliseconds).ToList())
+        {
+            Finish(mirror);
+            mirror.Publish(new ReplyEvent.Failed(StatusCodes.Status503ServiceUnavailable,
+                "The server generating this reply stopped answering; reload the conversation to see what was stored.", null));
+        }
+    }
+
+    public void Dispose()
+    {
+        _alive?.Dispose();
+        foreach (var subscription in _subscriptions) subscription.Dispose();
+    }
 }

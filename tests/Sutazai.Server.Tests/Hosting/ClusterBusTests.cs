@@ -2,6 +2,10 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using System.Net;
+using System.Net.Http.Json;
+using Microsoft.EntityFrameworkCore;
+using Sutazai.Inference.Gguf;
 using Sutazai.Server.Agents;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Tasks;
@@ -9,6 +13,7 @@ using Sutazai.Server.Tests.Agents;
 using Sutazai.Server.Tests.Chat;
 using Sutazai.Server.Tests.Infrastructure;
 using Sutazai.Server.Tests.Tasks;
+using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
 
 namespace Sutazai.Server.Tests.Hosting;
 
@@ -163,5 +168,118 @@ public sealed class CrossNodeRunEventsTests : IAsyncLifetime
 
         // It ran on the worker: the api node executes nothing in this role.
         Assert.Equal("succeeded", (await Runs.GetAsync(client, runId)).GetProperty("status").GetString());
+    }
+}
+
+/// <summary>
+/// Two full nodes on one PostgreSQL database and one data folder, with Redis between them: a chat reply generated on
+/// node A is followed token by token by a /ws/chat socket on node B, shows as generating there, and B can stop it.
+/// </summary>
+public sealed class CrossNodeRepliesTests : IAsyncLifetime
+{
+    private const string Model = "tiny-deterministic", Looping = "tiny-looping";
+    private readonly string _prefix = "t" + Guid.NewGuid().ToString("N");
+    private TestApp _a = null!;
+    private TestApp _b = null!;
+
+    private Dictionary<string, string?> Settings(string? database)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Sutazai:Inference:LlamaCpp:ContextSize"] = "16384",
+            ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
+            ["Sutazai:Inference:DefaultModel"] = Model,
+            ["Sutazai:Redis:Connection"] = ClusterBusTests.Redis,
+            ["Sutazai:Redis:ChannelPrefix"] = _prefix,
+        };
+        if (database is not null) settings["Sutazai:Database:ConnectionString"] = TestApp.PostgresConnectionString(database);
+        return settings;
+    }
+
+    public async Task InitializeAsync()
+    {
+        _a = TestApp.Create(DbProvider.Postgres, Settings(null));
+        ModelAppFixture.WriteModel(_a.DataDir, Model);
+        var spec = DeterministicModelSpec.Default();
+        var successors = new Dictionary<string, string>(spec.Successors, StringComparer.Ordinal) { ["?"] = "▁la" };
+        TinyModels.WriteDeterministic(Path.Combine(_a.DataDir, "models", Looping + ".gguf"), spec with { Successors = successors, ContextLength = 16384, BlockCount = 8 });
+        using var anon = _a.Client();
+        await Accounts.RegisterAsync(anon); // the admin
+        _b = TestApp.Create(DbProvider.Postgres, Settings(_a.PostgresDatabase), _a.DataDir);
+        _ = _b.Services.GetRequiredService<Sutazai.Server.Conversations.ReplyHub>(); // subscribed before any reply starts
+        _ = _a.Services.GetRequiredService<Sutazai.Server.Conversations.ReplyHub>();
+        await Task.Delay(500);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _b.DisposeAsync();
+        await _a.DisposeAsync();
+    }
+
+    private async Task<(HttpClient A, HttpClient B, string Token)> UserAsync()
+    {
+        using var anon = _a.Client();
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
+        return (_a.Client(tokens.AccessToken), _b.Client(tokens.AccessToken), tokens.AccessToken);
+    }
+
+    private static async Task<Guid> CreateAsync(HttpClient client, string model) =>
+        (await (await client.PostAsJsonAsync("/api/v1/conversations", new { model })).ReadJsonAsync()).GetProperty("id").GetGuid();
+
+    private async Task<ChatClient> WatchOnBAsync(string token, Guid conversationId)
+    {
+        var socket = await ChatClient.ConnectAsync(_b, token);
+        Assert.True((await socket.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+        await socket.SendAsync(new { type = "get_history", conversationId });
+        await socket.ReceiveUntilAsync("history");
+        return socket;
+    }
+
+    [Fact]
+    public async Task AReplyGeneratedOnNodeA_StreamsToASocketOnNodeB()
+    {
+        var (a, _, token) = await UserAsync();
+        var id = await CreateAsync(a, Model);
+        await using var socket = await WatchOnBAsync(token, id);
+
+        var sent = await a.PostAsJsonAsync($"/api/v1/conversations/{id}/messages", new { content = "Hello?", options = new { temperature = 0 } });
+        Assert.Equal(HttpStatusCode.Created, sent.StatusCode);
+
+        var frames = await socket.ReceiveUntilAsync("stream_end");
+        var types = frames.Select(f => f.GetProperty("type").GetString()).ToList();
+        Assert.Equal(["message_received", "stream_start"], types.Take(2));
+        Assert.Equal("Hello?", frames[0].GetProperty("content").GetString());
+        Assert.Equal(Expect.ChatReply, string.Concat(frames.Where(f => f.GetProperty("type").GetString() == "stream_chunk").Select(f => f.GetProperty("content").GetString())));
+        Assert.Equal(Expect.ChatReply, frames[^1].GetProperty("fullResponse").GetString());
+        Assert.Equal("complete", frames[^1].GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task NodeB_SeesTheReplyOfNodeA_Running_AndCanStopIt()
+    {
+        var (a, b, _) = await UserAsync();
+        var id = await CreateAsync(a, Looping);
+        using var response = await a.SendAsync(Sse.Post($"/api/v1/conversations/{id}/messages", new { content = "go", options = new { temperature = 0, maxTokens = 16000 } }), HttpCompletionOption.ResponseHeadersRead);
+        Guid assistantId = default;
+        var received = 0;
+        await foreach (var e in Sse.ReadAsync(response))
+        {
+            if (e.Event == "message_start") assistantId = e.Data.GetProperty("assistantMessageId").GetGuid();
+            if (e.Event == "token" && ++received == 12) break;
+        }
+
+        Assert.True((await (await b.GetAsync($"/api/v1/conversations/{id}")).ReadJsonAsync()).GetProperty("generating").GetBoolean());
+        Assert.Equal(HttpStatusCode.Conflict, (await b.PostAsJsonAsync($"/api/v1/conversations/{id}/messages", new { content = "again" })).StatusCode);
+
+        var stop = await b.PostAsync($"/api/v1/conversations/{id}/stop", null);
+        Assert.Equal(HttpStatusCode.OK, stop.StatusCode);
+        var stopped = await stop.ReadJsonAsync();
+        Assert.Equal("stopped", stopped.GetProperty("status").GetString());
+        Assert.StartsWith(Expect.ChatReply + " la la", stopped.GetProperty("content").GetString());
+        var stored = await _a.WithDbAsync(db => db.Messages.AsNoTracking().SingleAsync(m => m.Id == assistantId));
+        Assert.Equal("stopped", stored.Status);
+        Assert.Equal(stopped.GetProperty("content").GetString(), stored.Content);
+        Assert.False((await (await b.GetAsync($"/api/v1/conversations/{id}")).ReadJsonAsync()).GetProperty("generating").GetBoolean());
     }
 }
