@@ -100,21 +100,28 @@ public sealed class ReplyHub : IDisposable
     private readonly IClusterBus _bus;
     private readonly List<IDisposable> _subscriptions = [];
     private readonly Timer? _alive;
+    private readonly TimeSpan _mirrorTimeout;
 
     private sealed record WireReply(string Kind, Guid ConversationId, Guid UserId, Guid AssistantMessageId,
         string? Content = null, MessageResponse? UserMessage = null, string? Model = null, string? Provider = null,
         MessageResponse? Message = null, int Status = 0, string? Detail = null);
 
-    public ReplyHub(IClusterBus bus)
+    public ReplyHub(IClusterBus bus) : this(bus, AliveInterval, MirrorTimeout)
+    {
+    }
+
+    /// <summary>With other intervals (tests).</summary>
+    internal ReplyHub(IClusterBus bus, TimeSpan aliveInterval, TimeSpan mirrorTimeout)
     {
         _bus = bus;
+        _mirrorTimeout = mirrorTimeout;
         if (!bus.ReachesOtherNodes) return;
         _subscriptions.Add(bus.Subscribe(EventsTopic, OnRemoteEvent));
         _subscriptions.Add(bus.Subscribe(StopTopic, payload =>
         {
             if (Guid.TryParse(payload, out var conversationId) && _running.TryGetValue(conversationId, out var local)) local.Stop.Cancel();
         }));
-        _alive = new Timer(_ => Heartbeat(), null, AliveInterval, AliveInterval);
+        _alive = new Timer(_ => Heartbeat(), null, aliveInterval, aliveInterval);
     }
 
     /// <summary>Raised when a reply starts (here or, mirrored, on another node), so open sockets of the same user can follow it.</summary>
@@ -189,7 +196,7 @@ public sealed class ReplyHub : IDisposable
         foreach (var reply in _running.Values)
             _bus.Publish(EventsTopic, JsonSerializer.Serialize(new WireReply("alive", reply.ConversationId, reply.UserId, reply.AssistantMessageId), JsonSerializerOptions.Web));
         var now = Environment.TickCount64;
-        foreach (var mirror in _mirrors.Values.Where(m => now - m.LastEventAt > MirrorTimeout.TotalMilliseconds).ToList())
+        foreach (var mirror in _mirrors.Values.Where(m => now - m.LastEventAt > _mirrorTimeout.TotalMilliseconds).ToList())
         {
             Finish(mirror);
             mirror.Publish(new ReplyEvent.Failed(StatusCodes.Status503ServiceUnavailable,

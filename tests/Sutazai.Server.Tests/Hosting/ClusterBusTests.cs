@@ -283,3 +283,98 @@ public sealed class CrossNodeRepliesTests : IAsyncLifetime
         Assert.False((await (await b.GetAsync($"/api/v1/conversations/{id}")).ReadJsonAsync()).GetProperty("generating").GetBoolean());
     }
 }
+
+/// <summary>An in-process stand-in for Redis: buses linked together deliver to each other, in order.</summary>
+internal sealed class LinkedBus : IClusterBus
+{
+    private readonly List<LinkedBus> _peers;
+    private readonly ConcurrentDictionary<string, List<Action<string>>> _handlers = new();
+    private readonly Lock _order = new();
+
+    private LinkedBus(List<LinkedBus> peers) => _peers = peers;
+
+    public static (LinkedBus A, LinkedBus B) Pair()
+    {
+        var peers = new List<LinkedBus>();
+        var a = new LinkedBus(peers);
+        var b = new LinkedBus(peers);
+        peers.AddRange([a, b]);
+        return (a, b);
+    }
+
+    public string NodeId { get; } = Guid.NewGuid().ToString("N");
+
+    public bool ReachesOtherNodes => true;
+
+    public bool Connected { get; set; } = true;
+
+    public void Publish(string topic, string payload)
+    {
+        if (!Connected) return;
+        foreach (var peer in _peers.Where(p => p != this && p.Connected))
+            lock (peer._order)
+                foreach (var handler in peer._handlers.GetValueOrDefault(topic)?.ToList() ?? []) handler(payload);
+    }
+
+    public IDisposable Subscribe(string topic, Action<string> handler)
+    {
+        _handlers.GetOrAdd(topic, _ => []).Add(handler);
+        return new LocalClusterBus.Unsubscriber(() => _handlers[topic].Remove(handler));
+    }
+}
+
+public sealed class ReplyMirrorTests
+{
+    private static MessageResponseFactory Messages => new();
+
+    private sealed class MessageResponseFactory
+    {
+        public Sutazai.Server.Conversations.MessageResponse User(Guid conversationId) =>
+            Sutazai.Server.Conversations.MessageResponse.From(new Sutazai.Data.Entities.ChatMessageEntity
+            {
+                Id = Guid.NewGuid(), ConversationId = conversationId, Role = "user", Content = "hi", CreatedAt = DateTime.UtcNow,
+            });
+    }
+
+    [Fact]
+    public async Task AMirror_FollowsTheReply_StopsIt_AndEndsWithAnErrorWhenItsNodeFallsSilent()
+    {
+        var (busA, busB) = LinkedBus.Pair();
+        using var hubA = new Sutazai.Server.Conversations.ReplyHub(busA, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(400));
+        using var hubB = new Sutazai.Server.Conversations.ReplyHub(busB, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(400));
+        var started = new List<Sutazai.Server.Conversations.RunningReply>();
+        hubB.ReplyStarted += started.Add;
+        var (conversation, user) = (Guid.NewGuid(), Guid.NewGuid());
+        var reply = new Sutazai.Server.Conversations.RunningReply(conversation, user, Guid.NewGuid());
+        Assert.True(hubA.TryStart(reply));
+        reply.Publish(new Sutazai.Server.Conversations.ReplyEvent.Started(conversation, Messages.User(conversation), reply.AssistantMessageId, "m", "llamacpp"));
+        reply.Publish(new Sutazai.Server.Conversations.ReplyEvent.Token("Hel"));
+        reply.Publish(new Sutazai.Server.Conversations.ReplyEvent.Token("lo"));
+
+        var mirror = Assert.Single(started);
+        Assert.True(mirror.IsMirror);
+        Assert.Same(mirror, hubB.Get(conversation, user));
+        Assert.Null(hubB.Get(conversation, Guid.NewGuid())); // another user's reply is not theirs to see
+        Assert.True(hubB.IsRunning(conversation));
+        Assert.Equal(0, hubB.RunningCount);
+
+        // Stopping the mirror stops the reply on its node.
+        await mirror.Stop.CancelAsync();
+        Assert.True(reply.Stop.IsCancellationRequested);
+
+        // While node A keeps saying it is alive the mirror stays, well past the timeout…
+        await Task.Delay(800);
+        Assert.True(hubB.IsRunning(conversation));
+        // …and when A falls silent, the mirror ends with an error and the conversation is idle on B.
+        busA.Connected = false;
+        var events = new List<Sutazai.Server.Conversations.ReplyEvent>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await foreach (var e in mirror.WatchAsync(timeout.Token)) events.Add(e);
+        Assert.Equal(["Hel", "lo"], events.OfType<Sutazai.Server.Conversations.ReplyEvent.Token>().Select(t => t.Content));
+        var failed = Assert.IsType<Sutazai.Server.Conversations.ReplyEvent.Failed>(events[^1]);
+        Assert.Equal(503, failed.Status);
+        Assert.Contains("stopped answering", failed.Detail);
+        Assert.False(hubB.IsRunning(conversation));
+        Assert.True(mirror.Completion.Task.IsCompleted);
+    }
+}
