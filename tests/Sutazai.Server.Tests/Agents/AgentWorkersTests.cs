@@ -1,6 +1,8 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Sutazai.Server.Agents;
 using Sutazai.Server.Tasks;
+using Sutazai.Server.Tests.Chat;
 using Sutazai.Server.Tests.Infrastructure;
 using Sutazai.Server.Tests.Tasks;
 
@@ -18,7 +20,8 @@ public sealed class AgentWorkersTests : IAsyncLifetime
     private readonly TestKitTools _tools = new();
     private readonly List<TestApp> _apps = [];
 
-    private static Dictionary<string, string?> Settings(string role, string? database)
+    /// <param name="redisPrefix">When set, the nodes share live events over the test Redis on this channel prefix.</param>
+    private static Dictionary<string, string?> Settings(string role, string? database, string? redisPrefix = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -30,6 +33,11 @@ public sealed class AgentWorkersTests : IAsyncLifetime
         ["Sutazai:Agents:LeaseSeconds"] = "5",
         };
         if (database is not null) settings["Sutazai:Database:ConnectionString"] = TestApp.PostgresConnectionString(database);
+        if (redisPrefix is not null)
+        {
+            settings["Sutazai:Redis:Connection"] = Hosting.ClusterBusTests.Redis;
+            settings["Sutazai:Redis:ChannelPrefix"] = redisPrefix;
+        }
         return settings;
     }
 
@@ -86,5 +94,39 @@ public sealed class AgentWorkersTests : IAsyncLifetime
         Assert.DoesNotContain(apiIdentity, executors);
         Assert.Equal(24, await api.WithDbAsync(db => db.AgentRunSteps.CountAsync(s => s.Kind == "model")));
         GC.KeepAlive(workers);
+    }
+
+    /// <summary>With Redis between them, a /ws/jarvis socket on the api node sees the worker's steps as they happen.</summary>
+    [Fact]
+    public async Task JarvisSocketOnTheApiNode_SeesTheStepsOfARunExecutedByAWorker()
+    {
+        var redisPrefix = "t" + Guid.NewGuid().ToString("N");
+        var api = TestApp.Create(DbProvider.Postgres, Settings("api", null, redisPrefix), services: Register);
+        _apps.Add(api);
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(api.Client());
+        var client = api.Client(tokens.AccessToken);
+        var worker = TestApp.Create(DbProvider.Postgres, Settings("worker", api.PostgresDatabase, redisPrefix), api.DataDir, Register);
+        _apps.Add(worker);
+        _ = worker.Services.GetRequiredService<ITaskTransport>();
+        _ = worker.Services.GetRequiredService<RunHub>();
+        await Task.Delay(TimeSpan.FromSeconds(2)); // the worker's consumer and Redis subscription are up
+
+        await using var socket = await ChatClient.ConnectAsync(api, tokens.AccessToken, "/ws/jarvis");
+        Assert.True((await socket.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+
+        var key = "cross-node-" + Guid.NewGuid().ToString("N");
+        _models.Script(key, ScriptedModels.Call("echo", new { text = key }), ScriptedModels.Answer("echoed " + key));
+        var agent = await Runs.CreateAgentAsync(client, "cross", ["testkit"]);
+        var runId = await Runs.StartAsync(client, agent, key);
+
+        var frames = await socket.ReceiveUntilAsync("complete");
+        Assert.All(frames, f => Assert.Equal(runId, f.GetProperty("runId").GetGuid()));
+        Assert.Equal(["model", "tool_call", "tool_result", "model"],
+            frames.Where(f => f.GetProperty("type").GetString() == "step").Select(f => f.GetProperty("step").GetProperty("kind").GetString()));
+        Assert.Equal("echoed " + key, frames[^1].GetProperty("output").GetString());
+        Assert.Single(_tools.Invocations, i => i == "echo:" + key);
+
+        // It ran on the worker: the api node executes nothing in this role.
+        Assert.Equal("succeeded", (await Runs.GetAsync(client, runId)).GetProperty("status").GetString());
     }
 }

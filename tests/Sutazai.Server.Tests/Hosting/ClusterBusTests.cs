@@ -1,18 +1,15 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 using Sutazai.Inference.Gguf;
 using Sutazai.Server.Agents;
 using Sutazai.Server.Hosting;
-using Sutazai.Server.Tasks;
-using Sutazai.Server.Tests.Agents;
 using Sutazai.Server.Tests.Chat;
 using Sutazai.Server.Tests.Infrastructure;
-using Sutazai.Server.Tests.Tasks;
 using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
 
 namespace Sutazai.Server.Tests.Hosting;
@@ -95,79 +92,6 @@ public sealed class ClusterBusTests
         Assert.All(received, e => Assert.Equal((runId, userId), (e.RunId, e.UserId)));
         await WaitUntilAsync(() => published.Count == 3, "the other node's Published event sees all three");
         Assert.False(watcher.Reader.TryRead(out _));
-    }
-}
-
-/// <summary>
-/// Two nodes: an api-role node serving /ws/jarvis and a worker-role node executing the run (RabbitMQ + PostgreSQL),
-/// with Redis between them. The socket on the api node sees the worker's steps as they happen.
-/// </summary>
-[Collection(RabbitMqCollection.Name)]
-public sealed class CrossNodeRunEventsTests : IAsyncLifetime
-{
-    private readonly ScriptedModels _models = new();
-    private readonly TestKitTools _tools = new();
-    private readonly List<TestApp> _apps = [];
-    private readonly string _prefix = "t" + Guid.NewGuid().ToString("N");
-
-    private Dictionary<string, string?> Settings(string role, string? database)
-    {
-        var settings = new Dictionary<string, string?>
-        {
-            ["Sutazai:Role"] = role,
-            ["Sutazai:Tasks:Transport"] = "rabbitmq",
-            ["Sutazai:Tasks:RabbitMq:Url"] = RabbitMqTaskQueueTests.Url,
-            ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
-            ["Sutazai:Redis:Connection"] = ClusterBusTests.Redis,
-            ["Sutazai:Redis:ChannelPrefix"] = _prefix,
-        };
-        if (database is not null) settings["Sutazai:Database:ConnectionString"] = TestApp.PostgresConnectionString(database);
-        return settings;
-    }
-
-    private void Register(IServiceCollection services)
-    {
-        services.AddSingleton<Sutazai.Inference.IModelProvider>(_models);
-        services.AddSingleton<Sutazai.Server.Agents.Tools.IToolProvider>(_tools);
-    }
-
-    public async Task InitializeAsync() => await RabbitMqCollection.PurgeAsync();
-
-    public async Task DisposeAsync()
-    {
-        foreach (var app in Enumerable.Reverse(_apps)) await app.DisposeAsync();
-    }
-
-    [Fact]
-    public async Task JarvisSocketOnTheApiNode_SeesTheStepsOfARunExecutedByAWorker()
-    {
-        var api = TestApp.Create(DbProvider.Postgres, Settings("api", null), services: Register);
-        _apps.Add(api);
-        var (_, tokens) = await Accounts.RegisterAndLoginAsync(api.Client());
-        var client = api.Client(tokens.AccessToken);
-        var worker = TestApp.Create(DbProvider.Postgres, Settings("worker", api.PostgresDatabase), api.DataDir, Register);
-        _apps.Add(worker);
-        _ = worker.Services.GetRequiredService<ITaskTransport>();
-        _ = worker.Services.GetRequiredService<RunHub>();
-        await Task.Delay(TimeSpan.FromSeconds(2)); // the worker's consumer and Redis subscription are up
-
-        await using var socket = await ChatClient.ConnectAsync(api, tokens.AccessToken, "/ws/jarvis");
-        Assert.True((await socket.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
-
-        var key = "cross-node-" + Guid.NewGuid().ToString("N");
-        _models.Script(key, ScriptedModels.Call("echo", new { text = key }), ScriptedModels.Answer("echoed " + key));
-        var agent = await Runs.CreateAgentAsync(client, "cross", ["testkit"]);
-        var runId = await Runs.StartAsync(client, agent, key);
-
-        var frames = await socket.ReceiveUntilAsync("complete");
-        Assert.All(frames, f => Assert.Equal(runId, f.GetProperty("runId").GetGuid()));
-        Assert.Equal(["model", "tool_call", "tool_result", "model"],
-            frames.Where(f => f.GetProperty("type").GetString() == "step").Select(f => f.GetProperty("step").GetProperty("kind").GetString()));
-        Assert.Equal("echoed " + key, frames[^1].GetProperty("output").GetString());
-        Assert.Single(_tools.Invocations, i => i == "echo:" + key);
-
-        // It ran on the worker: the api node executes nothing in this role.
-        Assert.Equal("succeeded", (await Runs.GetAsync(client, runId)).GetProperty("status").GetString());
     }
 }
 
