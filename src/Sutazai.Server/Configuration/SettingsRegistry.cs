@@ -43,7 +43,7 @@ public static class SettingsRegistry
         new("Sutazai:Auth:ClockSkewSeconds", "30", "Tolerance when checking token expiry."),
         new("Sutazai:Auth:CookieLifetime", "7.00:00:00", "How long the web UI's sign-in cookie lasts without use (sliding; d.hh:mm:ss)."),
 
-        new("Sutazai:RateLimits:AuthPerMinute", "60", "Requests per minute per client address to login, register, refresh and password reset (429 beyond)."),
+        new("Sutazai:RateLimits:AuthPerMinute", "60", "Requests per minute per client address to login, register, refresh and password reset (429 beyond). With `Sutazai:Redis:Connection` the minute is counted once for all nodes (falling back to each node's own count while Redis is unreachable)."),
 
         new("Sutazai:Http:MaxRequestBodyBytes", "10485760", "Largest request body accepted (413 beyond). Upload endpoints set their own limit."),
         new("Sutazai:Http:CorsOrigins", "", "Comma-separated origins allowed by CORS; empty allows none (same-origin UI needs none)."),

@@ -1,3 +1,4 @@
+using System.Threading.RateLimiting;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using StackExchange.Redis;
 using Sutazai.Server.Configuration;
@@ -70,7 +71,6 @@ public sealed class LocalClusterBus : IClusterBus
 public sealed class RedisClusterBus : IClusterBus, IDisposable
 {
     private readonly Lazy<ConnectionMultiplexer> _redis;
-    private readonly string _prefix;
     private readonly ILogger<RedisClusterBus> _logger;
 
     public RedisClusterBus(RedisOptions options, ILogger<RedisClusterBus> logger)
@@ -79,7 +79,7 @@ public sealed class RedisClusterBus : IClusterBus, IDisposable
         configuration.AbortOnConnectFail = false;
         configuration.ClientName ??= "sutazai";
         _redis = new Lazy<ConnectionMultiplexer>(() => ConnectionMultiplexer.Connect(configuration));
-        _prefix = options.ChannelPrefix;
+        Prefix = options.ChannelPrefix;
         _logger = logger;
     }
 
@@ -87,10 +87,13 @@ public sealed class RedisClusterBus : IClusterBus, IDisposable
 
     public bool ReachesOtherNodes => true;
 
+    /// <summary><c>Sutazai:Redis:ChannelPrefix</c>: also prefixes the keys other Redis users of this deployment write (rate limits).</summary>
+    public string Prefix { get; }
+
     /// <summary>The shared connection (also used by the health check).</summary>
     public ConnectionMultiplexer Connection => _redis.Value;
 
-    private RedisChannel Channel(string topic) => RedisChannel.Literal($"{_prefix}:{topic}");
+    private RedisChannel Channel(string topic) => RedisChannel.Literal($"{Prefix}:{topic}");
 
     public void Publish(string topic, string payload)
     {
@@ -106,7 +109,17 @@ public sealed class RedisClusterBus : IClusterBus, IDisposable
 
     public IDisposable Subscribe(string topic, Action<string> handler)
     {
-        var queue = Connection.GetSubscriber().Subscribe(Channel(topic));
+        ChannelMessageQueue queue;
+        try
+        {
+            queue = Connection.GetSubscriber().Subscribe(Channel(topic)); // confirmed: events published from now on arrive
+        }
+        catch (RedisConnectionException ex)
+        {
+            // Redis is down: register anyway; the multiplexer subscribes when it connects (and after every reconnect).
+            _logger.LogWarning("Redis is unreachable; channel {Topic} will be subscribed when it connects: {Message}", topic, ex.Message);
+            queue = Connection.GetSubscriber().Subscribe(Channel(topic), CommandFlags.FireAndForget);
+        }
         var own = NodeId + "|";
         queue.OnMessage(message =>
         {
@@ -168,5 +181,52 @@ public static class ClusterBusSetup
             builder.Services.AddSingleton<IClusterBus, LocalClusterBus>();
         }
         return builder;
+    }
+}
+
+/// <summary>
+/// A rate limit counted in Redis for every node, that falls back to this node's own count while Redis cannot be
+/// reached — a Redis outage must not lock everyone out of signing in.
+/// </summary>
+public sealed class SharedRateLimiter(RateLimiter shared, RateLimiter local, ILogger<SharedRateLimiter> logger) : RateLimiter
+{
+    public override TimeSpan? IdleDuration => shared.IdleDuration;
+
+    public override RateLimiterStatistics? GetStatistics() => shared.GetStatistics();
+
+    // The rate-limiting middleware tries this first and goes on to AcquireAsync when it is refused.
+    protected override RateLimitLease AttemptAcquireCore(int permitCount)
+    {
+        try
+        {
+            return shared.AttemptAcquire(permitCount);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return local.AttemptAcquire(permitCount);
+        }
+    }
+
+    protected override async ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await shared.AcquireAsync(permitCount, cancellationToken);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogWarning("Redis rate limit unavailable, counting on this node: {Message}", ex.Message);
+            return await local.AcquireAsync(permitCount, cancellationToken);
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            shared.Dispose();
+            local.Dispose();
+        }
+        base.Dispose(disposing);
     }
 }

@@ -65,16 +65,26 @@ public static class ServiceDefaults
             {
                 var perMinute = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value.AuthPerMinute;
                 var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-                return RateLimitPartition.GetFixedWindowLimiter(client, _ => new FixedWindowRateLimiterOptions
-                {
-                    PermitLimit = perMinute,
-                    Window = TimeSpan.FromMinutes(1),
-                    QueueLimit = 0,
-                });
+                // With Redis the window is counted once for every node (a client cannot multiply its attempts by the
+                // number of nodes behind the load balancer); without it, per node.
+                var local = new FixedWindowRateLimiterOptions { PermitLimit = perMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 };
+                if (context.RequestServices.GetService<RedisClusterBus>() is { } redis)
+                    return RateLimitPartition.Get($"{redis.Prefix}:auth:{client}", key => new SharedRateLimiter(
+                        new RedisRateLimiting.RedisFixedWindowRateLimiter<string>(key, new RedisRateLimiting.RedisFixedWindowRateLimiterOptions
+                        {
+                            ConnectionMultiplexerFactory = () => redis.Connection,
+                            PermitLimit = perMinute,
+                            Window = TimeSpan.FromMinutes(1),
+                        }),
+                        new FixedWindowRateLimiter(local),
+                        context.RequestServices.GetRequiredService<ILogger<SharedRateLimiter>>()));
+                return RateLimitPartition.GetFixedWindowLimiter(client, _ => local);
             });
             o.OnRejected = async (ctx, ct) =>
             {
-                var retryAfter = ctx.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? (int)Math.Ceiling(wait.TotalSeconds) : 60;
+                var retryAfter = ctx.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? (int)Math.Ceiling(wait.TotalSeconds)
+                    : ctx.Lease.TryGetMetadata(RedisRateLimiting.RateLimitMetadataName.RetryAfter, out var seconds) ? Math.Max(1, seconds)
+                    : 60;
                 ctx.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 await ctx.HttpContext.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
                 {

@@ -95,6 +95,63 @@ public sealed class ClusterBusTests
     }
 }
 
+/// <summary>The authentication rate limit with Redis: one window for every node of a deployment.</summary>
+public sealed class SharedRateLimitTests
+{
+    private static TestApp Node(string prefix, string? redis = null) => TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
+    {
+        ["Sutazai:RateLimits:AuthPerMinute"] = "4",
+        ["Sutazai:Redis:Connection"] = redis ?? ClusterBusTests.Redis,
+        ["Sutazai:Redis:ChannelPrefix"] = prefix,
+    });
+
+    private static async Task<HttpStatusCode> BadLoginAsync(HttpClient client) =>
+        (await client.PostAsJsonAsync("/api/v1/auth/login", new { login = "nobody", password = "Wrong#Password1" })).StatusCode;
+
+    [Fact]
+    public async Task AuthRateLimit_IsCountedOnceForEveryNode()
+    {
+        var prefix = "t" + Guid.NewGuid().ToString("N");
+        await using var a = Node(prefix);
+        await using var b = Node(prefix);
+        await using var otherDeployment = Node("other" + prefix);
+        using var clientA = a.Client();
+        using var clientB = b.Client();
+        using var clientC = otherDeployment.Client();
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await BadLoginAsync(clientA));
+        Assert.Equal(HttpStatusCode.Unauthorized, await BadLoginAsync(clientB));
+        Assert.Equal(HttpStatusCode.Unauthorized, await BadLoginAsync(clientA));
+        Assert.Equal(HttpStatusCode.Unauthorized, await BadLoginAsync(clientB));
+        // The fifth attempt, on either node, is over the shared limit of 4 a minute.
+        var limited = await clientA.PostAsJsonAsync("/api/v1/auth/login", new { login = "nobody", password = "Wrong#Password1" });
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.InRange(int.Parse(limited.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture), 1, 60);
+        Assert.Contains("Too many authentication requests", (await limited.ReadJsonAsync()).GetProperty("detail").GetString());
+        Assert.Equal(HttpStatusCode.TooManyRequests, await BadLoginAsync(clientB));
+        // Another deployment on the same Redis counts apart.
+        Assert.Equal(HttpStatusCode.Unauthorized, await BadLoginAsync(clientC));
+    }
+
+    [Fact]
+    public async Task AuthRateLimit_FallsBackToThisNode_WhileRedisIsUnreachable()
+    {
+        var closed = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        await using var app = Node("t" + Guid.NewGuid().ToString("N"), $"127.0.0.1:{port},connectTimeout=500,syncTimeout=500,asyncTimeout=500");
+        using var client = app.Client();
+        for (var i = 0; i < 4; i++) Assert.Equal(HttpStatusCode.Unauthorized, await BadLoginAsync(client));
+        Assert.Equal(HttpStatusCode.TooManyRequests, await BadLoginAsync(client));
+        var ready = await client.GetAsync("/health/ready");
+        Assert.Contains("redis", await ready.Content.ReadAsStringAsync());
+        // The live-event hubs start anyway (they subscribe once Redis is back).
+        Assert.NotNull(app.Services.GetRequiredService<RunHub>());
+        Assert.NotNull(app.Services.GetRequiredService<Sutazai.Server.Conversations.ReplyHub>());
+    }
+}
+
 /// <summary>
 /// Two full nodes on one PostgreSQL database and one data folder, with Redis between them: a chat reply generated on
 /// node A is followed token by token by a /ws/chat socket on node B, shows as generating there, and B can stop it.
