@@ -26,18 +26,27 @@ public sealed class AdminTests(BrowserFixture fixture)
             await adminPage.GotoAsync(new Uri(Server.BaseUrl, "/admin/users").ToString());
             await Ui.WaitInteractiveAsync(adminPage);
             var row = adminPage.Locator($"[data-testid=user-row][data-username='{username}']");
-            await row.GetByRole(AriaRole.Button, new() { Name = $"Deactivate {username}" }).ClickAsync();
-            await Assertions.Expect(row.GetByRole(AriaRole.Button, new() { Name = $"Activate {username}" })).ToBeVisibleAsync();
+            await row.GetByRole(AriaRole.Button, new() { Name = $"Deactivate {username}", Exact = true }).ClickAsync();
+            // Exact: "Activate u…" is also a substring of "Deactivate u…", which would match before the change is stored.
+            await Assertions.Expect(row.GetByRole(AriaRole.Button, new() { Name = $"Activate {username}", Exact = true })).ToBeVisibleAsync();
         });
 
         await Ui.ShootOnFailureAsync(userPage, nameof(DeactivatingAUser_EndsTheirOpenTabOnTheNextAction) + "-user", async () =>
         {
             await userPage.FillAsync("#composer", "Am I still here?");
             await userPage.PressAsync("#composer", "Enter");
-            await userPage.WaitForURLAsync("**/login");
+            // The sign-in page, with or without a returnUrl (the tab may be sent there by the periodic revalidation).
+            await Assertions.Expect(userPage).ToHaveURLAsync(new System.Text.RegularExpressions.Regex(@"/login(\?returnUrl=[^&]*)?$"), new() { Timeout = 30_000 });
             await Assertions.Expect(userPage.Locator("h1")).ToHaveTextAsync("Sign in");
             await Ui.SignInAsync(userPage, Server.BaseUrl, username);
             await Assertions.Expect(userPage.GetByTestId("login-error")).ToContainTextAsync("deactivated");
+            // The refused action left nothing behind: no conversation was created for the deactivated account.
+            await using var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(Server.DataDir, "sutazai.db")};Mode=ReadOnly");
+            await db.OpenAsync();
+            await using var count = db.CreateCommand();
+            count.CommandText = "SELECT COUNT(*) FROM conversations c JOIN users u ON u.Id = c.UserId WHERE u.UserName = $name";
+            count.Parameters.AddWithValue("$name", username);
+            Assert.Equal(0L, (long)(await count.ExecuteScalarAsync())!);
         });
     }
 
