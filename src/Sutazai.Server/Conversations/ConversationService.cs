@@ -378,6 +378,7 @@ public sealed class ConversationService(
             logger.LogWarning(ex, "Reply {Message} in conversation {Conversation} failed", reply.AssistantMessageId, reply.ConversationId);
         }
 
+        ReplyEvent final = new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null);
         try
         {
             var db2 = scope.ServiceProvider.GetRequiredService<AppDbContext>();
@@ -404,18 +405,20 @@ public sealed class ConversationService(
             await db2.SaveChangesAsync(CancellationToken.None);
             var all = await db2.Messages.AsNoTracking().Where(m => m.ConversationId == reply.ConversationId).ToListAsync(CancellationToken.None);
             var response = MessageResponse.From(message, Siblings(all, message));
-            reply.Publish(status == MessageStatus.Error
+            final = status == MessageStatus.Error
                 ? new ReplyEvent.Failed(StatusCodes.Status503ServiceUnavailable, error!, response)
-                : new ReplyEvent.Ended(response));
+                : new ReplyEvent.Ended(response);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             logger.LogError(ex, "Storing reply {Message} failed", reply.AssistantMessageId);
-            reply.Publish(new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null));
+            final = new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null);
         }
         finally
         {
+            // Idle first, then tell the watchers: whoever sees the end can start the next reply at once.
             hub.Finish(reply);
+            reply.Publish(final);
         }
 
         if (makeTitle && status == MessageStatus.Complete) await GenerateTitleAsync(scope.ServiceProvider, reply.ConversationId, model, firstUserMessage);

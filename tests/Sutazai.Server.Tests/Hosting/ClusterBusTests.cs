@@ -136,10 +136,7 @@ public sealed class SharedRateLimitTests
     [Fact]
     public async Task AuthRateLimit_FallsBackToThisNode_WhileRedisIsUnreachable()
     {
-        var closed = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        closed.Start();
-        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
-        closed.Stop();
+        var port = Sutazai.Inference.Tests.Fakes.FakeServer.ClosedPortRoot().Port;
         await using var app = Node("t" + Guid.NewGuid().ToString("N"), $"127.0.0.1:{port},connectTimeout=500,syncTimeout=500,asyncTimeout=500");
         using var client = app.Client();
         for (var i = 0; i < 4; i++) Assert.Equal(HttpStatusCode.Unauthorized, await BadLoginAsync(client));

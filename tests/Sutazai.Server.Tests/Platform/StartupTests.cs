@@ -107,10 +107,7 @@ public sealed class StartupTests
     [Fact]
     public void UnreachableDatabase_FailsStartup_WithAClearMessage()
     {
-        var port = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        port.Start();
-        var closed = ((IPEndPoint)port.LocalEndpoint).Port;
-        port.Stop();
+        var closed = Sutazai.Inference.Tests.Fakes.FakeServer.ClosedPortRoot().Port;
         using var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
         {
             ["Sutazai:Database:Provider"] = "postgres",

@@ -104,10 +104,7 @@ public sealed class ConfiguredProvidersTests
     [Fact]
     public async Task UnreachableOllama_IsReportedNotFatal()
     {
-        var port = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        port.Start();
-        var closed = ((IPEndPoint)port.LocalEndpoint).Port;
-        port.Stop();
+        var closed = FakeServer.ClosedPortRoot().Port;
         var (app, admin) = await StartAsync(new() { ["Sutazai:Inference:Ollama:Url"] = $"http://127.0.0.1:{closed}" });
         await using var _ = app;
         var models = await admin.GetAsync("/api/v1/models");
@@ -121,15 +118,6 @@ public sealed class ConfiguredProvidersTests
         var none = await admin.PostAsJsonAsync("/api/v1/generate", new { prompt = "x" });
         Assert.Equal(HttpStatusCode.ServiceUnavailable, none.StatusCode);
         Assert.Contains($"127.0.0.1:{closed}", (await none.ReadJsonAsync()).GetProperty("detail").GetString());
-    }
-
-    private static int ClosedPort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 
     private static List<string> OllamaIds(System.Text.Json.JsonElement models) =>
@@ -160,7 +148,7 @@ public sealed class ConfiguredProvidersTests
                     ("ftp://127.0.0.1:21", "Enter an http:// or https:// address"),
                     ("not a url", "Enter an http:// or https:// address"),
                     ("http://127.0.0.1:11434/?x=1", "must not carry a query"),
-                    ($"http://127.0.0.1:{ClosedPort()}", "No Ollama server answered at http://127.0.0.1:"),
+                    ($"http://127.0.0.1:{FakeServer.ClosedPortRoot().Port}", "No Ollama server answered at http://127.0.0.1:"),
                 })
                 {
                     var bad = await admin.PutAsJsonAsync("/api/v1/admin/ollama", new { url });
