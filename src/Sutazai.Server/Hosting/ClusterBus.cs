@@ -72,6 +72,7 @@ public sealed class RedisClusterBus : IClusterBus, IDisposable
 {
     private readonly Lazy<ConnectionMultiplexer> _redis;
     private readonly ILogger<RedisClusterBus> _logger;
+    private long _lastPublishWarning = long.MinValue / 2;
 
     public RedisClusterBus(RedisOptions options, ILogger<RedisClusterBus> logger)
     {
@@ -103,7 +104,11 @@ public sealed class RedisClusterBus : IClusterBus, IDisposable
         }
         catch (RedisException ex)
         {
-            _logger.LogWarning("Publishing on Redis channel {Topic} failed: {Message}", topic, ex.Message);
+            // At most one warning every 30 s: while Redis is down every token would otherwise log one.
+            var now = Environment.TickCount64;
+            var last = Interlocked.Read(ref _lastPublishWarning);
+            if (now - last >= 30_000 && Interlocked.CompareExchange(ref _lastPublishWarning, now, last) == last)
+                _logger.LogWarning("Publishing on Redis channel {Topic} failed (events to other nodes are dropped until Redis is back): {Message}", topic, ex.Message);
         }
     }
 
