@@ -26,10 +26,7 @@ internal static class DecodeScaling
                 double? single = null;
                 foreach (var width in new[] { 1, 2, 4, 8 })
                 {
-                    double decodeMs = 0, sampleMs = 0;
-                    var thread = new Thread(() => (decodeMs, sampleMs) = Measure(modelPath, threads, width, steps, kept, flash), 16 * 1024 * 1024);
-                    thread.Start();
-                    thread.Join();
+                    var (decodeMs, sampleMs) = MeasureOnOwnThread(modelPath, threads, width, steps, kept, flash);
                     var rate = width * 1000 / (decodeMs + sampleMs);
                     single ??= rate;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {threads} | {(flash ? "on" : "off")} | {kept} | {width} | {decodeMs:F2} | {sampleMs:F2} | {rate:F1} | {rate / single:F2}× |"));
@@ -104,13 +101,20 @@ internal static class DecodeScaling
     {
         double Rate(int width)
         {
-            double decodeMs = 0, sampleMs = 0;
-            var thread = new Thread(() => (decodeMs, sampleMs) = Measure(modelPath, threads, width, steps, 0, flash), 16 * 1024 * 1024);
-            thread.Start();
-            thread.Join();
+            var (decodeMs, sampleMs) = MeasureOnOwnThread(modelPath, threads, width, steps, 0, flash);
             return width * 1000 / (decodeMs + sampleMs);
         }
         return (Rate(1), Rate(4));
+    }
+
+    /// <summary>One fresh thread drives llama_decode, as the engine's dedicated thread does (one OpenMP master).</summary>
+    private static (double DecodeMs, double SampleMs) MeasureOnOwnThread(string modelPath, int threads, int width, int steps, int kept, bool flash)
+    {
+        (double, double) result = default;
+        var thread = new Thread(() => result = Measure(modelPath, threads, width, steps, kept, flash), 16 * 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        return result;
     }
 
     private static (double DecodeMs, double SampleMs) Measure(string modelPath, int threads, int width, int steps, int kept, bool flash)

@@ -378,7 +378,7 @@ public sealed class ConversationService(
             logger.LogWarning(ex, "Reply {Message} in conversation {Conversation} failed", reply.AssistantMessageId, reply.ConversationId);
         }
 
-        ReplyEvent final = new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null);
+        ReplyEvent? final = null;
         try
         {
             var db2 = scope.ServiceProvider.GetRequiredService<AppDbContext>();
@@ -411,14 +411,13 @@ public sealed class ConversationService(
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            logger.LogError(ex, "Storing reply {Message} failed", reply.AssistantMessageId);
-            final = new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null);
+            logger.LogError(ex, "Storing reply {Message} failed", reply.AssistantMessageId); // final stays null: a 500 below
         }
         finally
         {
             // Idle first, then tell the watchers: whoever sees the end can start the next reply at once.
             hub.Finish(reply);
-            reply.Publish(final);
+            reply.Publish(final ?? new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null));
         }
 
         if (makeTitle && status == MessageStatus.Complete) await GenerateTitleAsync(scope.ServiceProvider, reply.ConversationId, model, firstUserMessage);

@@ -39,10 +39,17 @@ public static class OllamaApi
 
     private static async Task<Ok<OllamaConnectionResponse>> Disconnect(OllamaSwitch ollama, ModelCatalog catalog, ILoggerFactory loggers, CancellationToken ct)
     {
+        var state = await DisconnectAsync(ollama, catalog, ct);
+        loggers.CreateLogger("Sutazai.Models").LogInformation("Ollama disconnected");
+        return TypedResults.Ok(state);
+    }
+
+    /// <summary>Stops using Ollama and forgets its listed models (the API and the web UI); returns the new state.</summary>
+    public static async Task<OllamaConnectionResponse> DisconnectAsync(OllamaSwitch ollama, ModelCatalog catalog, CancellationToken ct)
+    {
         await ollama.DisconnectAsync(ct);
         catalog.Invalidate();
-        loggers.CreateLogger("Sutazai.Models").LogInformation("Ollama disconnected");
-        return TypedResults.Ok(await DescribeAsync(ollama, catalog, ct));
+        return await DescribeAsync(ollama, catalog, ct);
     }
 
     /// <summary>
