@@ -134,7 +134,7 @@ public sealed class AgentRunner(
     {
         var workspace = workspaces.For(_run);
         Directory.CreateDirectory(workspace);
-        var context = new ToolContext(_run.Id, _run.UserId, workspace, services);
+        var context = new ToolContext(_run.Id, _run.UserId, workspace, services, _run.AgentId);
         if (_agent.Kind == AgentKind.Crew) return await RunCrewAsync(context, ct);
 
         var system = _agent.Instructions.Trim();

@@ -14,7 +14,8 @@ public sealed class SsrfGuard(IEnumerable<string> allowlist)
     private readonly HashSet<string> _allowedHosts = allowlist.Where(a => !a.Contains('/', StringComparison.Ordinal)).Select(a => a.Trim().ToLowerInvariant()).ToHashSet();
     private readonly List<IPNetwork> _allowedNetworks = allowlist.Where(a => a.Contains('/', StringComparison.Ordinal)).Select(a => IPNetwork.Parse(a.Trim())).ToList();
 
-    private static readonly IPNetwork[] Blocked =
+    /// <summary>The ranges nothing server-side may reach unless allowlisted (also the agent sandbox's network rules).</summary>
+    public static readonly IReadOnlyList<IPNetwork> Blocked =
     [
         IPNetwork.Parse("0.0.0.0/8"), IPNetwork.Parse("10.0.0.0/8"), IPNetwork.Parse("100.64.0.0/10"), IPNetwork.Parse("127.0.0.0/8"),
         IPNetwork.Parse("169.254.0.0/16"), IPNetwork.Parse("172.16.0.0/12"), IPNetwork.Parse("192.0.0.0/24"), IPNetwork.Parse("192.0.2.0/24"),

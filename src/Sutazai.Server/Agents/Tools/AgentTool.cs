@@ -2,7 +2,7 @@ using Microsoft.Extensions.AI;
 namespace Sutazai.Server.Agents.Tools;
 
 /// What a tool invocation knows about the run it serves.
-public sealed record ToolContext(Guid RunId, Guid UserId, string Workspace, IServiceProvider Services);
+public sealed record ToolContext(Guid RunId, Guid UserId, string Workspace, IServiceProvider Services, string? AgentId = null);
 
 /// Risk shown on an approval card.
 public enum ToolRisk { Low, Medium, High }

@@ -28,6 +28,12 @@ internal static class Native
     /// <summary>The process group of a process, or -1 when it is gone.</summary>
     public static int ProcessGroupOf(int pid) => getpgid(pid);
 
+    /// <summary>geteuid(2).</summary>
+    public static uint GetEffectiveUserId() => geteuid();
+
+    [DllImport("libc")]
+    private static extern uint geteuid();
+
     [DllImport("libc", SetLastError = true)]
     private static extern IntPtr realpath([MarshalAs(UnmanagedType.LPUTF8Str)] string path, IntPtr resolvedPath);
 

@@ -2,14 +2,17 @@ using System.Diagnostics;
 
 namespace Sutazai.Server.Agents.Tools;
 
-public sealed record ShellResult(int ExitCode, string Stdout, string Stderr, bool TimedOut, bool Truncated, long DurationMs);
+/// <summary>
+/// What a command did. <paramref name="LimitExceeded"/> names the kernel limit that ended it (<c>cpu-time</c>,
+/// <c>memory</c>, <c>file-size</c>, <c>processes</c>, <c>workspace-disk</c>), and <paramref name="Error"/> says so in words.
+/// </summary>
+public sealed record ShellResult(int ExitCode, string Stdout, string Stderr, bool TimedOut, bool Truncated, long DurationMs,
+    string? LimitExceeded = null, string? Error = null);
 
 /// <summary>
-/// Runs <c>/bin/sh -c</c> in a directory as the leader of a new session (via <c>setsid</c>), with a cleared environment,
-/// capped output and a timeout. When the command ends, times out or is cancelled, the whole process group is killed
-/// with SIGKILL, so background jobs it started do not outlive it. A process that deliberately leaves the group
-/// (its own <c>setsid</c>, a double fork into a new session) is not tracked: this is a sandbox of working directory,
-/// environment and limits, not an OS jail.
+/// Starts one process with a cleared environment, no standard input (or one line of it: see <paramref name="gate"/>),
+/// capped output and a timeout, and kills it and every descendant when it ends, times out or is cancelled. Isolation
+/// is the caller's: <see cref="Sandbox.ProcessSandbox"/> puts bubblewrap in front of the command.
 /// </summary>
 public static class ShellRunner
 {
@@ -21,12 +24,14 @@ public static class ShellRunner
     /// <summary>The setsid binary, or null when this machine has none.</summary>
     public static string? Setsid => SetsidCandidates.FirstOrDefault(File.Exists);
 
-    public static async Task<ShellResult> RunAsync(string command, string workingDirectory, TimeSpan timeout, int outputCapBytes, CancellationToken ct)
+    /// <summary>
+    /// Runs <paramref name="argv"/>. When <paramref name="gate"/> is given the process is started with its standard input
+    /// open; the gate runs (e.g. to set up the sandbox's network) and then one newline is written and the input closed.
+    /// </summary>
+    public static async Task<ShellResult> RunAsync(IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> environment,
+        string workingDirectory, TimeSpan timeout, int outputCapBytes, Func<int, CancellationToken, Task>? gate, CancellationToken ct)
     {
-        var setsid = Setsid ?? throw new ToolException("setsid (util-linux) is not installed, so commands cannot be confined to a process group.");
-        var tmp = Path.Join(workingDirectory, ".tmp");
-        Directory.CreateDirectory(tmp);
-        var start = new ProcessStartInfo(setsid)
+        var start = new ProcessStartInfo(argv[0])
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardInput = true,
@@ -34,15 +39,10 @@ public static class ShellRunner
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(Shell);
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(command);
+        foreach (var arg in argv.Skip(1)) start.ArgumentList.Add(arg);
         // Nothing of the server's environment (keys, connection strings, tokens) reaches the command.
         start.Environment.Clear();
-        start.Environment["PATH"] = SearchPath;
-        start.Environment["HOME"] = workingDirectory;
-        start.Environment["LANG"] = "C.UTF-8";
-        start.Environment["TMPDIR"] = tmp;
+        foreach (var (key, value) in environment) start.Environment[key] = value;
 
         var watch = Stopwatch.StartNew();
         using var process = new Process { StartInfo = start };
@@ -52,11 +52,8 @@ public static class ShellRunner
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
-            throw new ToolException($"The shell could not be started: {ex.Message}");
+            throw new ToolException($"The command could not be started: {ex.Message}");
         }
-        // setsid execs the shell in place (a child of .NET is never a group leader), so its pid is the group id.
-        var group = process.Id;
-        process.StandardInput.Close();
         var stdout = new CappedReader(process.StandardOutput.BaseStream, outputCapBytes);
         var stderr = new CappedReader(process.StandardError.BaseStream, outputCapBytes);
         var reading = Task.WhenAll(stdout.RunAsync(), stderr.RunAsync());
@@ -66,32 +63,44 @@ public static class ShellRunner
         var timedOut = false;
         try
         {
+            if (gate is not null)
+            {
+                await gate(process.Id, deadline.Token);
+                await process.StandardInput.WriteAsync("\n");
+                await process.StandardInput.FlushAsync(deadline.Token);
+            }
+            process.StandardInput.Close();
             await process.WaitForExitAsync(deadline.Token);
         }
         catch (OperationCanceledException)
         {
             timedOut = !ct.IsCancellationRequested;
         }
+        catch (IOException)
+        {
+            // The process ended before it read its gate line; its exit code tells why.
+        }
         finally
         {
-            KillTree(process, group);
+            KillTree(process);
         }
 
-        // Every writer is dead now, so both pipes reach end of file; a process that escaped the group and kept a
-        // pipe open is not waited for.
+        // Every writer is dead now, so both pipes reach end of file; a process that escaped and kept a pipe open
+        // (possible only without the sandbox's pid namespace) is not waited for.
         await Task.WhenAny(reading, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
         ct.ThrowIfCancellationRequested();
         await process.WaitForExitAsync(CancellationToken.None);
         return new ShellResult(process.ExitCode, stdout.Text, stderr.Text, timedOut, stdout.Truncated || stderr.Truncated, watch.ElapsedMilliseconds);
     }
 
-    private static void KillTree(Process process, int group)
+    private static void KillTree(Process process)
     {
-        // Never our own group: that would kill the server (possible only if the shell had not yet left it).
-        if (group != Native.ProcessGroupOf(Environment.ProcessId)) Native.KillProcessGroup(group, Native.SigKill);
+        // A process started through setsid leads its own group: kill the group first (children that left the
+        // tree but not the group), never our own group (possible only if it had not yet left it).
+        var group = Native.ProcessGroupOf(process.Id);
+        if (group == process.Id && group != Native.ProcessGroupOf(Environment.ProcessId)) Native.KillProcessGroup(group, Native.SigKill);
         try
         {
-            // Children that changed their process group but are still descendants.
             if (!process.HasExited) process.Kill(entireProcessTree: true);
         }
         catch (InvalidOperationException)

@@ -1,3 +1,5 @@
+using Sutazai.Server.Agents.Sandbox;
+
 namespace Sutazai.Server.Agents.Tools;
 
 public static class ToolsSetup
@@ -18,6 +20,20 @@ public static class ToolsSetup
             .Validate(o => o.WebFetchMaxBytes is >= 1024 and <= 1024L * 1024 * 1024, "Sutazai:Agents:Tools:WebFetchMaxBytes must be between 1024 and 1073741824.")
             .Validate(o => o.WebFetchTimeoutSeconds is >= 1 and <= 600, "Sutazai:Agents:Tools:WebFetchTimeoutSeconds must be between 1 and 600.")
             .ValidateOnStart();
+        services.AddOptions<SandboxOptions>().BindConfiguration(SandboxOptions.Section)
+            .Validate(o => o.Mode is "bubblewrap" or "none", "Sutazai:Agents:Sandbox:Mode must be `bubblewrap` or `none`.")
+            .Validate(o => o.CpuSeconds is >= 1 and <= 86_400, "Sutazai:Agents:Sandbox:CpuSeconds must be between 1 and 86400.")
+            .Validate(o => o.MemoryBytes >= 16L * 1024 * 1024, "Sutazai:Agents:Sandbox:MemoryBytes must be at least 16777216.")
+            .Validate(o => o.MaxProcesses is >= 8 and <= 100_000, "Sutazai:Agents:Sandbox:MaxProcesses must be between 8 and 100000.")
+            .Validate(o => o.MaxFileBytes >= 4096, "Sutazai:Agents:Sandbox:MaxFileBytes must be at least 4096.")
+            .Validate(o => o.TmpBytes >= 1024 * 1024, "Sutazai:Agents:Sandbox:TmpBytes must be at least 1048576.")
+            .Validate(o => o.WorkspaceQuotaBytes >= 1024 * 1024 && o.UserQuotaBytes >= o.WorkspaceQuotaBytes,
+                "Sutazai:Agents:Sandbox:WorkspaceQuotaBytes must be at least 1048576 and UserQuotaBytes at least WorkspaceQuotaBytes.")
+            .Validate(o => o.NetworkAllowedPrivateRanges.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).All(r => System.Net.IPNetwork.TryParse(r, out _)),
+                "Sutazai:Agents:Sandbox:NetworkAllowedPrivateRanges must be comma-separated CIDRs.")
+            .ValidateOnStart();
+        services.AddSingleton<ProcessSandbox>();
+        services.AddHealthChecks().AddCheck<SandboxHealthCheck>("sandbox", tags: ["ready"]);
         services.AddSingleton<IToolProvider, ShellToolProvider>();
         services.AddSingleton<IToolProvider, FilesToolProvider>();
         services.AddSingleton<IToolProvider, GitToolProvider>();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Sutazai.Server.Agents.Tools;
+using static Sutazai.Server.Tests.Agents.Tools.HostProcesses;
 using static Sutazai.Server.Tests.Agents.Tools.ToolHarness;
 
 namespace Sutazai.Server.Tests.Agents.Tools;
@@ -12,42 +13,15 @@ public sealed class ShellToolTests : IDisposable
     public void Dispose() => _ws.Dispose();
 
     private AgentTool Shell(Action<AgentToolOptions>? change = null, string? workspace = null) =>
-        Tool(new ShellToolProvider(Wrap(Options(change))), Context(workspace ?? _ws.Root), "shell_run");
+        Tool(ShellProvider(_ws.Base, change), Context(workspace ?? _ws.Root), "shell_run");
 
-    /// <summary>Gone, or a zombie waiting for a parent that does not reap (PID 1 in some containers): either way not running.</summary>
-    private static bool IsRunning(int pid)
-    {
-        var stat = $"/proc/{pid}/stat";
-        if (!File.Exists(stat)) return false;
-        string text;
-        try
-        {
-            text = File.ReadAllText(stat);
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-        var state = text[(text.LastIndexOf(')') + 2)..][0];
-        return state is not ('Z' or 'X');
-    }
-
-    private static async Task AssertAllDeadAsync(IEnumerable<int> pids)
-    {
-        var list = pids.ToList();
-        Assert.NotEmpty(list);
-        var deadline = Stopwatch.StartNew();
-        while (list.Any(IsRunning) && deadline.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(50);
-        Assert.All(list, pid => Assert.False(IsRunning(pid), $"process {pid} is still running"));
-    }
-
-    private List<int> PidsFromFile() =>
-        File.ReadAllLines(_ws.At("pids")).Where(l => l.Length > 0).Select(l => int.Parse(l, CultureInfo.InvariantCulture)).ToList();
+    /// <summary>A sleep long enough to outlive any test, told apart from every other process by its duration.</summary>
+    private static string Marker() => "sleep " + Random.Shared.Next(1_000_000, 9_000_000).ToString(CultureInfo.InvariantCulture);
 
     [Fact]
     public void Provider_IsHealthyHere_AndShellRunNeedsApproval()
     {
-        var provider = new ShellToolProvider(Wrap(Options()));
+        var provider = ShellProvider(_ws.Base);
         Assert.Equal((true, (string?)null), provider.Health());
         var tool = Shell();
         Assert.True(tool.SideEffects);
@@ -75,7 +49,7 @@ public sealed class ShellToolTests : IDisposable
         var fresh = Path.Join(_ws.Base, "new", "run");
         var result = await InvokeAsync<ShellResult>(Shell(workspace: fresh), new { command = "pwd; echo made > made.txt" });
         Assert.Equal(0, result.ExitCode);
-        Assert.Equal(fresh + "\n", result.Stdout);
+        Assert.Equal("/workspace\n", result.Stdout);
         Assert.Equal("made\n", File.ReadAllText(Path.Join(fresh, "made.txt")));
     }
 
@@ -91,12 +65,11 @@ public sealed class ShellToolTests : IDisposable
             Assert.DoesNotContain("SUTAZAI_TOOLS_TEST_SECRET", result.Stdout);
             var variables = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToDictionary(l => l[..l.IndexOf('=')], l => l[(l.IndexOf('=') + 1)..]);
             Assert.Equal("/usr/local/bin:/usr/bin:/bin", variables["PATH"]);
-            Assert.Equal(_ws.Root, variables["HOME"]);
+            Assert.Equal("/workspace", variables["HOME"]);
             Assert.Equal("C.UTF-8", variables["LANG"]);
-            Assert.Equal(Path.Join(_ws.Root, ".tmp"), variables["TMPDIR"]);
+            Assert.Equal("/tmp", variables["TMPDIR"]);
             // Only what we set, plus what sh itself exports (PWD; OLDPWD/SHLVL/_ on some shells).
             Assert.Empty(variables.Keys.Except(["PATH", "HOME", "LANG", "TMPDIR", "PWD", "OLDPWD", "SHLVL", "_"]));
-            Assert.True(Directory.Exists(_ws.At(".tmp")));
         }
         finally
         {
@@ -107,27 +80,29 @@ public sealed class ShellToolTests : IDisposable
     [Fact]
     public async Task Run_Timeout_KillsTheWholeProcessTree()
     {
+        string a = Marker(), b = Marker(), c = Marker();
         var result = await InvokeAsync<ShellResult>(Shell(), new
         {
-            command = "sleep 100 & echo $! > pids; sleep 101 & echo $! >> pids; sh -c 'sleep 102 & echo $! >> pids; wait' & echo $! >> pids; echo $$ >> pids; wait",
+            command = $"{a} & {b} & sh -c '{c} & wait' & echo started > started; wait",
             timeoutSeconds = 1,
         });
         Assert.True(result.TimedOut);
+        Assert.True(File.Exists(_ws.At("started")));
         Assert.InRange(result.DurationMs, 900, 8_000);
-        var pids = PidsFromFile();
-        Assert.Equal(5, pids.Count);
-        await AssertAllDeadAsync(pids);
+        await AssertGoneAsync(a, b, c);
     }
 
     [Fact]
     public async Task Run_BackgroundJobsLeftBehind_AreKilledWhenTheCommandEnds()
     {
-        var result = await InvokeAsync<ShellResult>(Shell(), new { command = "sleep 100 & echo $! > pids; echo started" });
+        string a = Marker(), b = Marker(), c = Marker();
+        // A plain background job, a job in its own session and a double fork: none outlives the command.
+        var result = await InvokeAsync<ShellResult>(Shell(), new { command = $"{a} & setsid sh -c '{b} &'; (sh -c '{c} &' &); echo started" });
         Assert.Equal(0, result.ExitCode);
         Assert.False(result.TimedOut);
         Assert.Equal("started\n", result.Stdout);
         Assert.InRange(result.DurationMs, 0, 5_000);
-        await AssertAllDeadAsync(PidsFromFile());
+        await AssertGoneAsync(a, b, c);
     }
 
     [Fact]
@@ -135,17 +110,17 @@ public sealed class ShellToolTests : IDisposable
     {
         using var cts = new CancellationTokenSource();
         var tool = Shell();
+        string a = Marker(), b = Marker();
         var watch = Stopwatch.StartNew();
-        var run = tool.Function.InvokeAsync(Arguments(new { command = "sleep 100 & echo $! > pids; sleep 101 & echo $! >> pids; wait" }), cts.Token).AsTask();
-        while (!File.Exists(_ws.At("pids")) || PidsFromFile().Count < 2)
+        var run = tool.Function.InvokeAsync(Arguments(new { command = $"{a} & {b} & echo started > started; wait" }), cts.Token).AsTask();
+        while (!File.Exists(_ws.At("started")) || HostProcessesRunning(b).Count == 0)
         {
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), "the command never started");
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), "the command never started");
             await Task.Delay(50);
         }
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10));
-        await AssertAllDeadAsync(PidsFromFile());
+        await AssertGoneAsync(a, b);
     }
 
     [Fact]

@@ -1,8 +1,12 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging.Abstractions;
+using Sutazai.Server.Agents.Sandbox;
 using Sutazai.Server.Agents.Tools;
+using Sutazai.Server.Configuration;
 
 namespace Sutazai.Server.Tests.Agents.Tools;
 
@@ -55,8 +59,20 @@ public static class ToolHarness
 
     public static IOptions<AgentToolOptions> Wrap(AgentToolOptions options) => Microsoft.Extensions.Options.Options.Create(options);
 
-    public static ToolContext Context(string workspace, IServiceProvider? services = null, Guid? userId = null) =>
-        new(Guid.NewGuid(), userId ?? Guid.NewGuid(), workspace, services ?? new ServiceCollection().BuildServiceProvider());
+    /// <summary>The real bubblewrap sandbox with its defaults, changed as the test needs; its /etc files go to <paramref name="dataDir"/>.</summary>
+    public static ProcessSandbox Sandbox(string dataDir, Action<SandboxOptions>? change = null)
+    {
+        var options = new SandboxOptions();
+        change?.Invoke(options);
+        return new ProcessSandbox(Microsoft.Extensions.Options.Options.Create(options),
+            Microsoft.Extensions.Options.Options.Create(new SutazaiOptions { DataDir = dataDir }), NullLogger<ProcessSandbox>.Instance);
+    }
+
+    public static ShellToolProvider ShellProvider(string dataDir, Action<AgentToolOptions>? tools = null, Action<SandboxOptions>? sandbox = null) =>
+        new(Wrap(Options(tools)), Sandbox(dataDir, sandbox));
+
+    public static ToolContext Context(string workspace, IServiceProvider? services = null, Guid? userId = null, string? agentId = null) =>
+        new(Guid.NewGuid(), userId ?? Guid.NewGuid(), workspace, services ?? new ServiceCollection().BuildServiceProvider(), agentId);
 
     public static AgentTool Tool(IToolProvider provider, ToolContext context, string name) =>
         Assert.Single(provider.Create(context), t => t.Name == name);
@@ -76,4 +92,38 @@ public static class ToolHarness
 
     public static async Task<ToolException> FailsAsync(AgentTool tool, object? arguments = null) =>
         await Assert.ThrowsAsync<ToolException>(async () => await tool.Function.InvokeAsync(Arguments(arguments)));
+}
+
+/// <summary>The host's view of processes a sandboxed command started (pids inside the sandbox mean nothing out here).</summary>
+public static class HostProcesses
+{
+    /// <summary>Host processes whose command line is exactly the marker: pids inside the sandbox mean nothing out here.</summary>
+    public static List<int> HostProcessesRunning(string marker)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Join(dir, "cmdline")).Replace('\0', ' ').Trim();
+                var stat = File.ReadAllText(Path.Join(dir, "stat"));
+                var state = stat[(stat.LastIndexOf(')') + 2)..][0];
+                if (cmdline == marker && state is not ('Z' or 'X')) found.Add(pid);
+            }
+            catch (IOException)
+            {
+                // It exited while we looked.
+            }
+        }
+        return found;
+    }
+
+    public static async Task AssertGoneAsync(params string[] markers)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (markers.Any(m => HostProcessesRunning(m).Count > 0) && deadline.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(50);
+        Assert.All(markers, m => Assert.Empty(HostProcessesRunning(m)));
+    }
+
 }
