@@ -48,6 +48,18 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
   apt_install libgomp1
 fi
 
+# --- The agent sandbox: bubblewrap, and for its optional network slirp4netns, nftables, iproute2 ---------------------
+missing=()
+[ -x /usr/bin/bwrap ] || missing+=(bubblewrap)
+[ -x /usr/bin/slirp4netns ] || missing+=(slirp4netns)
+[ -x /usr/sbin/nft ] || missing+=(nftables)
+[ -x /usr/sbin/ip ] || missing+=(iproute2)
+[ -x /usr/bin/prlimit ] && [ -x /usr/bin/nsenter ] && [ -x /usr/bin/unshare ] || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} (agent sandbox)"
+  apt_install "${missing[@]}"
+fi
+
 # --- Chromium for the browser tests (tests/Sutazai.E2E drive Debian's build; Playwright downloads nothing) ----------
 if [ ! -x /usr/bin/chromium ]; then
   log "installing chromium (browser tests)"
