@@ -70,6 +70,8 @@ public static class SettingsRegistry
         new("Sutazai:Inference:Pull:HuggingFaceBaseUrl", "https://huggingface.co", "Where `hf:owner/repo/file.gguf` references are downloaded from."),
         new("Sutazai:Inference:Pull:MaxConcurrent", "2", "Model downloads running at once; more wait in the queue."),
 
+        new("Sutazai:Conversations:MaxImportMessages", "10000", "Most messages one `POST /api/v1/conversations/import` may hold (422 naming `messages` beyond); it also bounds the depth of the imported tree."),
+
         new("Sutazai:Agents:LeaseSeconds", "60", "How long a worker's claim on an agent run lasts without renewal; a crashed worker's run is resumed by another after it."),
         new("Sutazai:Agents:JsonToolCallProviders", "llamacpp", "Comma-separated providers whose models get the documented JSON tool-call format (docs/agents.md) instead of native tool calling."),
         new("Sutazai:Agents:CoderRepositories", "", "Comma-separated absolute paths of git repositories the coder agent may edit (admin's allowlist)."),

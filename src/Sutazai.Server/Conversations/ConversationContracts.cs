@@ -25,7 +25,8 @@ public sealed record MessageUsage(int? PromptTokens, int? CompletionTokens, int?
 
 public sealed record MessageTimings(double? TimeToFirstTokenMs, double? TotalMs, double? TokensPerSecond);
 
-public sealed record Citation(int Index, Guid DocumentId, Guid ChunkId, string Title, int? Page, string? Heading, string Text);
+/// <param name="SharedBy">Who shared the source with the asker (its owner's user name); null for the asker's own document.</param>
+public sealed record Citation(int Index, Guid DocumentId, Guid ChunkId, string Title, int? Page, string? Heading, string Text, string? SharedBy = null);
 
 public sealed record MessageResponse(
     Guid Id, Guid ConversationId, Guid? ParentId, string Role, string Content, string Status,

@@ -18,6 +18,13 @@ public abstract record StartReplyResult
     public sealed record Rejected(int Status, string Field, string Detail) : StartReplyResult;
 }
 
+public abstract record ImportResult
+{
+    public sealed record Imported(Conversation Conversation) : ImportResult;
+
+    public sealed record Invalid(Dictionary<string, string[]> Errors) : ImportResult;
+}
+
 /// <summary>Owner-scoped conversations, their message trees, and replies generated into them.</summary>
 public sealed class ConversationService(
     AppDbContext db,
@@ -30,6 +37,7 @@ public sealed class ConversationService(
     Knowledge.KnowledgeSearch search,
     Graph.GraphQueries graph,
     IOptionsMonitor<Graph.GraphOptions> graphOptions,
+    IOptionsMonitor<ConversationOptions> options,
     ILogger<ConversationService> logger)
 {
     public const int MaxContentLength = 100_000;
@@ -63,36 +71,7 @@ public sealed class ConversationService(
     public Task<List<ChatMessageEntity>> AllMessagesAsync(Guid conversationId, CancellationToken ct) =>
         db.Messages.AsNoTracking().Where(m => m.ConversationId == conversationId).OrderBy(m => m.CreatedAt).ThenBy(m => m.Id).ToListAsync(ct);
 
-    /// <summary>The path from the root to <paramref name="leafId"/>, oldest first.</summary>
-    public static List<ChatMessageEntity> Branch(IReadOnlyList<ChatMessageEntity> all, Guid? leafId)
-    {
-        var byId = all.ToDictionary(m => m.Id);
-        var path = new List<ChatMessageEntity>();
-        var current = leafId;
-        while (current is { } id && byId.TryGetValue(id, out var message))
-        {
-            path.Add(message);
-            current = message.ParentId;
-            if (path.Count > all.Count) break; // a cycle would be corrupt data; never loop forever
-        }
-        path.Reverse();
-        return path;
-    }
-
-    /// <summary>Follows the newest child from <paramref name="messageId"/> down to a leaf.</summary>
-    public static Guid DeepestLeaf(IReadOnlyList<ChatMessageEntity> all, Guid messageId)
-    {
-        var current = messageId;
-        while (all.Where(m => m.ParentId == current).OrderByDescending(m => m.CreatedAt).ThenByDescending(m => m.Id).FirstOrDefault() is { } child)
-            current = child.Id;
-        return current;
-    }
-
-    public static IReadOnlyList<Guid> Siblings(IReadOnlyList<ChatMessageEntity> all, ChatMessageEntity message) =>
-        all.Where(m => m.ParentId == message.ParentId).OrderBy(m => m.CreatedAt).ThenBy(m => m.Id).Select(m => m.Id).ToList();
-
-    public List<MessageResponse> ActiveBranch(IReadOnlyList<ChatMessageEntity> all, Guid? leafId) =>
-        Branch(all, leafId).Select(m => MessageResponse.From(m, Siblings(all, m))).ToList();
+    public List<MessageResponse> ActiveBranch(IReadOnlyList<ChatMessageEntity> all, Guid? leafId) => new ConversationTree(all).ActiveBranch(leafId);
 
     /// <summary>
     /// Appends a user message (or, with <paramref name="regenerateOf"/>, re-answers an existing one) and starts the
@@ -175,14 +154,15 @@ public sealed class ConversationService(
             await db.Messages.Where(m => m.Id == assistant.Id).ExecuteUpdateAsync(
                 s => s.SetProperty(m => m.Citations, System.Text.Json.JsonSerializer.Serialize(citations, System.Text.Json.JsonSerializerOptions.Web)), ct);
         }
-        var history = await BuildPromptAsync(Branch(all, userMessage.Id), systemPrompt, resolved, options, ct);
+        var tree = new ConversationTree(all);
+        var history = await BuildPromptAsync(tree.Branch(userMessage.Id), systemPrompt, resolved, options, ct);
         var reply = new RunningReply(conversation.Id, userId, assistant.Id);
         if (!hub.TryStart(reply))
         {
             await RecordFailureAsync(assistant.Id, resolved.ModelId, resolved.Provider.Name, "Another reply started at the same moment.", CancellationToken.None);
             return new StartReplyResult.Rejected(StatusCodes.Status409Conflict, "", "A reply is being generated in this conversation.");
         }
-        reply.Publish(new ReplyEvent.Started(conversation.Id, MessageResponse.From(userMessage, Siblings(all, userMessage)), assistant.Id, resolved.ModelId, resolved.Provider.Name));
+        reply.Publish(new ReplyEvent.Started(conversation.Id, MessageResponse.From(userMessage, tree.Siblings(userMessage)), assistant.Id, resolved.ModelId, resolved.Provider.Name));
         _ = Task.Run(() => GenerateAsync(reply, resolved, history, options, firstExchange && !conversation.TitleSetByUser, userMessage.Content));
         return new StartReplyResult.Started(reply);
     }
@@ -246,7 +226,7 @@ public sealed class ConversationService(
     public async Task<ExportFile?> ExportAsync(Conversation conversation, string? format, System.Text.Json.JsonSerializerOptions json, CancellationToken ct)
     {
         var all = await AllMessagesAsync(conversation.Id, ct);
-        var branch = Branch(all, conversation.ActiveLeafId);
+        var branch = new ConversationTree(all).Branch(conversation.ActiveLeafId);
         var active = branch.Select(m => m.Id).ToHashSet();
         var fileName = new string(conversation.Title.Select(ch => char.IsLetterOrDigit(ch) ? ch : '-').ToArray()).Trim('-');
         if (fileName.Length == 0) fileName = "conversation";
@@ -265,7 +245,7 @@ public sealed class ConversationService(
                 }
                 return new ExportFile(System.Text.Encoding.UTF8.GetBytes(md.ToString()), "text/markdown; charset=utf-8", fileName + ".md");
             case "json" or null:
-                var export = new ConversationExport("sutazai.conversation.v1", conversation.Title, conversation.Model, conversation.SystemPrompt, conversation.CreatedAt,
+                var export = new ConversationExport(ConversationImport.Format, conversation.Title, conversation.Model, conversation.SystemPrompt, conversation.CreatedAt,
                     all.Select(m => new ExportedMessage(m.Id, m.ParentId, m.Role, m.Content, m.Model, m.Status, m.CreatedAt, active.Contains(m.Id))).ToList());
                 return new ExportFile(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(export, json), "application/json", fileName + ".json");
             default:
@@ -273,14 +253,49 @@ public sealed class ConversationService(
         }
     }
 
+    /// <summary>
+    /// Stores an exported conversation as a new one of <paramref name="userId"/>, with fresh ids (so importing twice,
+    /// or someone else's export, never collides with existing rows) — or nothing at all when the export is refused.
+    /// </summary>
+    public async Task<ImportResult> ImportAsync(Guid userId, ConversationExport export, CancellationToken ct)
+    {
+        var errors = ConversationImport.Validate(export, options.CurrentValue.MaxImportMessages);
+        if (errors.Count > 0) return new ImportResult.Invalid(errors);
+
+        var messages = export.Messages ?? [];
+        var map = messages.ToDictionary(m => m.Id, _ => Guid.NewGuid());
+        var conversation = new Conversation
+        {
+            Id = Guid.NewGuid(), UserId = userId, Title = export.Title.Trim(), TitleSetByUser = true, Model = export.Model,
+            SystemPrompt = export.SystemPrompt, CreatedAt = export.CreatedAt == default ? Now : export.CreatedAt, UpdatedAt = Now,
+            MessageCount = messages.Count,
+        };
+        // The active leaf: the active message no active message names as its parent.
+        var activeParents = messages.Where(m => m.Active && m.ParentId is not null).Select(m => m.ParentId!.Value).ToHashSet();
+        var leaf = messages.FirstOrDefault(m => m.Active && !activeParents.Contains(m.Id));
+        conversation.ActiveLeafId = leaf is not null ? map[leaf.Id] : messages.Count > 0 ? map[messages[^1].Id] : null;
+        db.Conversations.Add(conversation);
+        foreach (var m in messages)
+        {
+            db.Messages.Add(new ChatMessageEntity
+            {
+                Id = map[m.Id], ConversationId = conversation.Id, ParentId = m.ParentId is { } p ? map[p] : null, Role = m.Role, Content = m.Content,
+                Model = m.Model, Status = m.Status is MessageStatus.Complete or MessageStatus.Stopped or MessageStatus.Error ? m.Status : MessageStatus.Complete,
+                CreatedAt = m.CreatedAt == default ? Now : m.CreatedAt, UpdatedAt = Now,
+            });
+        }
+        await db.SaveChangesAsync(ct);
+        return new ImportResult.Imported(conversation);
+    }
+
     /// <summary>Shows the branch through <paramref name="messageId"/> (its newest descendants); false when it is not a message of the conversation.</summary>
     public async Task<List<MessageResponse>?> SwitchBranchAsync(Conversation conversation, Guid messageId, CancellationToken ct)
     {
-        var all = await AllMessagesAsync(conversation.Id, ct);
-        if (all.All(m => m.Id != messageId)) return null;
-        conversation.ActiveLeafId = DeepestLeaf(all, messageId);
+        var tree = new ConversationTree(await AllMessagesAsync(conversation.Id, ct));
+        if (!tree.Contains(messageId)) return null;
+        conversation.ActiveLeafId = tree.DeepestLeaf(messageId);
         await db.SaveChangesAsync(ct);
-        return ActiveBranch(all, conversation.ActiveLeafId);
+        return tree.ActiveBranch(conversation.ActiveLeafId);
     }
 
     public const string UnreadableCollections = "Every collection must be yours or shared with you.";
@@ -317,7 +332,7 @@ public sealed class ConversationService(
         {
             hits = await search.SearchAsync(userId, question, null, knowledge.TopK, "hybrid", ct);
         }
-        return hits.Select((h, i) => new Citation(i + 1, h.DocumentId, h.ChunkId, h.Title, h.Page, h.Heading, h.Text)).ToList();
+        return hits.Select((h, i) => new Citation(i + 1, h.DocumentId, h.ChunkId, h.Title, h.Page, h.Heading, h.Text, h.SharedBy)).ToList();
     }
 
     /// <summary>
@@ -404,7 +419,7 @@ public sealed class ConversationService(
             await db2.Conversations.Where(c => c.Id == reply.ConversationId).ExecuteUpdateAsync(s => s.SetProperty(c => c.UpdatedAt, Now), CancellationToken.None);
             await db2.SaveChangesAsync(CancellationToken.None);
             var all = await db2.Messages.AsNoTracking().Where(m => m.ConversationId == reply.ConversationId).ToListAsync(CancellationToken.None);
-            var response = MessageResponse.From(message, Siblings(all, message));
+            var response = MessageResponse.From(message, new ConversationTree(all).Siblings(message));
             final = status == MessageStatus.Error
                 ? new ReplyEvent.Failed(StatusCodes.Status503ServiceUnavailable, error!, response)
                 : new ReplyEvent.Ended(response);

@@ -231,48 +231,13 @@ public static class ConversationsApi
             : Problems.Validation("format", "format must be 'markdown' or 'json'.");
     }
 
-    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Import(ConversationExport export, HttpContext http, AppDbContext db, TimeProvider time, CancellationToken ct)
-    {
-        var errors = new Dictionary<string, List<string>>();
-        if (export.Format != "sutazai.conversation.v1") AccountService.Add(errors, "format", "Only 'sutazai.conversation.v1' exports can be imported.");
-        if (string.IsNullOrWhiteSpace(export.Title) || export.Title.Length > ConversationService.MaxTitleLength) AccountService.Add(errors, "title", "Title must be 1 to 200 characters.");
-        var messages = export.Messages ?? [];
-        var ids = messages.Select(m => m.Id).ToHashSet();
-        if (ids.Count != messages.Count) AccountService.Add(errors, "messages", "Message ids must be unique.");
-        for (var i = 0; i < messages.Count; i++)
+    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Import(ConversationExport export, HttpContext http, ConversationService service, CancellationToken ct) =>
+        await service.ImportAsync(http.User.UserId(), export, ct) switch
         {
-            var m = messages[i];
-            if (m.Role is not ("user" or "assistant" or "system")) AccountService.Add(errors, $"messages[{i}].role", "Role must be user, assistant or system.");
-            if (m.Content is null || m.Content.Length > ConversationService.MaxContentLength) AccountService.Add(errors, $"messages[{i}].content", "Content is required (at most 100000 characters).");
-            if (m.ParentId is { } parent && !ids.Contains(parent)) AccountService.Add(errors, $"messages[{i}].parentId", "parentId must name another message of the export.");
-        }
-        if (errors.Count > 0) return Problems.Validation(AccountService.Freeze(errors));
-
-        // Fresh ids, so importing twice (or someone else's export) never collides with existing rows.
-        var map = messages.ToDictionary(m => m.Id, _ => Guid.NewGuid());
-        var now = time.GetUtcNow().UtcDateTime;
-        var conversation = new Conversation
-        {
-            Id = Guid.NewGuid(), UserId = http.User.UserId(), Title = export.Title.Trim(), TitleSetByUser = true, Model = export.Model,
-            SystemPrompt = export.SystemPrompt, CreatedAt = export.CreatedAt == default ? now : export.CreatedAt, UpdatedAt = now,
-            MessageCount = messages.Count,
+            ImportResult.Imported imported => TypedResults.Created($"/api/v1/conversations/{imported.Conversation.Id}", ConversationResponse.From(imported.Conversation, false)),
+            ImportResult.Invalid invalid => Problems.Validation(invalid.Errors),
+            _ => throw new InvalidOperationException("Unknown import result."),
         };
-        var active = messages.Where(m => m.Active).ToList();
-        var leaf = active.FirstOrDefault(a => messages.All(child => child.ParentId != a.Id || !child.Active));
-        conversation.ActiveLeafId = leaf is null ? (messages.Count > 0 ? map[messages[^1].Id] : null) : map[leaf.Id];
-        db.Conversations.Add(conversation);
-        foreach (var m in messages)
-        {
-            db.Messages.Add(new ChatMessageEntity
-            {
-                Id = map[m.Id], ConversationId = conversation.Id, ParentId = m.ParentId is { } p ? map[p] : null, Role = m.Role, Content = m.Content,
-                Model = m.Model, Status = m.Status is MessageStatus.Complete or MessageStatus.Stopped or MessageStatus.Error ? m.Status : MessageStatus.Complete,
-                CreatedAt = m.CreatedAt == default ? now : m.CreatedAt, UpdatedAt = now,
-            });
-        }
-        await db.SaveChangesAsync(ct);
-        return TypedResults.Created($"/api/v1/conversations/{conversation.Id}", ConversationResponse.From(conversation, false));
-    }
 
     private static string ReasonPhrase(int status) => Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status);
 }

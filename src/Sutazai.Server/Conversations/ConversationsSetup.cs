@@ -4,6 +4,7 @@ public static class ConversationsSetup
 {
     public static WebApplicationBuilder AddSutazaiConversations(this WebApplicationBuilder builder)
     {
+        builder.Services.AddOptions<ConversationOptions>().BindConfiguration(ConversationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ReplyHub>();
         builder.Services.AddScoped<ConversationService>();
         builder.Services.AddSingleton<Chat.ChatSocketRegistry>();

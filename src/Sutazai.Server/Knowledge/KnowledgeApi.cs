@@ -24,9 +24,9 @@ public static class KnowledgeApi
         documents.MapDelete("/{id:guid}", DeleteDocument).WithSummary("Delete a document with its chunks, vectors and file.");
 
         var collections = routes.MapGroup("/api/v1/collections").WithTags("Documents").RequireAuthorization();
-        collections.MapPost("", CreateCollection);
+        collections.MapPost("", CreateCollection).WithSummary("Create a collection; sharedWithAll only for administrators (403 otherwise).");
         collections.MapGet("", ListCollections).WithSummary("My collections and those shared with me.");
-        collections.MapPatch("/{id:guid}", UpdateCollection).WithSummary("Rename or change sharing (owner only).");
+        collections.MapPatch("/{id:guid}", UpdateCollection).WithSummary("Rename or change sharing (owner only; turning sharedWithAll on only for administrators).");
         collections.MapDelete("/{id:guid}", DeleteCollection).WithSummary("Delete a collection (its documents stay, without collection).");
 
         routes.MapGet("/api/v1/search", Search).WithTags("Documents").RequireAuthorization()
@@ -118,80 +118,32 @@ public static class KnowledgeApi
         return TypedResults.NoContent();
     }
 
-    private static Dictionary<string, string[]> ValidateCollection(CollectionRequest request, bool creating)
+    private static ProblemHttpResult Problem(CollectionOutcome outcome) => outcome switch
     {
-        var errors = new Dictionary<string, string[]>();
-        if (creating && string.IsNullOrWhiteSpace(request.Name)) errors["name"] = ["Name is required."];
-        if (request.Name is { Length: > 100 }) errors["name"] = ["Name must be at most 100 characters."];
-        if (request.Description is { Length: > 1000 }) errors["description"] = ["Description must be at most 1000 characters."];
-        return errors;
+        CollectionOutcome.Invalid invalid => Problems.Validation(invalid.Errors),
+        CollectionOutcome.Forbidden forbidden => Problems.Forbidden(forbidden.Detail),
+        CollectionOutcome.Conflict conflict => Problems.Conflict(conflict.Detail),
+        CollectionOutcome.NotFound => Problems.NotFound("No collection with that id."),
+        _ => throw new InvalidOperationException($"No problem for {outcome}."),
+    };
+
+    private static async Task<Results<Created<CollectionResponse>, ProblemHttpResult>> CreateCollection(CollectionRequest request, HttpContext http, CollectionService collections, CancellationToken ct)
+    {
+        var outcome = await collections.CreateAsync(http.User.UserId(), http.User.IsInRole(Roles.Admin), request, ct);
+        return outcome is CollectionOutcome.Saved saved ? TypedResults.Created($"/api/v1/collections/{saved.Collection.Id}", saved.Collection) : Problem(outcome);
     }
 
-    private static async Task<CollectionResponse> ToResponseAsync(AppDbContext db, KnowledgeCollection c, Guid userId, CancellationToken ct) =>
-        new(c.Id, c.OwnerId, c.Name, c.Description, c.SharedWithAll,
-            c.OwnerId == userId ? await db.CollectionShares.Where(s => s.CollectionId == c.Id).Select(s => s.UserId).ToListAsync(ct) : [],
-            await db.Documents.CountAsync(d => d.CollectionId == c.Id, ct), c.CreatedAt, c.OwnerId == userId);
+    private static async Task<Ok<List<CollectionResponse>>> ListCollections(HttpContext http, CollectionService collections, CancellationToken ct) =>
+        TypedResults.Ok(await collections.ListAsync(http.User.UserId(), ct));
 
-    private static async Task<Results<Created<CollectionResponse>, ProblemHttpResult>> CreateCollection(CollectionRequest request, HttpContext http, AppDbContext db, TimeProvider time, CancellationToken ct)
+    private static async Task<Results<Ok<CollectionResponse>, ProblemHttpResult>> UpdateCollection(Guid id, CollectionRequest request, HttpContext http, CollectionService collections, CancellationToken ct)
     {
-        var errors = ValidateCollection(request, creating: true);
-        if (errors.Count > 0) return Problems.Validation(errors);
-        var userId = http.User.UserId();
-        var name = request.Name!.Trim();
-        if (await db.Collections.AnyAsync(c => c.OwnerId == userId && c.Name == name, ct)) return Problems.Conflict("You already have a collection with that name.");
-        var collection = new KnowledgeCollection { Id = Guid.NewGuid(), OwnerId = userId, Name = name, Description = request.Description, SharedWithAll = request.SharedWithAll ?? false, CreatedAt = time.GetUtcNow().UtcDateTime };
-        db.Collections.Add(collection);
-        if (await ShareAsync(db, collection, request.SharedWithUserIds, ct) is { } problem) return problem;
-        await db.SaveChangesAsync(ct);
-        return TypedResults.Created($"/api/v1/collections/{collection.Id}", await ToResponseAsync(db, collection, userId, ct));
+        var outcome = await collections.UpdateAsync(http.User.UserId(), http.User.IsInRole(Roles.Admin), id, request, ct);
+        return outcome is CollectionOutcome.Saved saved ? TypedResults.Ok(saved.Collection) : Problem(outcome);
     }
 
-    private static async Task<ProblemHttpResult?> ShareAsync(AppDbContext db, KnowledgeCollection collection, List<Guid>? userIds, CancellationToken ct)
-    {
-        if (userIds is null) return null;
-        var wanted = userIds.Where(u => u != collection.OwnerId).Distinct().ToList();
-        var known = await db.Users.Where(u => wanted.Contains(u.Id)).Select(u => u.Id).ToListAsync(ct);
-        if (known.Count != wanted.Count) return Problems.Validation("sharedWithUserIds", "Every id must name an existing user.");
-        await db.CollectionShares.Where(s => s.CollectionId == collection.Id).ExecuteDeleteAsync(ct);
-        db.CollectionShares.AddRange(wanted.Select(u => new CollectionShare { CollectionId = collection.Id, UserId = u }));
-        return null;
-    }
-
-    private static async Task<Ok<List<CollectionResponse>>> ListCollections(HttpContext http, AppDbContext db, CancellationToken ct)
-    {
-        var userId = http.User.UserId();
-        var list = await db.Collections.AsNoTracking()
-            .Where(c => c.OwnerId == userId || c.SharedWithAll || db.CollectionShares.Any(s => s.CollectionId == c.Id && s.UserId == userId))
-            .OrderBy(c => c.Name).ToListAsync(ct);
-        var result = new List<CollectionResponse>();
-        foreach (var c in list) result.Add(await ToResponseAsync(db, c, userId, ct));
-        return TypedResults.Ok(result);
-    }
-
-    private static async Task<Results<Ok<CollectionResponse>, ProblemHttpResult>> UpdateCollection(Guid id, CollectionRequest request, HttpContext http, AppDbContext db, CancellationToken ct)
-    {
-        var errors = ValidateCollection(request, creating: false);
-        if (errors.Count > 0) return Problems.Validation(errors);
-        var userId = http.User.UserId();
-        var collection = await db.Collections.FirstOrDefaultAsync(c => c.Id == id && c.OwnerId == userId, ct);
-        if (collection is null) return Problems.NotFound("No collection with that id.");
-        if (!string.IsNullOrWhiteSpace(request.Name)) collection.Name = request.Name.Trim();
-        if (request.Description is not null) collection.Description = request.Description.Length == 0 ? null : request.Description;
-        if (request.SharedWithAll is { } all) collection.SharedWithAll = all;
-        if (await ShareAsync(db, collection, request.SharedWithUserIds, ct) is { } problem) return problem;
-        await db.SaveChangesAsync(ct);
-        return TypedResults.Ok(await ToResponseAsync(db, collection, userId, ct));
-    }
-
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteCollection(Guid id, HttpContext http, AppDbContext db, CancellationToken ct)
-    {
-        var userId = http.User.UserId();
-        if (!await db.Collections.AnyAsync(c => c.Id == id && c.OwnerId == userId, ct)) return Problems.NotFound("No collection with that id.");
-        await db.Documents.Where(d => d.CollectionId == id).ExecuteUpdateAsync(s => s.SetProperty(d => d.CollectionId, (Guid?)null), ct);
-        await db.Chunks.Where(c => c.CollectionId == id).ExecuteUpdateAsync(s => s.SetProperty(c => c.CollectionId, (Guid?)null), ct);
-        await db.Collections.Where(c => c.Id == id).ExecuteDeleteAsync(ct);
-        return TypedResults.NoContent();
-    }
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteCollection(Guid id, HttpContext http, CollectionService collections, CancellationToken ct) =>
+        await collections.DeleteAsync(http.User.UserId(), id, ct) ? TypedResults.NoContent() : Problems.NotFound("No collection with that id.");
 
     private static async Task<Results<Ok<List<SearchResult>>, ProblemHttpResult>> Search(HttpContext http, KnowledgeSearch search, [FromQuery] string? q, [FromQuery] Guid? collection, [FromQuery] int? k, [FromQuery] string? mode, CancellationToken ct)
     {

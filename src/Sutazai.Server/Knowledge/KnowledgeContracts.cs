@@ -16,4 +16,5 @@ public sealed record CollectionRequest(string? Name, string? Description, bool? 
 
 public sealed record CollectionResponse(Guid Id, Guid OwnerId, string Name, string? Description, bool SharedWithAll, IReadOnlyList<Guid> SharedWithUserIds, int DocumentCount, DateTime CreatedAt, bool Owned);
 
-public sealed record SearchResult(Guid DocumentId, string Title, Guid ChunkId, string Text, double Score, int? Page, string? Heading);
+/// <param name="SharedBy">The owner's user name when the passage is not the searcher's own (a collection shared with them); null for their own.</param>
+public sealed record SearchResult(Guid DocumentId, string Title, Guid ChunkId, string Text, double Score, int? Page, string? Heading, string? SharedBy = null);

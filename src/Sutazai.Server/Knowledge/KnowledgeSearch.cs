@@ -29,12 +29,15 @@ public sealed class KnowledgeSearch(AppDbContext db, IEmbeddingGenerator<string,
         var visible = KnowledgeAccess.Visible(db, scope);
         var rows = await (from c in db.Chunks.AsNoTracking()
                           join d in visible on c.DocumentId equals d.Id
+                          join u in db.Users on d.OwnerId equals u.Id
                           where ordered.Contains(c.Id) && (collectionId == null || d.CollectionId == collectionId)
-                          select new { c.Id, c.DocumentId, c.Text, c.Page, c.Heading, Title = d.Title ?? d.Name }).ToListAsync(ct);
+                          select new { c.Id, c.DocumentId, c.Text, c.Page, c.Heading, Title = d.Title ?? d.Name, d.OwnerId, Owner = u.UserName }).ToListAsync(ct);
         var byId = rows.ToDictionary(r => r.Id);
+        // Whose passage it is travels with it, so a prompt can tell another user's words from the reader's own.
         return ordered.Where(byId.ContainsKey).Take(k)
             .Select(id => byId[id])
-            .Select(r => new SearchResult(r.DocumentId, r.Title, r.Id, r.Text, Math.Round(fused[r.Id], 6), r.Page, r.Heading)).ToList();
+            .Select(r => new SearchResult(r.DocumentId, r.Title, r.Id, r.Text, Math.Round(fused[r.Id], 6), r.Page, r.Heading,
+                r.OwnerId == userId ? null : r.Owner ?? r.OwnerId.ToString())).ToList();
     }
 
     private async Task<List<Guid>> VectorAsync(KnowledgeScope scope, string query, Guid? collectionId, int n, CancellationToken ct)

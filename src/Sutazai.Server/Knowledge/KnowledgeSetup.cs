@@ -39,6 +39,7 @@ public static class KnowledgeSetup
         services.AddSingleton<IngestionWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<IngestionWorker>());
         services.AddScoped<KnowledgeSearch>();
+        services.AddScoped<CollectionService>();
         return builder;
     }
 }

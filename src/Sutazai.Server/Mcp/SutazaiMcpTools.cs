@@ -35,7 +35,7 @@ public static class SutazaiMcpTools
         var count = k ?? KnowledgeToolProvider.DefaultK;
         if (count < 1 || count > KnowledgeToolProvider.MaxK) throw new McpException($"k must be between 1 and {KnowledgeToolProvider.MaxK}.");
         var hits = await search.SearchAsync(UserOf(context), query, null, count, "hybrid", cancellationToken);
-        return new KnowledgeSearchResult(query, hits.Select(h => new KnowledgeHit(h.DocumentId, h.Title, h.ChunkId, h.Text, h.Score, h.Page, h.Heading)).ToList());
+        return new KnowledgeSearchResult(query, hits.Select(h => new KnowledgeHit(h.DocumentId, h.Title, h.ChunkId, h.Text, h.Score, h.Page, h.Heading, h.SharedBy)).ToList());
     }
 
     [McpServerTool(Name = "list_agents", ReadOnly = true, Idempotent = true, OpenWorld = false)]

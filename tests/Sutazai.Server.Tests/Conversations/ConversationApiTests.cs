@@ -17,6 +17,7 @@ public sealed class ConversationAppFixture : IAsyncLifetime
 {
     public const string Model = "tiny-deterministic";
     public const string Looping = "tiny-looping";
+    public const int MaxImportMessages = 8;
 
     public TestApp App { get; private set; } = null!;
 
@@ -30,6 +31,8 @@ public sealed class ConversationAppFixture : IAsyncLifetime
             ["Sutazai:Inference:LlamaCpp:KeepAlive"] = "-00:00:01",
             ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
             ["Sutazai:Inference:DefaultModel"] = Model,
+            // Low, so the size bound can be crossed with a handful of messages; the round-trip export holds 5.
+            ["Sutazai:Conversations:MaxImportMessages"] = MaxImportMessages.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         ModelAppFixture.WriteModel(App.DataDir, Model);
         var spec = DeterministicModelSpec.Default();
@@ -382,6 +385,7 @@ public sealed class ConversationApiTests(ConversationAppFixture fixture) : IClas
         Assert.Equal(docId, citation.GetProperty("documentId").GetGuid());
         Assert.Contains("sheared every spring", citation.GetProperty("text").GetString());
         Assert.Equal("Alpacas", citation.GetProperty("heading").GetString());
+        Assert.Equal(JsonValueKind.Null, citation.GetProperty("sharedBy").ValueKind); // my own document
         // The sources were part of the prompt the model read.
         Assert.True(assistant.GetProperty("usage").GetProperty("promptTokens").GetInt32() > plain.GetProperty("assistantMessage").GetProperty("usage").GetProperty("promptTokens").GetInt32() + 50);
         var stored = await (await client.GetAsync($"/api/v1/conversations/{id}/messages")).ReadJsonAsync();
@@ -418,5 +422,139 @@ public sealed class ConversationApiTests(ConversationAppFixture fixture) : IClas
         var badParent = await client.PostAsJsonAsync($"/api/v1/conversations/{id}/messages", new { content = "x", parentId = Guid.NewGuid() });
         Assert.True((await badParent.ReadJsonAsync()).GetProperty("errors").TryGetProperty("parentId", out _));
         Assert.Equal(0, await App.WithDbAsync(db => db.Messages.CountAsync(m => m.ConversationId == id)));
+    }
+    private static object Exported(Guid id, Guid? parentId, string role = "user", bool active = false, int minute = 0) =>
+        new { id, parentId, role, content = $"{role} {id:N}", model = (string?)null, status = "complete", createdAt = new DateTime(2025, 1, 1, 12, minute, 0, DateTimeKind.Utc), active };
+
+    private static Task<HttpResponseMessage> ImportAsync(HttpClient client, params object[] messages) =>
+        client.PostAsJsonAsync("/api/v1/conversations/import", new { format = "sutazai.conversation.v1", title = "Imported", createdAt = DateTime.UtcNow, messages });
+
+    private async Task<(Guid UserId, string AccessToken)> RegisterAsync()
+    {
+        using var anon = App.Client();
+        var (user, tokens) = await Accounts.RegisterAndLoginAsync(anon);
+        return (user.Id, tokens.AccessToken);
+    }
+
+    /// <summary>422 whose errors are exactly <paramref name="fields"/>, and the user still has no conversation or message.</summary>
+    private async Task AssertRefusedAsync(HttpResponseMessage response, Guid userId, params string[] fields)
+    {
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var problem = await response.ReadJsonAsync();
+        Assert.Equal(422, problem.GetProperty("status").GetInt32());
+        Assert.Equal(fields.Order(StringComparer.Ordinal), problem.GetProperty("errors").EnumerateObject().Select(e => e.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(0, await App.WithDbAsync(db => db.Conversations.CountAsync(c => c.UserId == userId)));
+        Assert.Equal(0, await App.WithDbAsync(db => db.Messages.CountAsync(m => db.Conversations.Any(c => c.Id == m.ConversationId && c.UserId == userId))));
+    }
+
+    [Fact]
+    public async Task Import_MessageThatIsItsOwnParent_Is422NamingIt_AndStoresNothing()
+    {
+        var (userId, token) = await RegisterAsync();
+        using var client = App.Client(token);
+        var self = Guid.NewGuid();
+        var response = await ImportAsync(client, Exported(self, self));
+        await AssertRefusedAsync(response, userId, "messages[0].parentId");
+        Assert.Equal("A message cannot be its own parent.", (await response.ReadJsonAsync()).GetProperty("errors").GetProperty("messages[0].parentId")[0].GetString());
+    }
+
+    [Fact]
+    public async Task Import_TwoMessageCycle_Is422NamingBothMessagesOfTheCycle_AndStoresNothing()
+    {
+        var (userId, token) = await RegisterAsync();
+        using var client = App.Client(token);
+        Guid root = Guid.NewGuid(), a = Guid.NewGuid(), b = Guid.NewGuid(), underCycle = Guid.NewGuid();
+        // messages[0] is a sound root; [1] and [2] name each other; [3] hangs below the cycle but is not part of it.
+        var response = await ImportAsync(client, Exported(root, null), Exported(a, b, "assistant"), Exported(b, a), Exported(underCycle, a, "assistant"));
+        await AssertRefusedAsync(response, userId, "messages[1].parentId", "messages[2].parentId");
+        var error = (await response.ReadJsonAsync()).GetProperty("errors").GetProperty("messages[1].parentId")[0].GetString();
+        Assert.Contains("messages[1] → messages[2] → messages[1]", error);
+    }
+
+    [Fact]
+    public async Task Import_UnknownParent_Is422NamingTheMessage_AndStoresNothing()
+    {
+        var (userId, token) = await RegisterAsync();
+        using var client = App.Client(token);
+        var root = Guid.NewGuid();
+        var response = await ImportAsync(client, Exported(root, null), Exported(Guid.NewGuid(), root, "assistant"), Exported(Guid.NewGuid(), Guid.NewGuid()));
+        await AssertRefusedAsync(response, userId, "messages[2].parentId");
+        Assert.Equal("parentId must name another message of the export.", (await response.ReadJsonAsync()).GetProperty("errors").GetProperty("messages[2].parentId")[0].GetString());
+    }
+
+    [Fact]
+    public async Task Import_OverMaxImportMessages_Is422NamingMessages_AndStoresNothing()
+    {
+        var (userId, token) = await RegisterAsync();
+        using var client = App.Client(token);
+        var chain = new List<object>();
+        Guid? parent = null;
+        for (var i = 0; i <= ConversationAppFixture.MaxImportMessages; i++)
+        {
+            var id = Guid.NewGuid();
+            chain.Add(Exported(id, parent, i % 2 == 0 ? "user" : "assistant", minute: i));
+            parent = id;
+        }
+        var response = await ImportAsync(client, [.. chain]);
+        await AssertRefusedAsync(response, userId, "messages");
+        Assert.Equal($"An import holds at most {ConversationAppFixture.MaxImportMessages} messages (Sutazai:Conversations:MaxImportMessages); this one has {ConversationAppFixture.MaxImportMessages + 1}.",
+            (await response.ReadJsonAsync()).GetProperty("errors").GetProperty("messages")[0].GetString());
+
+        // At the bound it is accepted.
+        var atLimit = await ImportAsync(client, [.. chain.Take(ConversationAppFixture.MaxImportMessages)]);
+        Assert.Equal(HttpStatusCode.Created, atLimit.StatusCode);
+        Assert.Equal(ConversationAppFixture.MaxImportMessages, (await atLimit.ReadJsonAsync()).GetProperty("messageCount").GetInt32());
+    }
+
+    [Fact]
+    public async Task Import_BranchedTree_KeepsTheActiveBranchAndSiblings_AndBranchesSwitch()
+    {
+        var (userId, token) = await RegisterAsync();
+        using var client = App.Client(token);
+        // Two top-level questions (what editing the first message makes), the first answered twice.
+        Guid q1 = Guid.NewGuid(), a1 = Guid.NewGuid(), a1b = Guid.NewGuid(), q1edit = Guid.NewGuid(), a2 = Guid.NewGuid();
+        var response = await ImportAsync(client,
+            Exported(q1, null, minute: 0), Exported(a1, q1, "assistant", minute: 1), Exported(a1b, q1, "assistant", minute: 2),
+            Exported(q1edit, null, active: true, minute: 3), Exported(a2, q1edit, "assistant", active: true, minute: 4));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var id = (await response.ReadJsonAsync()).GetProperty("id").GetGuid();
+        Assert.Equal(5, await App.WithDbAsync(db => db.Messages.CountAsync(m => m.ConversationId == id)));
+        Assert.Equal(1, await App.WithDbAsync(db => db.Conversations.CountAsync(c => c.UserId == userId)));
+
+        var active = await (await client.GetAsync($"/api/v1/conversations/{id}/messages")).ReadJsonAsync();
+        Assert.Equal([$"user {q1edit:N}", $"assistant {a2:N}"], active.EnumerateArray().Select(m => m.GetProperty("content").GetString()!).ToArray());
+        Assert.Equal(2, active[0].GetProperty("siblingCount").GetInt32());
+        Assert.Equal(1, active[0].GetProperty("siblingIndex").GetInt32());
+
+        // ‹ 1/2 ›: the first question, followed down to its newest answer.
+        var firstQuestion = active[0].GetProperty("siblingIds")[0].GetGuid();
+        var switched = await client.PostAsJsonAsync($"/api/v1/conversations/{id}/branch", new { messageId = firstQuestion });
+        Assert.Equal(HttpStatusCode.OK, switched.StatusCode);
+        var branch = await switched.ReadJsonAsync();
+        Assert.Equal([$"user {q1:N}", $"assistant {a1b:N}"], branch.EnumerateArray().Select(m => m.GetProperty("content").GetString()!).ToArray());
+        Assert.Equal(2, branch[1].GetProperty("siblingCount").GetInt32());
+        Assert.Equal(1, branch[1].GetProperty("siblingIndex").GetInt32());
+        var stored = await App.WithDbAsync(db => db.Conversations.AsNoTracking().SingleAsync(c => c.Id == id));
+        Assert.Equal(branch[1].GetProperty("id").GetGuid(), stored.ActiveLeafId);
+    }
+
+    [Fact]
+    public async Task CorruptParentCycleInTheDatabase_StillAnswersMessagesAndBranchSwitch()
+    {
+        using var client = await UserAsync();
+        var id = await CreateAsync(client);
+        var exchange = await SendAsync(client, id, "Loop me");
+        var user = exchange.GetProperty("userMessage").GetProperty("id").GetGuid();
+        var assistant = exchange.GetProperty("assistantMessage").GetProperty("id").GetGuid();
+        // A row no import can write any more: the question's parent is its own answer.
+        await App.WithDbAsync(db => db.Messages.Where(m => m.Id == user).ExecuteUpdateAsync(u => u.SetProperty(m => m.ParentId, assistant)));
+
+        var switched = await client.PostAsJsonAsync($"/api/v1/conversations/{id}/branch", new { messageId = user }).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(HttpStatusCode.OK, switched.StatusCode);
+        var branch = await switched.ReadJsonAsync();
+        Assert.Equal([user, assistant], branch.EnumerateArray().Select(m => m.GetProperty("id").GetGuid()).ToArray());
+        Assert.Equal(assistant, (await App.WithDbAsync(db => db.Conversations.AsNoTracking().SingleAsync(c => c.Id == id))).ActiveLeafId);
+        var messages = await (await client.GetAsync($"/api/v1/conversations/{id}/messages").WaitAsync(TimeSpan.FromSeconds(60))).ReadJsonAsync();
+        Assert.Equal([user, assistant], messages.EnumerateArray().Select(m => m.GetProperty("id").GetGuid()).ToArray());
     }
 }

@@ -105,6 +105,10 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
 
         var bobHits = await (await bob.GetAsync($"/api/v1/search?q=coffee+machine&collection={collectionId}")).ReadJsonAsync();
         Assert.Equal(docId, bobHits[0].GetProperty("documentId").GetGuid());
+        var aliceName = (await (await alice.GetAsync("/api/v1/users/me")).ReadJsonAsync()).GetProperty("username").GetString();
+        Assert.Equal(aliceName, bobHits[0].GetProperty("sharedBy").GetString());
+        var aliceHits = await (await alice.GetAsync($"/api/v1/search?q=coffee+machine&collection={collectionId}")).ReadJsonAsync();
+        Assert.Equal(JsonValueKind.Null, aliceHits[0].GetProperty("sharedBy").ValueKind);
         Assert.Equal(HttpStatusCode.OK, (await bob.GetAsync($"/api/v1/documents/{docId}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await bob.DeleteAsync($"/api/v1/documents/{docId}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await bob.PatchAsJsonAsync($"/api/v1/collections/{collectionId}", new { name = "mine" })).StatusCode);

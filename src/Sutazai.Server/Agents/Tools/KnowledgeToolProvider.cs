@@ -4,7 +4,8 @@ using Sutazai.Server.Knowledge;
 
 namespace Sutazai.Server.Agents.Tools;
 
-public sealed record KnowledgeHit(Guid DocumentId, string Title, Guid ChunkId, string Text, double Score, int? Page, string? Heading);
+/// <param name="SharedBy">The owner's user name for a passage shared with the user; null for the user's own.</param>
+public sealed record KnowledgeHit(Guid DocumentId, string Title, Guid ChunkId, string Text, double Score, int? Page, string? Heading, string? SharedBy);
 
 public sealed record KnowledgeSearchResult(string Query, IReadOnlyList<KnowledgeHit> Results);
 
@@ -56,6 +57,6 @@ public sealed class KnowledgeToolProvider : IToolProvider
             foreach (var collection in collections) hits.AddRange(await search.SearchAsync(context.UserId, query, collection, count, "hybrid", ct));
             hits = hits.DistinctBy(h => h.ChunkId).OrderByDescending(h => h.Score).Take(count).ToList();
         }
-        return new KnowledgeSearchResult(query, hits.Select(h => new KnowledgeHit(h.DocumentId, h.Title, h.ChunkId, h.Text, h.Score, h.Page, h.Heading)).ToList());
+        return new KnowledgeSearchResult(query, hits.Select(h => new KnowledgeHit(h.DocumentId, h.Title, h.ChunkId, h.Text, h.Score, h.Page, h.Heading, h.SharedBy)).ToList());
     }
 }

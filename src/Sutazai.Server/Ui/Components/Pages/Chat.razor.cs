@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Components;
 using Microsoft.AspNetCore.Components.Web;
 using Microsoft.EntityFrameworkCore;
@@ -239,9 +238,6 @@ public sealed partial class Chat
         Navigation.NavigateTo($"/c/{_conversation.Id}");
     }
 
-    [GeneratedRegex(@"(?<![\w#])#([\w.\-]{1,100})")]
-    private static partial Regex CollectionTag();
-
     private async Task SendAsync()
     {
         var text = _draft;
@@ -280,17 +276,10 @@ public sealed partial class Chat
         }
     }
 
-    /// <summary>"#name" words in a message attach the readable collections of that name (as in Open WebUI).</summary>
+    /// <summary>"#name" words in a message attach my collections of that name, else those shared with me (<see cref="CollectionService.NamedInAsync"/>).</summary>
     private static async Task<(KnowledgeRequest? Request, string? Error)> KnowledgeForAsync(IServiceProvider services, ConversationService service, Guid userId, string text)
     {
-        var names = CollectionTag().Matches(text).Select(m => m.Groups[1].Value).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        if (names.Count == 0) return (null, null);
-        var db = services.GetRequiredService<AppDbContext>();
-        var scope = await KnowledgeAccess.ScopeAsync(db, userId, CancellationToken.None);
-        var lowered = names.Select(n => n.ToLowerInvariant()).ToList();
-        var ids = await db.Collections.AsNoTracking()
-            .Where(c => (c.OwnerId == userId || scope.SharedCollectionIds.Contains(c.Id)) && lowered.Contains(c.Name.ToLower()))
-            .Select(c => c.Id).ToListAsync();
+        var ids = await services.GetRequiredService<CollectionService>().NamedInAsync(userId, text, CancellationToken.None);
         if (ids.Count == 0) return (null, null); // a hashtag that names no collection is just text
         return await service.KnowledgeForAsync(userId, ids, useKnowledge: false, CancellationToken.None);
     }
