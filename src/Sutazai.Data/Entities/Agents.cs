@@ -90,6 +90,16 @@ public static class AgentRunStatus
     public static bool IsTerminal(string status) => status is Succeeded or Failed or Cancelled;
 }
 
+public static class ApprovalStatus
+{
+    public const string Pending = "pending";
+    public const string Approved = "approved";
+    public const string Denied = "denied";
+
+    /// <summary>Approved with edited arguments of a higher risk than shown; the next round asks again.</summary>
+    public const string Escalated = "escalated";
+}
+
 /// <summary>One persisted step of a run, in order: a model turn, a tool call, its result, an approval…</summary>
 public sealed class AgentRunStep
 {

@@ -1,8 +1,9 @@
 using Microsoft.Extensions.AI;
 namespace Sutazai.Server.Agents.Tools;
 
-/// What a tool invocation knows about the run it serves.
-public sealed record ToolContext(Guid RunId, Guid UserId, string Workspace, IServiceProvider Services);
+/// What a tool invocation knows about the run it serves. IsAdmin: the run's user is an administrator (a provider may
+/// offer admins tools it hides from others, e.g. an MCP server registered for admins only).
+public sealed record ToolContext(Guid RunId, Guid UserId, string Workspace, IServiceProvider Services, bool IsAdmin = false);
 
 /// Risk shown on an approval card.
 public enum ToolRisk { Low, Medium, High }
