@@ -37,7 +37,7 @@ public sealed class AgentAccess(IOptions<AgentOptions> options)
     /// <summary>Whether the allowlist names <paramref name="path"/> (an absolute path) for this user.</summary>
     public bool MayUseRepository(string path, string userName, string role)
     {
-        var full = Path.GetFullPath(path);
+        var full = CoderRepository.Normalize(path);
         return options.Value.AllowedRepositories.Any(r => r.Path == full && r.Allows(userName, role == Roles.Admin));
     }
 }

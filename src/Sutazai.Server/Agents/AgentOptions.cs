@@ -56,10 +56,13 @@ public sealed record CoderRepository(string Path, bool Everyone, IReadOnlySet<st
         var path = (bar < 0 ? entry : entry[..bar]).Trim();
         var users = bar < 0 ? [] : entry[(bar + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return new CoderRepository(
-            System.IO.Path.IsPathFullyQualified(path) ? System.IO.Path.GetFullPath(path) : path,
+            System.IO.Path.IsPathFullyQualified(path) ? Normalize(path) : path,
             users.Contains("*"),
             users.Where(u => u != "*").ToHashSet(StringComparer.OrdinalIgnoreCase));
     }
+
+    /// <summary>The full path without a trailing separator, as entries and requested paths are compared.</summary>
+    public static string Normalize(string path) => System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
 
     /// <summary>What is wrong with the setting, for the start-up check; empty when it is fine.</summary>
     public static IEnumerable<string> Problems(string setting)

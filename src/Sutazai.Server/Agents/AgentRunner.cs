@@ -653,8 +653,8 @@ internal sealed record BuildAttempt(
     {
         var error = toolResult.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
         var denied = toolResult.TryGetProperty("denied", out var d) && d.ValueKind == JsonValueKind.True;
-        var result = toolResult.GetProperty("result");
-        string Text(string name) => error is null && result.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() ?? "" : "";
+        var result = toolResult.TryGetProperty("result", out var r) && r.ValueKind == JsonValueKind.Object ? r : JsonDocument.Parse("{}").RootElement;
+        string Text(string name) => error is null && result.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? (v.GetString() ?? "").TrimEnd() : "";
         int? exitCode = error is null && result.TryGetProperty("exitCode", out var c) && c.ValueKind == JsonValueKind.Number ? c.GetInt32() : null;
         var timedOut = error is null && result.TryGetProperty("timedOut", out var t) && t.ValueKind == JsonValueKind.True;
         var passed = error is null && exitCode == 0 && !timedOut;

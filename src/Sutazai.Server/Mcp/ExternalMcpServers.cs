@@ -45,12 +45,13 @@ public sealed class McpServerCatalog(IServiceScopeFactory scopes, ILoggerFactory
     /// <summary>Re-reads the registrations and refreshes every listing older than <see cref="CacheLifetime"/>.</summary>
     public async Task RefreshAllAsync(CancellationToken ct)
     {
-        List<McpServerRegistration> servers;
-        await using (var scope = scopes.CreateAsyncScope())
-            servers = await scope.ServiceProvider.GetRequiredService<AppDbContext>().McpServers.AsNoTracking().Include(s => s.AllowedUsers).ToListAsync(ct);
         await _refreshing.WaitAsync(ct);
         try
         {
+            // Read under the lock, so a registration changed meanwhile (UpdateAsync) is never overwritten by an older read.
+            List<McpServerRegistration> servers;
+            await using (var scope = scopes.CreateAsyncScope())
+                servers = await scope.ServiceProvider.GetRequiredService<AppDbContext>().McpServers.AsNoTracking().Include(s => s.AllowedUsers).ToListAsync(ct);
             foreach (var gone in _states.Keys.Except(servers.Select(s => s.Name)).ToList())
                 if (_states.TryRemove(gone, out var old)) await DisposeClientAsync(old);
             var now = time.GetUtcNow().UtcDateTime;
@@ -90,9 +91,17 @@ public sealed class McpServerCatalog(IServiceScopeFactory scopes, ILoggerFactory
     }
 
     /// <summary>Takes a changed registration (its allowed users) without re-listing the server.</summary>
-    public void Update(McpServerRegistration server)
+    public async Task UpdateAsync(McpServerRegistration server, CancellationToken ct)
     {
-        if (_states.TryGetValue(server.Name, out var state) && state.Server.Id == server.Id) _states[server.Name] = state with { Server = server };
+        await _refreshing.WaitAsync(ct);
+        try
+        {
+            if (_states.TryGetValue(server.Name, out var state) && state.Server.Id == server.Id) _states[server.Name] = state with { Server = server };
+        }
+        finally
+        {
+            _refreshing.Release();
+        }
     }
 
     public async Task ForgetAsync(string name)

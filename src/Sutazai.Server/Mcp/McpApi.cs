@@ -103,7 +103,7 @@ public static partial class McpApi
         server.AllowedUsers.AddRange(allowed.UserIds.Where(id => server.AllowedUsers.All(u => u.UserId != id)).Select(id => new McpServerUser { ServerId = server.Id, UserId = id }));
         await db.SaveChangesAsync(ct);
         // This process at once; the others at their next refresh (McpServerCatalog.CacheLifetime).
-        catalog.Update(server);
+        await catalog.UpdateAsync(server, ct);
         return TypedResults.Ok(View(server, catalog.Find(server.Name) is { } state && state.Server.Id == server.Id ? state : null,
             await UserNamesAsync(db, allowed.UserIds, ct), await PreApprovedAsync(db, ct)));
     }

@@ -104,7 +104,7 @@ public sealed class GitToolTests : IDisposable
         {
             var script = _ws.At($".git/hooks/{hook}");
             File.WriteAllText(script, $"#!/bin/sh\necho {hook} >> '{marker}'\n");
-            File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
         File.WriteAllText(_ws.At("app.txt"), "app");
         var commit = await InvokeAsync<GitCommitResult>(T("git_commit"), new { message = "First" });
