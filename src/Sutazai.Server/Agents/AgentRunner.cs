@@ -200,7 +200,8 @@ public sealed partial class AgentRunner(
     }
 
     private static string BuildFailedMessage(JsonElement attempt) =>
-        $"The build command `{attempt.GetProperty("command").GetString()}` still failed after {attempt.GetProperty("attempt").GetInt32()} attempts" +
+        $"The build command `{attempt.GetProperty("command").GetString()}` still failed after {attempt.GetProperty("attempt").GetInt32()} attempt" +
+        (attempt.GetProperty("attempt").GetInt32() == 1 ? "" : "s") +
         (attempt.GetProperty("exitCode") is { ValueKind: JsonValueKind.Number } code ? $" (exit code {code.GetInt32()})" : "") +
         "; the files are in the workspace.";
 
@@ -414,10 +415,11 @@ public sealed partial class AgentRunner(
                 await AddResultAsync(segment, call, error: "The user denied this call. Do not retry it; continue without it or explain what you need.", denied: true);
                 return null;
             }
+            // What the user approved: the round's arguments (after an escalation, the earlier round's edit) or their edit of them.
+            arguments = JsonDocument.Parse(approval.EditedArguments ?? approval.Arguments).RootElement.Clone();
             var risk = approval.Risk;
-            if (approval.EditedArguments is { } edited)
+            if (approval.EditedArguments is not null)
             {
-                arguments = JsonDocument.Parse(edited).RootElement.Clone();
                 risk = approval.EditedRisk ?? AssessRisk(tool, arguments);
                 if (RiskRank(risk) > RiskRank(approval.Risk))
                 {

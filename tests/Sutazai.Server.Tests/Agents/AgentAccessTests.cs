@@ -116,7 +116,7 @@ public sealed class AgentAccessTests : IAsyncLifetime
         Assert.Equal("shell", (await mine.ReadJsonAsync()).GetProperty("family").GetString());
         Assert.Equal(before, (await RunsOfAsync(_bobClient.Id), await QueuedTasksAsync()));
 
-        var allowed = await Runs.CreateAgentAsync(_bobClient.Client, "marker", ["testkit", "FILES"]);
+        var allowed = await Runs.CreateAgentAsync(_bobClient.Client, "marker", ["testkit", "files"]);
         var done = await Runs.WaitForAsync(_bobClient.Client, await Runs.StartAsync(_bobClient.Client, allowed, Answered("bob-allowed")), "succeeded", "failed");
         Assert.Equal("succeeded", done.GetProperty("status").GetString());
         // Admins may use every family.
