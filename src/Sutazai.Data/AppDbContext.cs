@@ -38,6 +38,8 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<McpServerRegistration> McpServers => Set<McpServerRegistration>();
 
+    public DbSet<McpServerUser> McpServerUsers => Set<McpServerUser>();
+
     public DbSet<MemoryBlock> MemoryBlocks => Set<MemoryBlock>();
 
     public DbSet<MemoryPassage> MemoryPassages => Set<MemoryPassage>();
@@ -217,8 +219,9 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             approval.Property(a => a.CallId).HasMaxLength(128).IsRequired();
             approval.Property(a => a.Tool).HasMaxLength(100).IsRequired();
             approval.Property(a => a.Risk).HasMaxLength(8).IsRequired();
+            approval.Property(a => a.EditedRisk).HasMaxLength(8);
             approval.Property(a => a.Status).HasMaxLength(16).IsRequired();
-            approval.HasIndex(a => new { a.RunId, a.CallId }).IsUnique();
+            approval.HasIndex(a => new { a.RunId, a.CallId, a.Round }).IsUnique();
             approval.HasIndex(a => new { a.UserId, a.Status });
             approval.HasOne<AgentRun>().WithMany().HasForeignKey(a => a.RunId).OnDelete(DeleteBehavior.Cascade);
         });
@@ -238,6 +241,15 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             server.Property(s => s.Url).HasMaxLength(2000).IsRequired();
             server.Property(s => s.Headers).HasMaxLength(16000);
             server.HasIndex(s => s.Name).IsUnique();
+            server.HasMany(s => s.AllowedUsers).WithOne().HasForeignKey(u => u.ServerId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<McpServerUser>(user =>
+        {
+            user.ToTable("mcp_server_users");
+            user.HasKey(u => new { u.ServerId, u.UserId });
+            user.HasIndex(u => u.UserId);
+            user.HasOne<AppUser>().WithMany().HasForeignKey(u => u.UserId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<MemoryBlock>(block =>

@@ -113,10 +113,17 @@ namespace Sutazai.Data.Postgres.Migrations
                     b.Property<string>("EditedArguments")
                         .HasColumnType("text");
 
+                    b.Property<string>("EditedRisk")
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)");
+
                     b.Property<string>("Risk")
                         .IsRequired()
                         .HasMaxLength(8)
                         .HasColumnType("character varying(8)");
+
+                    b.Property<int>("Round")
+                        .HasColumnType("integer");
 
                     b.Property<Guid>("RunId")
                         .HasColumnType("uuid");
@@ -136,10 +143,10 @@ namespace Sutazai.Data.Postgres.Migrations
 
                     b.HasKey("Id");
 
-                    b.HasIndex("RunId", "CallId")
-                        .IsUnique();
-
                     b.HasIndex("UserId", "Status");
+
+                    b.HasIndex("RunId", "CallId", "Round")
+                        .IsUnique();
 
                     b.ToTable("agent_approvals", (string)null);
                 });
@@ -863,6 +870,9 @@ namespace Sutazai.Data.Postgres.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid");
 
+                    b.Property<bool>("AllUsers")
+                        .HasColumnType("boolean");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -889,6 +899,21 @@ namespace Sutazai.Data.Postgres.Migrations
                         .IsUnique();
 
                     b.ToTable("mcp_servers", (string)null);
+                });
+
+            modelBuilder.Entity("Sutazai.Data.Entities.McpServerUser", b =>
+                {
+                    b.Property<Guid>("ServerId")
+                        .HasColumnType("uuid");
+
+                    b.Property<Guid>("UserId")
+                        .HasColumnType("uuid");
+
+                    b.HasKey("ServerId", "UserId");
+
+                    b.HasIndex("UserId");
+
+                    b.ToTable("mcp_server_users", (string)null);
                 });
 
             modelBuilder.Entity("Sutazai.Data.Entities.MemoryBlock", b =>
@@ -1358,6 +1383,21 @@ namespace Sutazai.Data.Postgres.Migrations
                         .IsRequired();
                 });
 
+            modelBuilder.Entity("Sutazai.Data.Entities.McpServerUser", b =>
+                {
+                    b.HasOne("Sutazai.Data.Entities.McpServerRegistration", null)
+                        .WithMany("AllowedUsers")
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Sutazai.Data.Entities.AppUser", null)
+                        .WithMany()
+                        .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Sutazai.Data.Entities.MemoryBlock", b =>
                 {
                     b.HasOne("Sutazai.Data.Entities.AppUser", null)
@@ -1410,6 +1450,11 @@ namespace Sutazai.Data.Postgres.Migrations
                         .HasForeignKey("PointId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
+                });
+
+            modelBuilder.Entity("Sutazai.Data.Entities.McpServerRegistration", b =>
+                {
+                    b.Navigation("AllowedUsers");
                 });
 #pragma warning restore 612, 618
         }

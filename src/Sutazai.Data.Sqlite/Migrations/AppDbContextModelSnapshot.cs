@@ -106,10 +106,17 @@ namespace Sutazai.Data.Sqlite.Migrations
                     b.Property<string>("EditedArguments")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("EditedRisk")
+                        .HasMaxLength(8)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Risk")
                         .IsRequired()
                         .HasMaxLength(8)
                         .HasColumnType("TEXT");
+
+                    b.Property<int>("Round")
+                        .HasColumnType("INTEGER");
 
                     b.Property<Guid>("RunId")
                         .HasColumnType("TEXT");
@@ -129,10 +136,10 @@ namespace Sutazai.Data.Sqlite.Migrations
 
                     b.HasKey("Id");
 
-                    b.HasIndex("RunId", "CallId")
-                        .IsUnique();
-
                     b.HasIndex("UserId", "Status");
+
+                    b.HasIndex("RunId", "CallId", "Round")
+                        .IsUnique();
 
                     b.ToTable("agent_approvals", (string)null);
                 });
@@ -856,6 +863,9 @@ namespace Sutazai.Data.Sqlite.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("TEXT");
 
+                    b.Property<bool>("AllUsers")
+                        .HasColumnType("INTEGER");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
 
@@ -882,6 +892,21 @@ namespace Sutazai.Data.Sqlite.Migrations
                         .IsUnique();
 
                     b.ToTable("mcp_servers", (string)null);
+                });
+
+            modelBuilder.Entity("Sutazai.Data.Entities.McpServerUser", b =>
+                {
+                    b.Property<Guid>("ServerId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("UserId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("ServerId", "UserId");
+
+                    b.HasIndex("UserId");
+
+                    b.ToTable("mcp_server_users", (string)null);
                 });
 
             modelBuilder.Entity("Sutazai.Data.Entities.MemoryBlock", b =>
@@ -1351,6 +1376,21 @@ namespace Sutazai.Data.Sqlite.Migrations
                         .IsRequired();
                 });
 
+            modelBuilder.Entity("Sutazai.Data.Entities.McpServerUser", b =>
+                {
+                    b.HasOne("Sutazai.Data.Entities.McpServerRegistration", null)
+                        .WithMany("AllowedUsers")
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Sutazai.Data.Entities.AppUser", null)
+                        .WithMany()
+                        .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Sutazai.Data.Entities.MemoryBlock", b =>
                 {
                     b.HasOne("Sutazai.Data.Entities.AppUser", null)
@@ -1403,6 +1443,11 @@ namespace Sutazai.Data.Sqlite.Migrations
                         .HasForeignKey("PointId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
+                });
+
+            modelBuilder.Entity("Sutazai.Data.Entities.McpServerRegistration", b =>
+                {
+                    b.Navigation("AllowedUsers");
                 });
 #pragma warning restore 612, 618
         }

@@ -90,6 +90,16 @@ public static class AgentRunStatus
     public static bool IsTerminal(string status) => status is Succeeded or Failed or Cancelled;
 }
 
+public static class ApprovalStatus
+{
+    public const string Pending = "pending";
+    public const string Approved = "approved";
+    public const string Denied = "denied";
+
+    /// <summary>Approved with edited arguments of a higher risk than shown; the next round asks again.</summary>
+    public const string Escalated = "escalated";
+}
+
 /// <summary>One persisted step of a run, in order: a model turn, a tool call, its result, an approval…</summary>
 public sealed class AgentRunStep
 {
@@ -130,10 +140,19 @@ public sealed class AgentApproval
 
     public string? EditedArguments { get; set; }
 
-    /// <summary><c>low</c>, <c>medium</c> or <c>high</c>.</summary>
+    /// <summary><c>low</c>, <c>medium</c> or <c>high</c>: the risk of <see cref="Arguments"/>, as the user was shown it.</summary>
     public required string Risk { get; set; }
 
-    /// <summary><c>pending</c>, <c>approved</c>, <c>denied</c>.</summary>
+    /// <summary>The risk of <see cref="EditedArguments"/>, assessed again by the tool before the edited call runs.</summary>
+    public string? EditedRisk { get; set; }
+
+    /// <summary>
+    /// 0 for the model's call; one more each time an edit raised the risk and the user was asked again (the new round's
+    /// <see cref="Arguments"/> are the previous round's edited ones).
+    /// </summary>
+    public int Round { get; set; }
+
+    /// <summary><c>pending</c>, <c>approved</c>, <c>denied</c>, or <c>escalated</c> (approved with an edit of higher risk, asked again in the next round).</summary>
     public string Status { get; set; } = "pending";
 
     public Guid? DecidedBy { get; set; }
@@ -197,7 +216,21 @@ public sealed class McpServerRegistration
     /// <summary>Extra request headers (e.g. Authorization) as a JSON object of strings, or null.</summary>
     public string? Headers { get; set; }
 
+    /// <summary>Every user's agents may use its tools (<c>allowedUsers: ["*"]</c>); otherwise admins and <see cref="AllowedUsers"/> only.</summary>
+    public bool AllUsers { get; set; }
+
+    /// <summary>The users (besides admins) whose agents may use the server's tools, and with them its stored headers.</summary>
+    public List<McpServerUser> AllowedUsers { get; set; } = [];
+
     public Guid CreatedBy { get; set; }
 
     public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>A user whose agents may use a registered MCP server; removed with the user or the server.</summary>
+public sealed class McpServerUser
+{
+    public Guid ServerId { get; set; }
+
+    public Guid UserId { get; set; }
 }

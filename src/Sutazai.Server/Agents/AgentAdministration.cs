@@ -8,9 +8,14 @@ namespace Sutazai.Server.Agents;
 
 public sealed record ToolView(string Family, string Name, string Description, bool SideEffects, bool PreApproved, bool Available);
 
+/// <summary>
+/// One approval round. Arguments and Risk: what the user was asked; EditedArguments and EditedRisk: their edit, assessed
+/// again; ExecutedArguments: what the approved call ran with (null unless approved). A round whose edit raised the risk
+/// is <c>escalated</c>, and the next round (Round + 1) asks about the edited call.
+/// </summary>
 public sealed record ApprovalAuditRow(
     Guid Id, Guid RunId, string Agent, string User, string Tool, JsonElement Arguments, JsonElement? EditedArguments,
-    string Risk, string Status, DateTime CreatedAt, DateTime? DecidedAt);
+    string Risk, string? EditedRisk, int Round, string Status, JsonElement? ExecutedArguments, DateTime CreatedAt, DateTime? DecidedAt);
 
 /// <summary>The admin's view of agent tools and approvals: one path for the admin API and the admin pages of the UI.</summary>
 public sealed class AgentAdministration(AppDbContext db, IEnumerable<IToolProvider> providers, IServiceProvider services, TimeProvider time)
@@ -26,7 +31,8 @@ public sealed class AgentAdministration(AppDbContext db, IEnumerable<IToolProvid
 
     private IEnumerable<(IToolProvider Provider, AgentTool Tool)> AllTools()
     {
-        var probe = new ToolContext(Guid.Empty, Guid.Empty, Path.GetTempPath(), services);
+        // As an admin: the admin's list shows (and may pre-approve) the tools of every MCP server, whoever may use it.
+        var probe = new ToolContext(Guid.Empty, Guid.Empty, Path.GetTempPath(), services, IsAdmin: true);
         return providers.SelectMany(p => p.Create(probe).Select(t => (p, t)));
     }
 
@@ -63,10 +69,12 @@ public sealed class AgentAdministration(AppDbContext db, IEnumerable<IToolProvid
         var rows = await (from a in db.AgentApprovals.AsNoTracking()
                           join r in db.AgentRuns.AsNoTracking() on a.RunId equals r.Id
                           join u in db.Users.AsNoTracking() on a.UserId equals u.Id
-                          orderby a.CreatedAt descending
-                          select new { a.Id, a.RunId, agent = r.AgentId, user = u.UserName, a.Tool, a.Arguments, a.EditedArguments, a.Risk, a.Status, a.CreatedAt, a.DecidedAt })
+                          orderby a.CreatedAt descending, a.Round descending
+                          select new { a.Id, a.RunId, agent = r.AgentId, user = u.UserName, a.Tool, a.Arguments, a.EditedArguments, a.Risk, a.EditedRisk, a.Round, a.Status, a.CreatedAt, a.DecidedAt })
             .Take(Math.Clamp(limit, 1, 1000)).ToListAsync(ct);
-        return rows.Select(r => new ApprovalAuditRow(r.Id, r.RunId, r.agent, r.user ?? "", r.Tool, JsonDocument.Parse(r.Arguments).RootElement.Clone(),
-            r.EditedArguments is null ? null : JsonDocument.Parse(r.EditedArguments).RootElement.Clone(), r.Risk, r.Status, r.CreatedAt, r.DecidedAt)).ToList();
+        static JsonElement Parse(string json) => JsonDocument.Parse(json).RootElement.Clone();
+        return rows.Select(r => new ApprovalAuditRow(r.Id, r.RunId, r.agent, r.user ?? "", r.Tool, Parse(r.Arguments),
+            r.EditedArguments is null ? null : Parse(r.EditedArguments), r.Risk, r.EditedRisk, r.Round, r.Status,
+            r.Status == ApprovalStatus.Approved ? Parse(r.EditedArguments ?? r.Arguments) : null, r.CreatedAt, r.DecidedAt)).ToList();
     }
 }

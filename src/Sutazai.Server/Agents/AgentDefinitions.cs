@@ -6,8 +6,11 @@ namespace Sutazai.Server.Agents;
 /// <summary>How far a run may go before it is stopped.</summary>
 public sealed record AgentLimits(int MaxSteps, int MaxTokens, TimeSpan Timeout);
 
-/// <summary>How the runtime drives an agent: one tool loop, or a crew of role agents.</summary>
-public enum AgentKind { Standard, Crew, Memory }
+/// <summary>
+/// How the runtime drives an agent: one tool loop, a crew of role agents, a loop with core memory in its prompt, or a
+/// loop whose named build command the runtime runs and iterates on (the engineer).
+/// </summary>
+public enum AgentKind { Standard, Crew, Memory, Engineer }
 
 /// <summary>An agent: name, instructions, model, tool families and limits.</summary>
 public sealed record AgentDefinition(
@@ -38,14 +41,17 @@ public sealed class AgentCatalog(AppDbContext db)
             If the user asks you to explain a command, explain it without running anything.
             """,
             ["shell", "files"], null, DefaultLimits, OriginalName: "ShellGPT"),
-        new("engineer", "Engineer", "Writes a multi-file project from a specification into the run workspace (plan, files, README, tests), optionally builds and tests it; download as zip.",
+        new("engineer", "Engineer", "Writes a multi-file project from a specification into the run workspace (plan, files, README, tests), builds and tests it with the command its plan names and fixes the errors; download as zip.",
             """
-            You are the engineer agent. From the user's specification, first state a short plan (the files you will
-            write), then write every file with `files_write` (a README.md and tests included), then, when a build or
-            test command makes sense, run it with `shell_run` and fix errors until it passes or you run out of steps.
-            Finish with a summary of the project and how to run it.
+            You are the engineer agent. From the user's specification, first state a short plan: the files you will
+            write and, on a line of its own, `Build: <command>` with the one shell command that builds and tests the
+            project (for example `Build: sh build.sh` or `Build: python3 -m unittest`; leave the line out when there is
+            nothing to build). Then write every file with `files_write` (a README.md and tests included) and finish
+            with a summary of the project and how to run it. After you finish, the build command runs in the workspace;
+            if it fails you get its output: fix the files and finish again. To change the command, write a new
+            `Build:` line.
             """,
-            ["files", "shell"], null, DefaultLimits with { MaxSteps = 30 }, OriginalName: "GPT-Engineer"),
+            ["files", "shell"], null, DefaultLimits with { MaxSteps = 30 }, AgentKind.Engineer, OriginalName: "GPT-Engineer"),
         new("coder", "Coder", "Edits an existing git repository with search/replace blocks, shows the diff and commits after approval.",
             """
             You are the coder agent working in a git repository (the run workspace). Read the files you need with

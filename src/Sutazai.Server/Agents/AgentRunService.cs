@@ -36,6 +36,7 @@ public sealed class AgentRunService(
     ITaskQueue queue,
     RunHub hub,
     AgentWorkspaces workspaces,
+    AgentAccess access,
     IOptions<AgentOptions> options,
     TimeProvider time)
 {
@@ -48,12 +49,16 @@ public sealed class AgentRunService(
         public sealed record NotFound : StartResult;
 
         public sealed record Invalid(Dictionary<string, string[]> Errors) : StartResult;
+
+        /// <summary>The user's role may not use a tool family the run needs (<see cref="AgentAccess.ForbiddenFamily"/>).</summary>
+        public sealed record Forbidden(string Family, string Detail) : StartResult;
     }
 
     public async Task<StartResult> StartAsync(Guid userId, string agentId, StartRunRequest request, CancellationToken ct)
     {
         var agent = await catalog.FindAsync(userId, agentId, ct);
-        if (agent is null) return new StartResult.NotFound();
+        var user = await db.Users.AsNoTracking().Where(u => u.Id == userId).Select(u => new { u.UserName, u.Role }).FirstOrDefaultAsync(ct);
+        if (agent is null || user is null) return new StartResult.NotFound();
         var errors = new Dictionary<string, string[]>();
         var input = request.Input?.Trim() ?? "";
         if (input.Length == 0) errors["input"] = ["Input is required."];
@@ -67,8 +72,11 @@ public sealed class AgentRunService(
             var readable = await db.Collections.Where(c => collections.Contains(c.Id) && (c.OwnerId == userId || scope.SharedCollectionIds.Contains(c.Id))).Select(c => c.Id).ToListAsync(ct);
             if (readable.Count != collections.Distinct().Count()) errors["collectionIds"] = ["One or more collections do not exist or are not shared with you."];
         }
-        var runOptions = ValidateOptions(agent, request.Options, errors);
+        var runOptions = ValidateOptions(agent, request.Options, user.UserName ?? "", user.Role, errors);
         if (errors.Count > 0) return new StartResult.Invalid(errors);
+        if (access.ForbiddenFamily(user.Role, AgentAccess.FamiliesOf(agent, runOptions)) is { } family)
+            return new StartResult.Forbidden(family,
+                $"Your role ({user.Role}) may not use the tool family '{family}', which the agent '{agent.Name}' needs ({AgentAccess.FamiliesSetting(user.Role)}).");
 
         var run = new AgentRun
         {
@@ -91,7 +99,7 @@ public sealed class AgentRunService(
     }
 
     /// <summary>Checks agent-specific options (a crew's members and tasks, the coder's repository); returns them as stored.</summary>
-    private string? ValidateOptions(AgentDefinition agent, JsonElement? raw, Dictionary<string, string[]> errors)
+    private string? ValidateOptions(AgentDefinition agent, JsonElement? raw, string userName, string role, Dictionary<string, string[]> errors)
     {
         if (raw is not { ValueKind: JsonValueKind.Object } value)
         {
@@ -120,10 +128,10 @@ public sealed class AgentRunService(
         if (value.TryGetProperty("repository", out var repo))
         {
             var path = repo.ValueKind == JsonValueKind.String ? repo.GetString() : null;
-            var allowed = options.Value.AllowedRepositories;
+            // One answer for "not listed" and "listed for others", so the error does not tell which paths exist.
             if (agent.Id != "coder") errors["options.repository"] = ["Only the coder agent works in a repository."];
-            else if (path is null || !Path.IsPathFullyQualified(path) || !allowed.Contains(Path.GetFullPath(path)))
-                errors["options.repository"] = ["The repository must be one an admin allowed (Sutazai:Agents:CoderRepositories)."];
+            else if (path is null || !Path.IsPathFullyQualified(path) || !access.MayUseRepository(path, userName, role))
+                errors["options.repository"] = ["The repository must be one an admin allowed for you (Sutazai:Agents:CoderRepositories)."];
             else if (!Directory.Exists(Path.Combine(path, ".git")))
                 errors["options.repository"] = ["That path is not a git repository."];
         }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
@@ -18,15 +19,17 @@ namespace Sutazai.Server.Agents;
 /// side effects is invoked twice: a side-effect call found started but without a result is reported to the model as
 /// interrupted instead of being re-run.
 /// </summary>
-public sealed class AgentRunner(
+public sealed partial class AgentRunner(
     AppDbContext db,
     AgentCatalog catalog,
     ModelCatalog models,
     IEnumerable<IToolProvider> toolProviders,
     RunHub hub,
     AgentWorkspaces workspaces,
+    AgentAccess access,
     IServiceProvider services,
     IOptions<AgentOptions> options,
+    IOptions<AgentToolOptions> toolOptions,
     AgentWorkerIdentity worker,
     TimeProvider time,
     ILogger<AgentRunner> logger)
@@ -34,6 +37,12 @@ public sealed class AgentRunner(
     private string NodeId => worker.Id;
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     public const string DelegateTool = "delegate_task";
+
+    /// <summary>The segment the engineer's build attempts are stored in, apart from the model's own calls.</summary>
+    public const string BuildSegment = "build";
+
+    /// <summary>Most characters of a failed build's output sent back to the model (its end, where errors are).</summary>
+    public const int BuildFeedbackChars = 4000;
 
     private AgentRun _run = null!;
     private AgentDefinition _agent = null!;
@@ -132,9 +141,14 @@ public sealed class AgentRunner(
 
     private async Task<Outcome> RunAgentAsync(CancellationToken ct)
     {
+        var role = await db.Users.AsNoTracking().Where(u => u.Id == _run.UserId).Select(u => u.Role).FirstOrDefaultAsync(ct)
+            ?? throw new RunFailedException("The run's user no longer exists.");
+        // Checked at start too; again here because the setting may have been tightened while the run was queued or waiting.
+        if (access.ForbiddenFamily(role, AgentAccess.FamiliesOf(_agent, _run.Options)) is { } family)
+            throw new RunFailedException($"Your role ({role}) may not use the tool family '{family}' ({AgentAccess.FamiliesSetting(role)}).");
         var workspace = workspaces.For(_run);
         Directory.CreateDirectory(workspace);
-        var context = new ToolContext(_run.Id, _run.UserId, workspace, services, _run.AgentId);
+        var context = new ToolContext(_run.Id, _run.UserId, workspace, services, IsAdmin: role == Roles.Admin, AgentId: _run.AgentId);
         if (_agent.Kind == AgentKind.Crew) return await RunCrewAsync(context, ct);
 
         var system = _agent.Instructions.Trim();
@@ -142,8 +156,63 @@ public sealed class AgentRunner(
             system += "\n\n" + await services.GetRequiredService<MemoryStore>().CoreMemoryPromptAsync(_run.UserId, ct);
         system += $"\n\nToday is {time.GetUtcNow():yyyy-MM-dd}. Files you write go to the run's workspace.";
         var segment = new Segment(null, null, system, UserInput(), ToolsFor(_agent.Tools, context), null);
-        return await LoopAsync(segment, ct);
+        return _agent.Kind == AgentKind.Engineer ? await BuildLoopAsync(segment, context, ct) : await LoopAsync(segment, ct);
     }
+
+    /// <summary>
+    /// The engineer: the tool loop, then the build command its plan names (<see cref="BuildCommand"/>), run through
+    /// <c>shell_run</c> exactly like a call of the model's — approval, the shell tool's sandbox, stored steps, no
+    /// re-run after a crash — but in its own <see cref="BuildSegment"/>, so the model's conversation holds no call it
+    /// did not make. A failed build goes back to the model as a user message (a <c>build_attempt</c> step with
+    /// <c>feedback</c>) and the loop goes on, up to <see cref="AgentOptions.EngineerMaxBuildAttempts"/> attempts.
+    /// </summary>
+    private async Task<Outcome> BuildLoopAsync(Segment segment, ToolContext context, CancellationToken ct)
+    {
+        var max = options.Value.EngineerMaxBuildAttempts;
+        while (true)
+        {
+            var outcome = await LoopAsync(segment, ct);
+            if (outcome is not Outcome.Finished finished) return outcome;
+            var mine = _steps.Where(s => s.Segment == segment.Key).ToList();
+            if (BuildCommand(mine) is not { } command) return finished;
+            var attempts = mine.Where(s => s.Kind == "build_attempt").ToList();
+            if (attempts.LastOrDefault() is { } last && last.Index > mine.Last(s => s.Kind == "model").Index)
+            {
+                // Stored after the model's last answer and not sent back to it: passed, denied, or the last attempt allowed.
+                if (last.Data.GetProperty("passed").GetBoolean() || last.Data.GetProperty("denied").GetBoolean()) return finished;
+                throw new RunFailedException(BuildFailedMessage(last.Data));
+            }
+
+            var number = attempts.Count + 1;
+            var call = new ToolCall($"build_{number}", "shell_run",
+                JsonSerializer.SerializeToElement(new { command, timeoutSeconds = toolOptions.Value.ShellMaxTimeoutSeconds }, Json));
+            var build = new Segment(BuildSegment, null, "", "", ToolsFor(["shell"], context), null);
+            if (!_steps.Any(s => s.Segment == BuildSegment && s.Kind == "tool_result" && s.CallId == call.CallId)
+                && await CallAsync(build, call, _steps.Where(s => s.Segment == BuildSegment).ToList(), ct, null) is Outcome.Waiting waiting)
+                return waiting;
+
+            var result = _steps.Last(s => s.Segment == BuildSegment && s.Kind == "tool_result" && s.CallId == call.CallId).Data;
+            var attempt = BuildAttempt.From(result, number, max, command, call.CallId);
+            await AddStepAsync(segment, "build_attempt", attempt);
+            if (attempt.Passed || attempt.Denied) return finished;
+            if (attempt.Feedback is null) throw new RunFailedException(BuildFailedMessage(_steps[^1].Data));
+        }
+    }
+
+    private static string BuildFailedMessage(JsonElement attempt) =>
+        $"The build command `{attempt.GetProperty("command").GetString()}` still failed after {attempt.GetProperty("attempt").GetInt32()} attempt" +
+        (attempt.GetProperty("attempt").GetInt32() == 1 ? "" : "s") +
+        (attempt.GetProperty("exitCode") is { ValueKind: JsonValueKind.Number } code ? $" (exit code {code.GetInt32()})" : "") +
+        "; the files are in the workspace.";
+
+    /// <summary>The command of the last <c>Build: &lt;command&gt;</c> line in the model's texts (so a later plan can change it), or null.</summary>
+    internal static string? BuildCommand(IEnumerable<StoredStep> steps) =>
+        steps.Where(s => s.Kind == "model")
+            .SelectMany(s => BuildLine().Matches(s.Data.GetProperty("text").GetString() ?? "").Select(m => m.Groups["command"].Value.Trim()))
+            .LastOrDefault(c => c.Length > 0);
+
+    [GeneratedRegex(@"^[ \t>*-]*(?:\*\*)?Build:(?:\*\*)?[ \t]*`?(?<command>[^`\r\n]+?)`?[ \t]*$", RegexOptions.Multiline)]
+    private static partial Regex BuildLine();
 
     private string UserInput()
     {
@@ -209,7 +278,9 @@ public sealed class AgentRunner(
             if (lastModel is not null)
             {
                 var calls = lastModel.Calls();
-                if (calls.Count == 0) return new Outcome.Finished(lastModel.Data.GetProperty("text").GetString() ?? "");
+                // Feedback stored after the answer (a failed build) is the model's to answer: it gets another turn.
+                if (calls.Count == 0 && !mine.Any(s => s.Index > lastModel.Index && s.Feedback is not null))
+                    return new Outcome.Finished(lastModel.Data.GetProperty("text").GetString() ?? "");
                 var answered = mine.Where(s => s.Kind == "tool_result").Select(s => s.CallId).ToHashSet();
                 var pending = calls.Where(c => !answered.Contains(c.CallId)).ToList();
                 if (pending.Count > 0)
@@ -247,6 +318,10 @@ public sealed class AgentRunner(
             else if (step.Kind == "tool_result")
             {
                 messages.Add(new ChatMessage(ChatRole.Tool, [new FunctionResultContent(step.CallId!, step.Data.GetProperty("result").GetRawText())]));
+            }
+            else if (step.Feedback is { } feedback)
+            {
+                messages.Add(new ChatMessage(ChatRole.User, feedback));
             }
         }
 
@@ -321,27 +396,18 @@ public sealed class AgentRunner(
         var arguments = call.Arguments;
         if (tool.SideEffects && !await PreApprovedAsync(tool.Name, ct))
         {
-            var approval = await db.AgentApprovals.AsNoTracking().FirstOrDefaultAsync(a => a.RunId == _run.Id && a.CallId == call.CallId, ct);
-            if (approval is null)
+            var approval = await db.AgentApprovals.AsNoTracking().Where(a => a.RunId == _run.Id && a.CallId == call.CallId)
+                .OrderByDescending(a => a.Round).FirstOrDefaultAsync(ct);
+            if (approval is null) return await RequestApprovalAsync(segment, call, tool, arguments, AssessRisk(tool, arguments), null);
+            // Marked escalated, then the worker stopped before the next round was stored: ask it now.
+            if (approval.Status == ApprovalStatus.Escalated)
+                return await RequestApprovalAsync(segment, call, tool, JsonDocument.Parse(approval.EditedArguments!).RootElement.Clone(), approval.EditedRisk ?? "high", approval);
+            if (approval.Status == ApprovalStatus.Pending)
             {
-                var risk = AssessRisk(tool, arguments);
-                approval = new AgentApproval
-                {
-                    Id = Guid.NewGuid(),
-                    RunId = _run.Id,
-                    UserId = _run.UserId,
-                    CallId = call.CallId,
-                    Tool = tool.Name,
-                    Arguments = arguments.GetRawText(),
-                    Risk = risk,
-                    CreatedAt = time.GetUtcNow().UtcDateTime,
-                };
-                db.AgentApprovals.Add(approval);
-                await db.SaveChangesAsync(CancellationToken.None);
-                await AddStepAsync(segment, "approval_request", new { approvalId = approval.Id, callId = call.CallId, tool = tool.Name, arguments, risk });
+                if (!mine.Any(s => s.Kind == "approval_request" && s.Data.GetProperty("approvalId").GetGuid() == approval.Id))
+                    await AddApprovalRequestAsync(segment, call, approval, null);
                 return new Outcome.Waiting(approval);
             }
-            if (approval.Status == "pending") return new Outcome.Waiting(approval);
             if (approval.Status == "denied")
             {
                 if (!mine.Any(s => s.Kind == "denial" && s.CallId == call.CallId))
@@ -349,9 +415,28 @@ public sealed class AgentRunner(
                 await AddResultAsync(segment, call, error: "The user denied this call. Do not retry it; continue without it or explain what you need.", denied: true);
                 return null;
             }
-            if (approval.EditedArguments is { } edited) arguments = JsonDocument.Parse(edited).RootElement.Clone();
+            // What the user approved: the round's arguments (after an escalation, the earlier round's edit) or their edit of them.
+            arguments = JsonDocument.Parse(approval.EditedArguments ?? approval.Arguments).RootElement.Clone();
+            var risk = approval.Risk;
+            if (approval.EditedArguments is not null)
+            {
+                risk = approval.EditedRisk ?? AssessRisk(tool, arguments);
+                if (RiskRank(risk) > RiskRank(approval.Risk))
+                {
+                    // The user approved a call shown as less risky than their edit made it: record that, and ask again with the new risk.
+                    await db.AgentApprovals.Where(a => a.Id == approval.Id && a.Status == ApprovalStatus.Approved)
+                        .ExecuteUpdateAsync(s => s.SetProperty(a => a.Status, ApprovalStatus.Escalated).SetProperty(a => a.EditedRisk, risk), CancellationToken.None);
+                    approval.EditedRisk = risk;
+                    return await RequestApprovalAsync(segment, call, tool, arguments, risk, approval);
+                }
+                if (approval.EditedRisk is null)
+                    await db.AgentApprovals.Where(a => a.Id == approval.Id).ExecuteUpdateAsync(s => s.SetProperty(a => a.EditedRisk, risk), CancellationToken.None);
+            }
             if (!mine.Any(s => s.Kind == "approval" && s.CallId == call.CallId))
-                await AddStepAsync(segment, "approval", new { approvalId = approval.Id, callId = call.CallId, tool = tool.Name, arguments, edited = approval.EditedArguments is not null });
+                await AddStepAsync(segment, "approval", new
+                {
+                    approvalId = approval.Id, callId = call.CallId, tool = tool.Name, arguments, edited = approval.EditedArguments is not null, risk, round = approval.Round,
+                });
         }
 
         if (mine.Any(s => s.Kind == "tool_call" && s.CallId == call.CallId))
@@ -381,6 +466,49 @@ public sealed class AgentRunner(
         }
         return null;
     }
+
+    /// <summary>Stores a pending approval of <paramref name="arguments"/> (the next round after <paramref name="previous"/>, when given) and its step.</summary>
+    private async Task<Outcome> RequestApprovalAsync(Segment segment, ToolCall call, AgentTool tool, JsonElement arguments, string risk, AgentApproval? previous)
+    {
+        var approval = new AgentApproval
+        {
+            Id = Guid.NewGuid(),
+            RunId = _run.Id,
+            UserId = _run.UserId,
+            CallId = call.CallId,
+            Tool = tool.Name,
+            Arguments = arguments.GetRawText(),
+            Risk = risk,
+            Round = previous is null ? 0 : previous.Round + 1,
+            CreatedAt = time.GetUtcNow().UtcDateTime,
+        };
+        db.AgentApprovals.Add(approval);
+        await db.SaveChangesAsync(CancellationToken.None);
+        await AddApprovalRequestAsync(segment, call, approval, previous);
+        return new Outcome.Waiting(approval);
+    }
+
+    private Task AddApprovalRequestAsync(Segment segment, ToolCall call, AgentApproval approval, AgentApproval? previous)
+    {
+        var data = new JsonObject
+        {
+            ["approvalId"] = approval.Id,
+            ["callId"] = call.CallId,
+            ["tool"] = approval.Tool,
+            ["arguments"] = JsonNode.Parse(approval.Arguments),
+            ["risk"] = approval.Risk,
+        };
+        if (previous is not null)
+        {
+            data["round"] = approval.Round;
+            data["previousApprovalId"] = previous.Id;
+            data["previousRisk"] = previous.Risk;
+            data["reason"] = $"The edited arguments are {approval.Risk} risk, the approved call was {previous.Risk}: approve the edited call again.";
+        }
+        return AddStepAsync(segment, "approval_request", data);
+    }
+
+    private static int RiskRank(string risk) => risk switch { "low" => 0, "medium" => 1, _ => 2 };
 
     private static string AssessRisk(AgentTool tool, JsonElement arguments)
     {
@@ -498,8 +626,11 @@ public sealed class AgentRunner(
 
     internal sealed record ToolCall(string CallId, string Name, JsonElement Arguments);
 
-    private sealed record StoredStep(int Index, string Kind, string? Segment, string? CallId, JsonElement Data)
+    internal sealed record StoredStep(int Index, string Kind, string? Segment, string? CallId, JsonElement Data)
     {
+        /// <summary>Text for the model to answer (a failed build's output), sent as a user message.</summary>
+        public string? Feedback => Data.TryGetProperty("feedback", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
+
         public static StoredStep From(AgentRunStep s)
         {
             var data = JsonDocument.Parse(s.Data).RootElement.Clone();
@@ -512,6 +643,33 @@ public sealed class AgentRunner(
         public List<ToolCall> Calls() => Data.TryGetProperty("calls", out var calls)
             ? calls.EnumerateArray().Select(c => new ToolCall(c.GetProperty("callId").GetString()!, c.GetProperty("name").GetString()!, c.GetProperty("arguments"))).ToList()
             : [];
+    }
+}
+
+/// <summary>One run of the engineer's build command, as its <c>build_attempt</c> step stores it.</summary>
+internal sealed record BuildAttempt(
+    int Attempt, int MaxAttempts, string Command, string CallId, int? ExitCode, bool TimedOut, bool Passed, bool Denied, string Output, string? Feedback)
+{
+    /// <summary>Reads the <c>shell_run</c> result step; a failure before the last attempt gets feedback for the model.</summary>
+    public static BuildAttempt From(JsonElement toolResult, int attempt, int maxAttempts, string command, string callId)
+    {
+        var error = toolResult.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
+        var denied = toolResult.TryGetProperty("denied", out var d) && d.ValueKind == JsonValueKind.True;
+        var result = toolResult.TryGetProperty("result", out var r) && r.ValueKind == JsonValueKind.Object ? r : JsonDocument.Parse("{}").RootElement;
+        string Text(string name) => error is null && result.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? (v.GetString() ?? "").TrimEnd() : "";
+        int? exitCode = error is null && result.TryGetProperty("exitCode", out var c) && c.ValueKind == JsonValueKind.Number ? c.GetInt32() : null;
+        var timedOut = error is null && result.TryGetProperty("timedOut", out var t) && t.ValueKind == JsonValueKind.True;
+        var passed = error is null && exitCode == 0 && !timedOut;
+        var output = error ?? string.Join("\n", new[] { Text("stdout"), Text("stderr") }.Where(x => x.Length > 0));
+        if (output.Length > AgentRunner.BuildFeedbackChars) output = "…" + output[^AgentRunner.BuildFeedbackChars..];
+        string? feedback = null;
+        if (!passed && !denied && attempt < maxAttempts)
+        {
+            var how = error is not null ? "could not run" : timedOut ? "timed out" : $"failed with exit code {exitCode}";
+            feedback = $"The build command `{command}` {how} (attempt {attempt} of {maxAttempts}). Its output:\n{output}\n\n" +
+                "Fix the files, then finish again: the command runs again after your answer.";
+        }
+        return new BuildAttempt(attempt, maxAttempts, command, callId, exitCode, timedOut, passed, denied, output, feedback);
     }
 }
 

@@ -203,6 +203,8 @@ public static class AgentsApi
                 return TypedResults.Accepted($"/api/v1/runs/{started.Run.Id}", (object)new { runId = started.Run.Id, status = started.Run.Status });
             case AgentRunService.StartResult.Invalid invalid:
                 return Problems.Validation(invalid.Errors);
+            case AgentRunService.StartResult.Forbidden forbidden:
+                return Problems.Forbidden(forbidden.Detail, new Dictionary<string, object?> { ["family"] = forbidden.Family });
             default:
                 return Problems.NotFound("No agent with that id.");
         }

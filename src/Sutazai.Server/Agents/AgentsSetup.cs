@@ -15,8 +15,13 @@ public static class AgentsSetup
         var services = builder.Services;
         services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.Section)
             .ValidateDataAnnotations()
-            .Validate(o => o.AllowedRepositories.All(Path.IsPathFullyQualified), "Sutazai:Agents:CoderRepositories entries must be absolute paths.")
+            .Validate(o => !CoderRepository.Problems(o.CoderRepositories).Any(),
+                "Sutazai:Agents:CoderRepositories: entries separated by ';', each an absolute path, optionally followed by '|' and the users who may use it (comma-separated user names, or *).")
+            .Validate<IEnumerable<IToolProvider>>((o, providers) => AgentAccess.ParseFamilies(o.ToolFamiliesByRole.User)
+                    .All(f => f == AgentAccess.EveryFamily || providers.Any(p => string.Equals(p.Name, f, StringComparison.OrdinalIgnoreCase))),
+                "Sutazai:Agents:ToolFamiliesByRole:User must be * or comma-separated names of installed tool families (GET /api/v1/admin/tools lists them).")
             .ValidateOnStart();
+        services.AddSingleton<AgentAccess>();
         services.AddSingleton<RunHub>();
         services.AddSingleton<AgentWorkerIdentity>();
         services.AddSingleton<AgentWorkspaces>();

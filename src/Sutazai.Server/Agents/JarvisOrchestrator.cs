@@ -17,7 +17,7 @@ public sealed class JarvisOrchestrator(JarvisRouter router, AgentRunService runs
 
         public sealed record Answering(RunningReply Reply) : Outcome;
 
-        /// <summary>Code as in the /ws/jarvis error frame (invalid_request, not_found, conflict, unavailable).</summary>
+        /// <summary>Code as in the /ws/jarvis error frame (invalid_request, forbidden, not_found, conflict, unavailable).</summary>
         public sealed record Failed(string Code, string Message) : Outcome;
     }
 
@@ -33,6 +33,7 @@ public sealed class JarvisOrchestrator(JarvisRouter router, AgentRunService runs
                 AgentRunService.StartResult.Started run => new Outcome.RunStarted(run.Run),
                 AgentRunService.StartResult.Invalid invalid => new Outcome.Failed("invalid_request",
                     string.Join(" ", invalid.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}"))),
+                AgentRunService.StartResult.Forbidden forbidden => new Outcome.Failed("forbidden", forbidden.Detail),
                 _ => new Outcome.Failed("not_found", $"No agent '{route.Agent}'."),
             };
         }

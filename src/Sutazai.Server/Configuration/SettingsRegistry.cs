@@ -74,8 +74,10 @@ public static class SettingsRegistry
 
         new("Sutazai:Agents:LeaseSeconds", "60", "How long a worker's claim on an agent run lasts without renewal; a crashed worker's run is resumed by another after it."),
         new("Sutazai:Agents:JsonToolCallProviders", "llamacpp", "Comma-separated providers whose models get the documented JSON tool-call format (docs/agents.md) instead of native tool calling."),
-        new("Sutazai:Agents:CoderRepositories", "", "Comma-separated absolute paths of git repositories the coder agent may edit (admin's allowlist)."),
+        new("Sutazai:Agents:CoderRepositories", "", "Git repositories the coder agent may edit (admin's allowlist), separated by `;`. Each entry is an absolute path (admins only), `path|alice,bob` (admins and those user names) or `path|*` (everyone); a run naming another repository gets 422 on `options.repository`."),
         new("Sutazai:Agents:MaxInputChars", "32000", "Longest run input accepted (422 beyond)."),
+        new("Sutazai:Agents:ToolFamiliesByRole:User", "*", "Tool families (comma-separated, e.g. `files,knowledge,calculator`) a non-admin's runs may use; `*` is every family. A run of an agent needing another family is refused at start with 403 naming it. Admins may use every family."),
+        new("Sutazai:Agents:EngineerMaxBuildAttempts", "3", "How many times the engineer agent runs the build command its plan names (through shell_run, after approval), feeding the errors back to the model between attempts, before the run fails."),
 
         new("Sutazai:Knowledge:MaxUploadBytes", "104857600", "Largest file accepted by POST /api/v1/documents (413 beyond)."),
         new("Sutazai:Knowledge:ChunkTokens", "512", "Target size of a document chunk, in tokens."),

@@ -15,6 +15,9 @@ namespace Sutazai.Server.Mcp;
 public sealed record McpServerState(McpServerRegistration Server, McpClient? Client, IReadOnlyList<McpClientTool> Tools, string? Error, DateTime CheckedAt)
 {
     public bool Reachable => Client is not null && Error is null;
+
+    /// <summary>Whether runs of this user may use the server's tools (and so its stored headers): admins always.</summary>
+    public bool Allows(Guid userId, bool isAdmin) => isAdmin || Server.AllUsers || Server.AllowedUsers.Any(u => u.UserId == userId);
 }
 
 /// <summary>
@@ -42,19 +45,25 @@ public sealed class McpServerCatalog(IServiceScopeFactory scopes, ILoggerFactory
     /// <summary>Re-reads the registrations and refreshes every listing older than <see cref="CacheLifetime"/>.</summary>
     public async Task RefreshAllAsync(CancellationToken ct)
     {
-        List<McpServerRegistration> servers;
-        await using (var scope = scopes.CreateAsyncScope())
-            servers = await scope.ServiceProvider.GetRequiredService<AppDbContext>().McpServers.AsNoTracking().ToListAsync(ct);
         await _refreshing.WaitAsync(ct);
         try
         {
+            // Read under the lock, so a registration changed meanwhile (UpdateAsync) is never overwritten by an older read.
+            List<McpServerRegistration> servers;
+            await using (var scope = scopes.CreateAsyncScope())
+                servers = await scope.ServiceProvider.GetRequiredService<AppDbContext>().McpServers.AsNoTracking().Include(s => s.AllowedUsers).ToListAsync(ct);
             foreach (var gone in _states.Keys.Except(servers.Select(s => s.Name)).ToList())
                 if (_states.TryRemove(gone, out var old)) await DisposeClientAsync(old);
             var now = time.GetUtcNow().UtcDateTime;
             foreach (var server in servers)
             {
                 var known = _states.GetValueOrDefault(server.Name);
-                if (known is not null && known.Server.Id == server.Id && known.Reachable && now - known.CheckedAt < CacheLifetime) continue;
+                if (known is not null && known.Server.Id == server.Id && known.Reachable && now - known.CheckedAt < CacheLifetime)
+                {
+                    // The listing is fresh, but who may use the server can have changed on another node.
+                    _states[server.Name] = known with { Server = server };
+                    continue;
+                }
                 _states[server.Name] = await ConnectAndListAsync(server, known, ct);
             }
             Loaded = true;
@@ -74,6 +83,20 @@ public sealed class McpServerCatalog(IServiceScopeFactory scopes, ILoggerFactory
             var state = await ConnectAndListAsync(server, _states.GetValueOrDefault(server.Name), ct);
             _states[server.Name] = state;
             return state;
+        }
+        finally
+        {
+            _refreshing.Release();
+        }
+    }
+
+    /// <summary>Takes a changed registration (its allowed users) without re-listing the server.</summary>
+    public async Task UpdateAsync(McpServerRegistration server, CancellationToken ct)
+    {
+        await _refreshing.WaitAsync(ct);
+        try
+        {
+            if (_states.TryGetValue(server.Name, out var state) && state.Server.Id == server.Id) _states[server.Name] = state with { Server = server };
         }
         finally
         {
@@ -175,8 +198,11 @@ public static class McpServerHeaders
 }
 
 /// <summary>
-/// The "mcp" tool family: every tool of every reachable registered server, named <c>mcp_&lt;server&gt;_&lt;tool&gt;</c>
-/// (sanitised to [a-z0-9_]). Each asks for approval unless its server marks it <c>readOnlyHint: true</c>.
+/// The "mcp" tool family: every tool of every reachable registered server the run's user may use (admins: every
+/// server; others: servers registered for everyone or naming them), named <c>mcp_&lt;server&gt;_&lt;tool&gt;</c>
+/// (sanitised to [a-z0-9_]). Every one asks for approval unless an admin pre-approved it: a server's own
+/// <c>readOnlyHint</c> is a claim of the external server, so it lowers the shown risk at most to medium and never
+/// removes the approval.
 /// </summary>
 public sealed class McpToolProvider(McpServerCatalog catalog) : IToolProvider
 {
@@ -184,7 +210,7 @@ public sealed class McpToolProvider(McpServerCatalog catalog) : IToolProvider
 
     public string Name => Family;
 
-    public string Description => "Tools of the external MCP servers an admin registered (approval unless a tool is marked read-only).";
+    public string Description => "Tools of the external MCP servers an admin registered for you (each call needs approval unless an admin pre-approved the tool).";
 
     public (bool Available, string? Reason) Health()
     {
@@ -196,17 +222,19 @@ public sealed class McpToolProvider(McpServerCatalog catalog) : IToolProvider
     }
 
     public IReadOnlyList<AgentTool> Create(ToolContext context) =>
-        catalog.States.Where(s => s.Reachable)
+        catalog.States.Where(s => s.Reachable && s.Allows(context.UserId, context.IsAdmin))
             .SelectMany(s => s.Tools.Select(tool => (Name: ToolName(s.Server.Name, tool.Name), Tool: tool)))
             .DistinctBy(t => t.Name)
             .Select(t =>
             {
-                var annotations = t.Tool.ProtocolTool.Annotations;
-                var readOnly = annotations?.ReadOnlyHint == true;
-                var risk = readOnly ? ToolRisk.Low : annotations?.DestructiveHint == false ? ToolRisk.Medium : ToolRisk.High;
-                return new AgentTool(new McpAgentFunction(t.Tool.WithName(t.Name)), SideEffects: !readOnly, _ => risk);
+                var risk = Risk(t.Tool);
+                return new AgentTool(new McpAgentFunction(t.Tool.WithName(t.Name)), SideEffects: true, _ => risk);
             })
             .ToList();
+
+    /// <summary>High, or medium when the server says the tool only reads or is not destructive (its word, never low).</summary>
+    public static ToolRisk Risk(McpClientTool tool) =>
+        tool.ProtocolTool.Annotations is { } hints && (hints.ReadOnlyHint == true || hints.DestructiveHint == false) ? ToolRisk.Medium : ToolRisk.High;
 
     /// <summary><c>mcp_&lt;server&gt;_&lt;tool&gt;</c>, lower-case, every other character than [a-z0-9_] replaced by '_'.</summary>
     public static string ToolName(string server, string tool)

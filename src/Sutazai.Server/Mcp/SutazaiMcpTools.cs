@@ -62,6 +62,7 @@ public static class SutazaiMcpTools
         {
             AgentRunService.StartResult.Started started => new McpRunStarted(started.Run.Id, started.Run.Status, started.Run.AgentId),
             AgentRunService.StartResult.Invalid invalid => throw new McpException(string.Join(" ", invalid.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}"))),
+            AgentRunService.StartResult.Forbidden forbidden => throw new McpException(forbidden.Detail),
             _ => throw new McpException($"No agent '{agent}' was found."),
         };
     }

@@ -98,8 +98,71 @@ public sealed class AgentRuntimeTests(AgentAppFixture fixture) : IClassFixture<A
         Assert.Equal("succeeded", done.GetProperty("status").GetString());
         Assert.True(File.Exists(Path.Combine(Workspace(runId), "edited.txt")));
         Assert.False(File.Exists(Path.Combine(Workspace(runId), "proposed.txt")));
+        Assert.Equal(["model", "approval_request", "approval", "tool_call", "tool_result", "model"], Runs.StepKinds(done));
         var approval = done.GetProperty("steps")[2].GetProperty("data");
         Assert.True(approval.GetProperty("edited").GetBoolean());
+        Assert.Equal("medium", approval.GetProperty("risk").GetString());
+        Assert.Equal("""{"name":"edited.txt"}""", approval.GetProperty("arguments").GetRawText());
+        Assert.Equal("""{"name":"edited.txt"}""", done.GetProperty("steps")[3].GetProperty("data").GetProperty("arguments").GetRawText());
+        var stored = await fixture.App.WithDbAsync(db => db.AgentApprovals.AsNoTracking().SingleAsync(a => a.Id == approvalId));
+        Assert.Equal(("approved", "medium", "medium", 0), (stored.Status, stored.Risk, stored.EditedRisk, stored.Round));
+        Assert.Equal("""{"name":"proposed.txt"}""", stored.Arguments);
+        Assert.Equal("""{"name":"edited.txt"}""", stored.EditedArguments);
+    }
+
+    [Fact]
+    public async Task Approval_EditThatRaisesTheRisk_IsAskedAgainWithTheNewRisk_AndTheAuditShowsWhatRan()
+    {
+        var client = await fixture.UserAsync();
+        var agent = await Runs.CreateAgentAsync(client, "escalated", ["testkit"]);
+        var key = Key();
+        fixture.Models.Script(key, ScriptedModels.Call("write_marker", new { name = "safe.txt" }), ScriptedModels.Answer("done"));
+        var runId = await Runs.StartAsync(client, agent, key);
+        var first = (await Runs.WaitForAsync(client, runId, "waiting_approval")).GetProperty("pendingApprovals")[0];
+        var firstId = first.GetProperty("id").GetGuid();
+        Assert.Equal("medium", first.GetProperty("risk").GetString());
+
+        var decide = await client.PostAsJsonAsync($"/api/v1/runs/{runId}/approvals/{firstId}", new { approve = true, editedArguments = new { name = "danger-edited.txt" } });
+        Assert.Equal(HttpStatusCode.OK, decide.StatusCode);
+        var again = await Runs.WaitForAsync(client, runId, "waiting_approval", "succeeded", "failed");
+        Assert.Equal("waiting_approval", again.GetProperty("status").GetString());
+        var second = Assert.Single(again.GetProperty("pendingApprovals").EnumerateArray());
+        var secondId = second.GetProperty("id").GetGuid();
+        Assert.NotEqual(firstId, secondId);
+        Assert.Equal("high", second.GetProperty("risk").GetString());
+        Assert.Equal("""{"name":"danger-edited.txt"}""", second.GetProperty("arguments").GetRawText());
+        Assert.Equal(["model", "approval_request", "approval_request"], Runs.StepKinds(again));
+        var request = again.GetProperty("steps")[2].GetProperty("data");
+        Assert.Equal((secondId, firstId, "medium", "high", 1), (request.GetProperty("approvalId").GetGuid(), request.GetProperty("previousApprovalId").GetGuid(),
+            request.GetProperty("previousRisk").GetString(), request.GetProperty("risk").GetString(), request.GetProperty("round").GetInt32()));
+        Assert.Equal("The edited arguments are high risk, the approved call was medium: approve the edited call again.", request.GetProperty("reason").GetString());
+        Assert.False(File.Exists(Path.Combine(Workspace(runId), "danger-edited.txt")));
+        Assert.False(File.Exists(Path.Combine(Workspace(runId), "safe.txt")));
+        var escalated = await fixture.App.WithDbAsync(db => db.AgentApprovals.AsNoTracking().SingleAsync(a => a.Id == firstId));
+        Assert.Equal((ApprovalStatus.Escalated, "medium", "high", 0), (escalated.Status, escalated.Risk, escalated.EditedRisk, escalated.Round));
+        Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsJsonAsync($"/api/v1/runs/{runId}/approvals/{firstId}", new { approve = true })).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/v1/runs/{runId}/approvals/{secondId}", new { approve = true })).StatusCode);
+        var done = await Runs.WaitForAsync(client, runId, "succeeded", "failed");
+        Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        Assert.Equal(["model", "approval_request", "approval_request", "approval", "tool_call", "tool_result", "model"], Runs.StepKinds(done));
+        var approval = done.GetProperty("steps")[3].GetProperty("data");
+        Assert.Equal((secondId, "high", 1, false),
+            (approval.GetProperty("approvalId").GetGuid(), approval.GetProperty("risk").GetString(), approval.GetProperty("round").GetInt32(), approval.GetProperty("edited").GetBoolean()));
+        Assert.Equal("""{"name":"danger-edited.txt"}""", done.GetProperty("steps")[4].GetProperty("data").GetProperty("arguments").GetRawText());
+        Assert.Equal("written\n", await File.ReadAllTextAsync(Path.Combine(Workspace(runId), "danger-edited.txt")));
+        Assert.False(File.Exists(Path.Combine(Workspace(runId), "safe.txt")));
+
+        var admin = fixture.App.Client(fixture.AdminTokens.AccessToken);
+        var audit = (await (await admin.GetAsync("/api/v1/admin/approvals?limit=1000")).ReadJsonAsync()).EnumerateArray()
+            .Where(a => a.GetProperty("runId").GetGuid() == runId).ToList();
+        Assert.Equal([(secondId, 1, "approved", "high"), (firstId, 0, "escalated", "medium")],
+            audit.Select(a => (a.GetProperty("id").GetGuid(), a.GetProperty("round").GetInt32(), a.GetProperty("status").GetString()!, a.GetProperty("risk").GetString()!)));
+        Assert.Equal("""{"name":"danger-edited.txt"}""", audit[0].GetProperty("executedArguments").GetRawText());
+        Assert.Equal(JsonValueKind.Null, audit[1].GetProperty("executedArguments").ValueKind);
+        Assert.Equal("""{"name":"safe.txt"}""", audit[1].GetProperty("arguments").GetRawText());
+        Assert.Equal("""{"name":"danger-edited.txt"}""", audit[1].GetProperty("editedArguments").GetRawText());
+        Assert.Equal("high", audit[1].GetProperty("editedRisk").GetString());
     }
 
     [Fact]

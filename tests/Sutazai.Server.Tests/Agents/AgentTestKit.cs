@@ -85,7 +85,7 @@ public sealed class ScriptedModels : IModelProvider
     }
 }
 
-/// <summary>Test tools: one with a side effect the tests can observe (a marker file), a read-only echo, and a slow one.</summary>
+/// <summary>Test tools: one with a side effect the tests can observe (a marker file; high risk for names starting "danger"), a read-only echo, and a slow one.</summary>
 public sealed class TestKitTools : IToolProvider
 {
     public ConcurrentQueue<string> Invocations { get; } = new();
@@ -103,7 +103,7 @@ public sealed class TestKitTools : IToolProvider
             Invocations.Enqueue("write_marker:" + name);
             File.AppendAllText(Path.Combine(context.Workspace, name), "written\n");
             return new { written = name };
-        }, "write_marker", "Writes a marker file."), true, args => args.TryGetValue("name", out var n) && n?.ToString() == "danger" ? ToolRisk.High : ToolRisk.Medium),
+        }, "write_marker", "Writes a marker file."), true, args => args.TryGetValue("name", out var n) && n?.ToString()?.StartsWith("danger", StringComparison.Ordinal) == true ? ToolRisk.High : ToolRisk.Medium),
         new(AIFunctionFactory.Create((string text) =>
         {
             Invocations.Enqueue("echo:" + text);

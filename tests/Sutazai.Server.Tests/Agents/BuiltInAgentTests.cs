@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.AI;
 using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Agents;
@@ -91,6 +92,78 @@ public sealed class BuiltInAgentTests : IAsyncLifetime
         Assert.Equal(["README.md", "primes.py"], archive.Entries.Select(e => e.FullName).Order(StringComparer.Ordinal));
         using var reader = new StreamReader(archive.GetEntry("primes.py")!.Open());
         Assert.Equal("print([n for n in range(2, 12) if all(n % d for d in range(2, n))])\n", await reader.ReadToEndAsync());
+    }
+
+    private static JsonElement[] BuildAttempts(JsonElement run) =>
+        run.GetProperty("steps").EnumerateArray().Where(s => s.GetProperty("kind").GetString() == "build_attempt").Select(s => s.GetProperty("data")).ToArray();
+
+    [Fact]
+    public async Task Engineer_RunsTheBuildItsPlanNames_FeedsTheErrorBack_AndBuildsAgainAfterTheFix()
+    {
+        var spec = "engineer-build-" + Guid.NewGuid().ToString("N")[..8] + ": a greeting checked by build.sh";
+        const string feedback = "The build command `sh build.sh` failed with exit code 1 (attempt 1 of 3). Its output:\nerror: greeting.txt is missing\n\n" +
+            "Fix the files, then finish again: the command runs again after your answer.";
+        _kit.Models.Script(spec,
+            ScriptedModels.Call("files_write", new { path = "build.sh", content = "test -f greeting.txt || { echo 'error: greeting.txt is missing' >&2; exit 1; }\ncat greeting.txt\n" },
+                "Plan: build.sh checks that greeting.txt exists.\nBuild: `sh build.sh`"),
+            ScriptedModels.Answer("Wrote build.sh."),
+            (Func<IReadOnlyList<ChatMessage>, ChatResponse>)(messages => messages[^1].Role == ChatRole.User && messages[^1].Text == feedback
+                ? ScriptedModels.Call("files_write", new { path = "greeting.txt", content = "hello\n" })
+                : ScriptedModels.Answer("The build error was not fed back.")),
+            ScriptedModels.Answer("Fixed: greeting.txt added."));
+        var runId = await Runs.StartAsync(_client, "engineer", spec);
+        var (run, approved) = await ApproveUntilDoneAsync(runId);
+
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        Assert.Equal("Fixed: greeting.txt added.", run.GetProperty("output").GetString());
+        Assert.Equal(["files_write", "shell_run", "files_write", "shell_run"], approved);
+        Assert.Equal(
+        [
+            "model", "approval_request", "approval", "tool_call", "tool_result", "model",
+            "approval_request", "approval", "tool_call", "tool_result", "build_attempt",
+            "model", "approval_request", "approval", "tool_call", "tool_result", "model",
+            "approval_request", "approval", "tool_call", "tool_result", "build_attempt",
+        ], Runs.StepKinds(run));
+        var attempts = BuildAttempts(run);
+        Assert.Equal([(1, 1, false, "sh build.sh", "error: greeting.txt is missing"), (2, 0, true, "sh build.sh", "hello")],
+            attempts.Select(a => (a.GetProperty("attempt").GetInt32(), a.GetProperty("exitCode").GetInt32(), a.GetProperty("passed").GetBoolean(),
+                a.GetProperty("command").GetString()!, a.GetProperty("output").GetString()!)));
+        Assert.Equal(feedback, attempts[0].GetProperty("feedback").GetString());
+        Assert.Equal(JsonValueKind.Null, attempts[1].GetProperty("feedback").ValueKind);
+
+        // Each attempt is a real shell_run call, stored in the build segment (not in the model's conversation).
+        var buildCalls = run.GetProperty("steps").EnumerateArray()
+            .Where(s => s.GetProperty("kind").GetString() == "tool_call" && s.GetProperty("data").TryGetProperty("segment", out var segment) && segment.GetString() == "build")
+            .Select(s => s.GetProperty("data")).ToList();
+        Assert.Equal([("build_1", "sh build.sh"), ("build_2", "sh build.sh")], buildCalls.Select(d => (d.GetProperty("callId").GetString()!, d.GetProperty("arguments").GetProperty("command").GetString()!)));
+        var results = run.GetProperty("steps").EnumerateArray().Where(s => s.GetProperty("kind").GetString() == "tool_result" && s.GetProperty("data").GetProperty("tool").GetString() == "shell_run")
+            .Select(s => s.GetProperty("data").GetProperty("result")).ToList();
+        Assert.Equal([(1, "error: greeting.txt is missing\n"), (0, "")], results.Select(r => (r.GetProperty("exitCode").GetInt32(), r.GetProperty("stderr").GetString()!)));
+
+        // The model was sent the error as a user message, and its conversation has no call it did not make.
+        var fed = Assert.Single(_kit.Models.Requests, r => r[0].Role == ChatRole.System && r[1].Text == spec && r[^1].Role == ChatRole.User && r[^1].Text == feedback);
+        Assert.DoesNotContain(fed.SelectMany(m => m.Contents).OfType<FunctionResultContent>(), c => c.CallId.StartsWith("build_", StringComparison.Ordinal));
+        Assert.Equal("hello\n", await File.ReadAllTextAsync(Path.Combine(_app.DataDir, "agents", "runs", runId.ToString("N"), "greeting.txt")));
+    }
+
+    [Fact]
+    public async Task Engineer_BuildStillFailingAfterTheLastAttempt_FailsTheRun()
+    {
+        var spec = "engineer-broken-" + Guid.NewGuid().ToString("N")[..8] + ": a build that never passes";
+        _kit.Models.Script(spec,
+            ScriptedModels.Call("files_write", new { path = "fail.sh", content = "echo broken >&2\nexit 2\n" }, "Build: sh fail.sh"),
+            ScriptedModels.Answer("Wrote fail.sh."),
+            ScriptedModels.Answer("Tried again."),
+            ScriptedModels.Answer("Tried once more."));
+        var runId = await Runs.StartAsync(_client, "engineer", spec);
+        var (run, approved) = await ApproveUntilDoneAsync(runId);
+        Assert.Equal("failed", run.GetProperty("status").GetString());
+        Assert.Equal("The build command `sh fail.sh` still failed after 3 attempts (exit code 2); the files are in the workspace.", run.GetProperty("error").GetString());
+        Assert.Equal(["files_write", "shell_run", "shell_run", "shell_run"], approved);
+        var attempts = BuildAttempts(run);
+        Assert.Equal([(1, 2, true), (2, 2, true), (3, 2, false)],
+            attempts.Select(a => (a.GetProperty("attempt").GetInt32(), a.GetProperty("exitCode").GetInt32(), a.GetProperty("feedback").ValueKind == JsonValueKind.String)));
+        Assert.Equal("error", Runs.StepKinds(run)[^1]);
     }
 
     [Fact]

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
@@ -168,14 +169,20 @@ public sealed class McpTests(McpFixture fixture) : IClassFixture<McpFixture>
     }
 
     [Fact]
-    public async Task ExternalServerTools_SideEffectWaitsForApproval_ReadOnlyRunsAtOnce()
+    public async Task ExternalServerTools_AllWaitForApproval_WhateverTheServerClaims_UntilAnAdminPreApprovesOne()
     {
-        var registered = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers", new { name = "calc-box", url = fixture.ExternalMcp.ToString() });
+        var registered = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers", new { name = "calc-box", url = fixture.ExternalMcp.ToString(), allowedUsers = new[] { "*" } });
         Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
         var server = await registered.ReadJsonAsync();
         Assert.True(server.GetProperty("reachable").GetBoolean(), server.ToString());
-        var tools = server.GetProperty("tools").EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!, t => t.GetProperty("sideEffects").GetBoolean());
-        Assert.Equal(new Dictionary<string, bool> { ["mcp_calc_box_add"] = true, ["mcp_calc_box_echo"] = false }, tools);
+        Assert.Equal(["*"], server.GetProperty("allowedUsers").EnumerateArray().Select(u => u.GetString()!));
+        var tools = server.GetProperty("tools").EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!,
+            t => (t.GetProperty("readOnlyHint").GetBoolean(), t.GetProperty("sideEffects").GetBoolean(), t.GetProperty("risk").GetString()!, t.GetProperty("preApproved").GetBoolean()));
+        Assert.Equal(new Dictionary<string, (bool, bool, string, bool)>
+        {
+            ["mcp_calc_box_add"] = (false, true, "high", false),
+            ["mcp_calc_box_echo"] = (true, true, "medium", false),
+        }, tools);
 
         var (client, _) = await fixture.UserAsync();
         var agent = await Runs.CreateAgentAsync(client, "mcp-user", ["mcp"]);
@@ -198,13 +205,108 @@ public sealed class McpTests(McpFixture fixture) : IClassFixture<McpFixture>
         Assert.Equal(JsonValueKind.Null, addResult.GetProperty("error").ValueKind);
         Assert.Contains("42", addResult.GetProperty("result").GetRawText());
 
+        // The server marks echo readOnlyHint: true; that is its claim, so the call still waits for the user.
         var echoKey = "mcp-echo-" + Guid.NewGuid().ToString("N");
         fixture.Models.Script(echoKey, ScriptedModels.Call("mcp_calc_box_echo", new { text = "hello falcon" }), ScriptedModels.Answer("Echoed."));
         var echoRun = await Runs.StartAsync(client, agent, echoKey);
-        var echoed = await Runs.WaitForAsync(client, echoRun, "succeeded", "failed", "waiting_approval");
+        var asked = await Runs.WaitForAsync(client, echoRun, "succeeded", "failed", "waiting_approval");
+        Assert.Equal("waiting_approval", asked.GetProperty("status").GetString());
+        var echoApproval = Assert.Single(asked.GetProperty("pendingApprovals").EnumerateArray());
+        Assert.Equal(("mcp_calc_box_echo", "medium"), (echoApproval.GetProperty("tool").GetString(), echoApproval.GetProperty("risk").GetString()));
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/v1/runs/{echoRun}/approvals/{echoApproval.GetProperty("id").GetGuid()}", new { approve = true })).StatusCode);
+        Assert.Equal("succeeded", (await Runs.WaitForAsync(client, echoRun, "succeeded", "failed")).GetProperty("status").GetString());
+
+        // The admin decides: once pre-approved, echo runs at once.
+        Assert.Equal(HttpStatusCode.OK, (await fixture.Admin.PutAsJsonAsync("/api/v1/admin/tools/mcp_calc_box_echo", new { preApproved = true })).StatusCode);
+        var listed = await fixture.Admin.GetFromJsonAsync<JsonElement>("/api/v1/admin/mcp-servers");
+        Assert.True(listed.EnumerateArray().Single(s => s.GetProperty("name").GetString() == "calc-box").GetProperty("tools").EnumerateArray()
+            .Single(t => t.GetProperty("name").GetString() == "mcp_calc_box_echo").GetProperty("preApproved").GetBoolean());
+        var trustedKey = "mcp-echo-" + Guid.NewGuid().ToString("N");
+        fixture.Models.Script(trustedKey, ScriptedModels.Call("mcp_calc_box_echo", new { text = "hello falcon" }), ScriptedModels.Answer("Echoed."));
+        var echoed = await Runs.WaitForAsync(client, await Runs.StartAsync(client, agent, trustedKey), "succeeded", "failed", "waiting_approval");
         Assert.Equal("succeeded", echoed.GetProperty("status").GetString());
         Assert.Equal(["model", "tool_call", "tool_result", "model"], Runs.StepKinds(echoed));
         Assert.Contains("echo: hello falcon", echoed.GetProperty("steps")[2].GetProperty("data").GetProperty("result").GetRawText());
+    }
+
+    private async Task<(HttpClient Client, string Username)> NamedUserAsync()
+    {
+        using var anon = fixture.Http();
+        var user = await Accounts.RegisterAsync(anon);
+        return (fixture.Http((await Accounts.LoginAsync(anon, user.Username)).AccessToken), user.Username);
+    }
+
+    /// <summary>Starts a run that calls <paramref name="tool"/> once; returns the run once it waits or ends.</summary>
+    private async Task<JsonElement> CallToolInARunAsync(HttpClient client, string agent, string tool)
+    {
+        var key = "mcp-allowed-" + Guid.NewGuid().ToString("N");
+        fixture.Models.Script(key, ScriptedModels.Call(tool, new { a = 1, b = 2 }), ScriptedModels.Answer("done"));
+        return await Runs.WaitForAsync(client, await Runs.StartAsync(client, agent, key), "waiting_approval", "succeeded", "failed");
+    }
+
+    [Fact]
+    public async Task ExternalServer_ItsToolsAndHeaders_AreOnlyForTheUsersTheAdminAllowed()
+    {
+        var (alice, aliceName) = await NamedUserAsync();
+        var (bob, bobName) = await NamedUserAsync();
+        async Task AssertInvalid(object body, string message)
+        {
+            var response = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers", body);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+            var errors = (await response.ReadJsonAsync()).GetProperty("errors");
+            Assert.Equal(["allowedUsers"], errors.EnumerateObject().Select(p => p.Name).ToArray());
+            Assert.Equal(message, errors.GetProperty("allowedUsers")[0].GetString());
+        }
+        await AssertInvalid(new { name = "team-box", url = fixture.ExternalMcp.ToString(), allowedUsers = new[] { aliceName, "no-such-user-x" } }, "No user named 'no-such-user-x'.");
+        await AssertInvalid(new { name = "team-box", url = fixture.ExternalMcp.ToString(), allowedUsers = new[] { "*", aliceName } }, "\"*\" (everyone) stands alone; list user names, or [\"*\"].");
+        Assert.False(await fixture.App.WithDbAsync(db => db.McpServers.AnyAsync(s => s.Name == "team-box")));
+
+        var registered = await fixture.Admin.PostAsJsonAsync("/api/v1/admin/mcp-servers", new
+        {
+            name = "team-box", url = fixture.ExternalMcp.ToString(), headers = new Dictionary<string, string> { ["X-Team-Key"] = "team-secret" }, allowedUsers = new[] { aliceName.ToUpperInvariant() },
+        });
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+        var server = await registered.ReadJsonAsync();
+        Assert.Equal([aliceName], server.GetProperty("allowedUsers").EnumerateArray().Select(u => u.GetString()!));
+        var serverId = server.GetProperty("id").GetGuid();
+        var aliceId = await fixture.App.WithDbAsync(db => db.Users.Where(u => u.UserName == aliceName).Select(u => u.Id).SingleAsync());
+        Assert.Equal([aliceId], await fixture.App.WithDbAsync(db => db.McpServerUsers.Where(u => u.ServerId == serverId).Select(u => u.UserId).ToListAsync()));
+
+        var aliceAgent = await Runs.CreateAgentAsync(alice, "team-tools", ["mcp"]);
+        var bobAgent = await Runs.CreateAgentAsync(bob, "team-tools", ["mcp"]);
+        var aliceRun = await CallToolInARunAsync(alice, aliceAgent, "mcp_team_box_add");
+        Assert.Equal("waiting_approval", aliceRun.GetProperty("status").GetString());
+        Assert.Equal("mcp_team_box_add", aliceRun.GetProperty("pendingApprovals")[0].GetProperty("tool").GetString());
+        var bobRun = await CallToolInARunAsync(bob, bobAgent, "mcp_team_box_add");
+        Assert.Equal("succeeded", bobRun.GetProperty("status").GetString());
+        Assert.Equal(["model", "tool_result", "model"], Runs.StepKinds(bobRun));
+        var refused = bobRun.GetProperty("steps")[1].GetProperty("data").GetProperty("error").GetString()!;
+        Assert.StartsWith("There is no tool 'mcp_team_box_add'.", refused);
+        Assert.DoesNotContain("mcp_team_box_", refused["There is no tool 'mcp_team_box_add'.".Length..]);
+
+        // Moving the server to bob: his runs see it at once, alice's no longer do.
+        var user = fixture.Http((await Accounts.LoginAsync(fixture.Http(), bobName)).AccessToken);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.PutAsJsonAsync("/api/v1/admin/mcp-servers/team-box/allowed-users", new { allowedUsers = new[] { bobName } })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await fixture.Admin.PutAsJsonAsync("/api/v1/admin/mcp-servers/no-box/allowed-users", new { allowedUsers = new[] { bobName } })).StatusCode);
+        var missing = await fixture.Admin.PutAsJsonAsync("/api/v1/admin/mcp-servers/team-box/allowed-users", new { });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, missing.StatusCode);
+        Assert.True((await missing.ReadJsonAsync()).GetProperty("errors").TryGetProperty("allowedUsers", out _));
+        var moved = await fixture.Admin.PutAsJsonAsync("/api/v1/admin/mcp-servers/team-box/allowed-users", new { allowedUsers = new[] { bobName } });
+        Assert.Equal(HttpStatusCode.OK, moved.StatusCode);
+        Assert.Equal([bobName], (await moved.ReadJsonAsync()).GetProperty("allowedUsers").EnumerateArray().Select(u => u.GetString()!));
+        var bobId = await fixture.App.WithDbAsync(db => db.Users.Where(u => u.UserName == bobName).Select(u => u.Id).SingleAsync());
+        Assert.Equal([bobId], await fixture.App.WithDbAsync(db => db.McpServerUsers.Where(u => u.ServerId == serverId).Select(u => u.UserId).ToListAsync()));
+        Assert.Equal("waiting_approval", (await CallToolInARunAsync(bob, bobAgent, "mcp_team_box_add")).GetProperty("status").GetString());
+        var aliceAgain = await CallToolInARunAsync(alice, aliceAgent, "mcp_team_box_add");
+        Assert.Equal(["model", "tool_result", "model"], Runs.StepKinds(aliceAgain));
+
+        // Empty: admins only.
+        Assert.Equal(HttpStatusCode.OK, (await fixture.Admin.PutAsJsonAsync("/api/v1/admin/mcp-servers/team-box/allowed-users", new { allowedUsers = Array.Empty<string>() })).StatusCode);
+        Assert.Equal(["model", "tool_result", "model"], Runs.StepKinds(await CallToolInARunAsync(bob, bobAgent, "mcp_team_box_add")));
+        var adminAgent = await Runs.CreateAgentAsync(fixture.Admin, "team-tools-" + Guid.NewGuid().ToString("N")[..6], ["mcp"]);
+        Assert.Equal("waiting_approval", (await CallToolInARunAsync(fixture.Admin, adminAgent, "mcp_team_box_add")).GetProperty("status").GetString());
+        Assert.Empty(await fixture.App.WithDbAsync(db => db.McpServerUsers.Where(u => u.ServerId == serverId).ToListAsync()));
+        Assert.Equal(HttpStatusCode.NoContent, (await fixture.Admin.DeleteAsync("/api/v1/admin/mcp-servers/team-box")).StatusCode);
     }
 
     [Fact]

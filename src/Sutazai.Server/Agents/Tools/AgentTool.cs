@@ -1,8 +1,10 @@
 using Microsoft.Extensions.AI;
 namespace Sutazai.Server.Agents.Tools;
 
-/// What a tool invocation knows about the run it serves.
-public sealed record ToolContext(Guid RunId, Guid UserId, string Workspace, IServiceProvider Services, string? AgentId = null);
+/// What a tool invocation knows about the run it serves. IsAdmin: the run's user is an administrator (a provider may
+/// offer admins tools it hides from others, e.g. an MCP server registered for admins only). AgentId: the agent the run
+/// belongs to (the sandbox's network allowlist names agents).
+public sealed record ToolContext(Guid RunId, Guid UserId, string Workspace, IServiceProvider Services, bool IsAdmin = false, string? AgentId = null);
 
 /// Risk shown on an approval card.
 public enum ToolRisk { Low, Medium, High }

@@ -9,6 +9,9 @@ internal sealed record WorkspacePath(string FullPath, string Relative);
 /// Confines file access to one run's workspace directory. A path must be relative, without <c>..</c> or NUL bytes, and
 /// every component that exists is checked: a symbolic link is followed only when its real target stays inside the
 /// workspace, so neither <c>../x</c> nor a link to <c>/etc</c> (or a linked directory) reaches anything outside.
+/// No path reaches a <c>.git</c> directory (in any letter case, also through a link inside the workspace): hooks and
+/// config there would run code the next time anyone uses git in the repository, so git is touched only through the
+/// git tools (LibGit2Sharp, which runs no hooks).
 /// </summary>
 internal sealed class Workspace
 {
@@ -60,6 +63,7 @@ internal sealed class Workspace
                 var target = Native.RealPath(candidate)
                     ?? throw new ToolException($"'{shown}' is a symbolic link whose target does not exist.");
                 if (!Contains(target)) throw new ToolException($"'{shown}' is a symbolic link that leads outside the workspace; access refused.");
+                if (IsGitPath(Path.GetRelativePath(Root, target))) throw new ToolException($"'{shown}' is a symbolic link into a .git directory; access refused.");
                 current = i == segments.Count - 1 && !followFinalLink ? candidate : target;
             }
             else if (info.Exists || Directory.Exists(candidate))
@@ -86,12 +90,18 @@ internal sealed class Workspace
         {
             if (segment.Length == 0 || segment == ".") continue;
             if (segment == "..") throw new ToolException($"'{path}' contains '..'; paths must stay inside the workspace.");
+            if (IsGitName(segment)) throw new ToolException($"'{Shorten(path)}' is inside a .git directory; the files tools do not touch git's own files (use the git tools).");
             if (Encoding.UTF8.GetByteCount(segment) > MaxComponentBytes)
                 throw new ToolException($"A name in '{Shorten(path)}' is longer than {MaxComponentBytes} bytes.");
             segments.Add(segment);
         }
         return segments;
     }
+
+    /// <summary><c>.git</c> in any letter case (case-insensitive file systems open <c>.GIT</c> as <c>.git</c>).</summary>
+    private static bool IsGitName(string segment) => string.Equals(segment, ".git", StringComparison.OrdinalIgnoreCase);
+
+    private static bool IsGitPath(string relative) => relative.Split('/').Any(IsGitName);
 
     private static string Shorten(string path) => path.Length <= 80 ? path : path[..40] + "…" + path[^20..];
 }

