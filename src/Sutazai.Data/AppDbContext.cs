@@ -95,6 +95,7 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             key.Property(k => k.Name).HasMaxLength(100).IsRequired();
             key.Property(k => k.Prefix).HasMaxLength(32).IsRequired();
             key.Property(k => k.KeyHash).HasMaxLength(64).IsRequired();
+            key.Property(k => k.Scopes).HasMaxLength(200).IsRequired();
             key.HasIndex(k => k.KeyHash).IsUnique();
             key.HasIndex(k => k.UserId);
             key.HasOne<AppUser>().WithMany().HasForeignKey(k => k.UserId).OnDelete(DeleteBehavior.Cascade);

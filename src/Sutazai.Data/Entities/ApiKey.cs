@@ -2,7 +2,7 @@ namespace Sutazai.Data.Entities;
 
 /// <summary>
 /// A per-user API key (<c>sk-…</c>) for the OpenAI-compatible API and scripts. Only its SHA-256 is stored; the key is
-/// shown once at creation. It authenticates through the same validator as a JWT.
+/// shown once at creation. It authenticates through the same validator as a JWT, with only the scopes it was given.
 /// </summary>
 public sealed class ApiKey
 {
@@ -16,6 +16,9 @@ public sealed class ApiKey
     public required string Prefix { get; set; }
 
     public required string KeyHash { get; set; }
+
+    /// <summary>What the key may do, space-separated (e.g. <c>inference chat knowledge</c>); see the server's ApiScopes.</summary>
+    public required string Scopes { get; set; }
 
     public DateTime CreatedAt { get; set; }
 

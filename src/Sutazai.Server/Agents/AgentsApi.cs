@@ -29,7 +29,7 @@ public static class AgentsApi
 {
     public static IEndpointRouteBuilder MapAgentsApi(this IEndpointRouteBuilder routes)
     {
-        var agents = routes.MapGroup("/api/v1/agents").WithTags("Agents").RequireAuthorization();
+        var agents = routes.MapGroup("/api/v1/agents").WithTags("Agents").RequireAuthorization(ScopePolicies.Agents);
         agents.MapGet("", ListAgents).WithSummary("The built-in agents and mine, each with its health (model and tools available).");
         agents.MapGet("/{agentId}", GetAgent);
         agents.MapPost("", CreateAgent).WithSummary("Create a custom agent (instructions + tool families + model + limits).");
@@ -37,7 +37,7 @@ public static class AgentsApi
         agents.MapDelete("/{id:guid}", DeleteAgent).WithSummary("Delete a custom agent (its runs are kept).");
         agents.MapPost("/{agentId}/runs", StartRun).WithSummary("Start a run (durable job) → 202 {runId}.");
 
-        var runs = routes.MapGroup("/api/v1/runs").WithTags("Agents").RequireAuthorization();
+        var runs = routes.MapGroup("/api/v1/runs").WithTags("Agents").RequireAuthorization(ScopePolicies.Agents);
         runs.MapGet("", ListRuns).WithSummary("My runs, newest first.");
         runs.MapGet("/{id:guid}", GetRun).WithSummary("A run with its steps, pending approvals, output, artifacts and usage.");
         runs.MapGet("/{id:guid}/events", Events).WithSummary("The run's events (SSE): stored steps first, then live ones until it ends or waits.");
@@ -46,7 +46,7 @@ public static class AgentsApi
         runs.MapGet("/{id:guid}/artifacts", Artifacts).WithSummary("Files the run wrote to its workspace.");
         runs.MapGet("/{id:guid}/artifacts/workspace.zip", WorkspaceZip).WithSummary("The run's workspace as a zip.");
 
-        var memory = routes.MapGroup("/api/v1/memory").WithTags("Memory").RequireAuthorization();
+        var memory = routes.MapGroup("/api/v1/memory").WithTags("Memory").RequireAuthorization(ScopePolicies.Agents);
         memory.MapGet("", GetMemory).WithSummary("My core memory blocks and newest archival passages.");
         memory.MapPut("/blocks/{label}", SetBlock).WithSummary("Set a core memory block (persona or human).");
         memory.MapGet("/passages", SearchPassages).WithSummary("Archival memory: newest, or the closest in meaning to q.");

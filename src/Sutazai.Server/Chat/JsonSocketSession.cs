@@ -10,7 +10,8 @@ namespace Sutazai.Server.Chat;
 /// <summary>
 /// What every SutazAI WebSocket shares (/ws/chat, /ws/jarvis): JSON text frames, authentication by header, query or a
 /// first <c>auth</c> frame within 10 seconds, <c>ping</c>/<c>pong</c>, frame size limit (1009), errors in-band.
-/// Subclasses handle the authenticated frame types.
+/// Every socket needs the <c>chat</c> scope (an API key without it is refused). Subclasses handle the authenticated
+/// frame types.
 /// </summary>
 public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, ClaimsPrincipal? principal) : IDisposable
 {
@@ -40,7 +41,14 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
     /// <summary>Runs when a socket authenticates (by header, query or auth frame).</summary>
     protected virtual Task OnAuthenticatedAsync(CancellationToken ct) => Task.CompletedTask;
 
-    /// <summary>Accepts the upgrade (400 ProblemDetails for a plain HTTP request) and runs the session until it ends.</summary>
+    public const string RequiredScope = ApiScopes.Chat;
+
+    private static readonly string MissingScope = $"This API key lacks the '{RequiredScope}' scope the sockets need.";
+
+    /// <summary>
+    /// Accepts the upgrade (400 ProblemDetails for a plain HTTP request, 403 insufficient_scope for a credential
+    /// without the chat scope) and runs the session until it ends.
+    /// </summary>
     public static async Task ServeAsync<TSession>(HttpContext http, string path, Func<WebSocket, ClaimsPrincipal?, TSession> create, Action<TSession> opened, Action<TSession> closed)
         where TSession : JsonSocketSession
     {
@@ -48,6 +56,11 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         {
             http.Response.StatusCode = StatusCodes.Status400BadRequest;
             await http.Response.WriteAsJsonAsync(new { title = "Bad Request", status = 400, detail = $"This endpoint speaks WebSocket only (see docs/api.md, {path})." });
+            return;
+        }
+        if (http.User.Identity?.IsAuthenticated == true && !http.User.HasScope(RequiredScope))
+        {
+            await InsufficientScope.WriteAsync(http, MissingScope, RequiredScope);
             return;
         }
         var socket = await http.WebSockets.AcceptWebSocketAsync();
@@ -181,6 +194,12 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         {
             await SendErrorAsync("unauthorized", "The token is invalid, expired or revoked.", ct);
             await CloseAsync(WebSocketCloseStatus.PolicyViolation, "invalid token");
+            return;
+        }
+        if (!user.HasScope(RequiredScope))
+        {
+            await SendErrorAsync(InsufficientScope.Code, MissingScope, ct);
+            await CloseAsync(WebSocketCloseStatus.PolicyViolation, "insufficient scope");
             return;
         }
         _user = user;

@@ -15,7 +15,7 @@ public static class ConversationsApi
 {
     public static IEndpointRouteBuilder MapConversationsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/api/v1/conversations").WithTags("Conversations").RequireAuthorization();
+        var group = routes.MapGroup("/api/v1/conversations").WithTags("Conversations").RequireAuthorization(ScopePolicies.Chat);
         group.MapPost("", Create).WithSummary("Start a conversation.");
         group.MapGet("", List).WithSummary("My conversations, pinned then newest first, paged.");
         group.MapGet("/search", Search).WithSummary("Search my conversations' titles and messages.");

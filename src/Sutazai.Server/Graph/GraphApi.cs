@@ -10,7 +10,7 @@ public static class GraphApi
 {
     public static IEndpointRouteBuilder MapGraphApi(this IEndpointRouteBuilder routes)
     {
-        var graph = routes.MapGroup("/api/v1/graph").WithTags("Knowledge graph").RequireAuthorization();
+        var graph = routes.MapGroup("/api/v1/graph").WithTags("Knowledge graph").RequireAuthorization(ScopePolicies.Knowledge);
         graph.MapGet("/entities", List).WithSummary("Entities named in the documents I may read: q (name contains), type, limit (1–200).");
         graph.MapGet("/entities/{id:guid}", Get).WithSummary("An entity with the documents that mention it and its direct relations.");
         graph.MapGet("/entities/{id:guid}/neighbors", Neighbors).WithSummary("Entities within depth (1–3) hops, with the edges between them.");

@@ -61,8 +61,12 @@ public static class ServiceDefaults
         services.AddRateLimiter(o =>
         {
             o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            // One budget per client address for every door that takes a password or a token: /api/v1/auth and the web
+            // UI's sign-in, register, reset and password-change forms. Only their posts count: showing a form is free.
             o.AddPolicy(AuthRateLimitPolicy, context =>
             {
+                if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method))
+                    return RateLimitPartition.GetNoLimiter("read");
                 var perMinute = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value.AuthPerMinute;
                 var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
                 // With Redis the window is counted once for every node (a client cannot multiply its attempts by the

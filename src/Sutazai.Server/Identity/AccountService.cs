@@ -21,6 +21,11 @@ public abstract record RegisterResult
     public sealed record Conflict(string Detail) : RegisterResult;
 }
 
+/// <summary>
+/// How a sign-in ended. Doors answer <see cref="InvalidCredentials"/> and <see cref="LockedOut"/> alike
+/// (<see cref="AccountService.InvalidOrLockedMessage"/>): only existing accounts lock, so telling them apart to the
+/// caller would tell which accounts exist.
+/// </summary>
 public abstract record LoginResult
 {
     public sealed record Success(AppUser User) : LoginResult;
@@ -29,10 +34,27 @@ public abstract record LoginResult
     public sealed record Inactive : LoginResult;
 }
 
-/// <summary>Account rules: registration, sign-in with lockout, password changes and resets, verification.</summary>
+public abstract record PasswordChangeResult
+{
+    public sealed record Changed(AppUser User) : PasswordChangeResult;
+
+    /// <summary>The current password was wrong (and the failure counted toward the lockout).</summary>
+    public sealed record WrongCurrentPassword : PasswordChangeResult;
+
+    /// <summary>Too many wrong passwords (sign-ins and changes together): no change until <paramref name="Until"/>.</summary>
+    public sealed record LockedOut(DateTimeOffset Until) : PasswordChangeResult;
+
+    public sealed record Invalid(IReadOnlyList<string> NewPasswordErrors) : PasswordChangeResult;
+
+    public sealed record NoAccount : PasswordChangeResult;
+}
+
+/// <summary>Account rules: registration, sign-in with lockout, password changes and resets, sessions, verification.</summary>
 public sealed partial class AccountService(
     AppDbContext db,
     UserManager<AppUser> users,
+    TokenService tokens,
+    ApiKeyService apiKeys,
     IMailSender mail,
     SutazaiMetrics metrics,
     TimeProvider time,
@@ -40,6 +62,10 @@ public sealed partial class AccountService(
     ILogger<AccountService> logger)
 {
     public const string FirstAdminFlag = "first-admin";
+
+    /// <summary>The one answer to a wrong password, an unknown account and a locked one (API and web UI).</summary>
+    public const string InvalidOrLockedMessage =
+        "Invalid username or password, or the account is locked for a while after too many failed attempts.";
 
     [GeneratedRegex("^[A-Za-z0-9._-]{3,32}$")]
     private static partial Regex UsernamePattern();
@@ -129,6 +155,8 @@ public sealed partial class AccountService(
         }
         if (await users.IsLockedOutAsync(user))
         {
+            // As long as a wrong password takes, so that a locked account does not answer faster than an unknown one.
+            new PasswordHasher<AppUser>().VerifyHashedPassword(new AppUser(), DummyHash.Value, password);
             metrics.Login("locked");
             return new LoginResult.LockedOut(user.LockoutEnd!.Value);
         }
@@ -195,8 +223,12 @@ public sealed partial class AccountService(
             $"Or send this token to POST /api/v1/auth/verify-email:\n{token}\n", ct);
     }
 
-    /// <summary>Resets the password with a single-use token; the returned user is null when the token is not valid.</summary>
-    public async Task<(AppUser? User, IReadOnlyList<string> PasswordErrors)> ResetPasswordAsync(string token, string? newPassword)
+    /// <summary>
+    /// Resets the password with a single-use token; the returned user is null when the token is not valid. Whoever
+    /// asked for the reset may not be the only one holding the old password, so every session (refresh tokens; the
+    /// security stamp changes, which ends access tokens and cookies) and every API key of the account is revoked.
+    /// </summary>
+    public async Task<(AppUser? User, IReadOnlyList<string> PasswordErrors)> ResetPasswordAsync(string token, string? newPassword, CancellationToken ct)
     {
         if (!TryUnpack(token, out var userId, out var inner)) return (null, []);
         var user = await users.FindByIdAsync(userId.ToString());
@@ -207,7 +239,54 @@ public sealed partial class AccountService(
         if (!result.Succeeded) return (null, []);
         if (await users.IsLockedOutAsync(user)) await users.SetLockoutEndDateAsync(user, null);
         await users.ResetAccessFailedCountAsync(user);
+        await tokens.RevokeAllAsync(user.Id, "password_reset", keepFamily: null, ct);
+        var keys = await apiKeys.RevokeAllAsync(user.Id, ct);
+        logger.LogInformation("Password of {UserId} reset: every session and {Keys} API keys revoked", user.Id, keys);
         return (user, []);
+    }
+
+    /// <summary>
+    /// Changes the password after checking the current one. A wrong current password counts toward the lockout like a
+    /// failed sign-in, and a locked account cannot change it, so a stolen session cannot guess the password faster
+    /// than the sign-in form allows. Every refresh-token family but <paramref name="keepFamily"/> is revoked; the new
+    /// security stamp ends every access token and cookie. API keys stay (they were not made with the password).
+    /// </summary>
+    public async Task<PasswordChangeResult> ChangePasswordAsync(Guid userId, string? currentPassword, string? newPassword, Guid? keepFamily, CancellationToken ct)
+    {
+        var user = await users.FindByIdAsync(userId.ToString());
+        if (user is null) return new PasswordChangeResult.NoAccount();
+        if (await users.IsLockedOutAsync(user)) return new PasswordChangeResult.LockedOut(user.LockoutEnd!.Value);
+        if (string.IsNullOrEmpty(currentPassword) || !await users.CheckPasswordAsync(user, currentPassword))
+        {
+            await users.AccessFailedAsync(user);
+            if (await users.IsLockedOutAsync(user))
+            {
+                metrics.Lockout();
+                logger.LogWarning("Account {UserId} locked until {Until} after repeated wrong passwords", user.Id, user.LockoutEnd);
+                return new PasswordChangeResult.LockedOut(user.LockoutEnd!.Value);
+            }
+            return new PasswordChangeResult.WrongCurrentPassword();
+        }
+        var errors = await ValidatePasswordAsync(user, newPassword);
+        if (errors.Count > 0) return new PasswordChangeResult.Invalid(errors);
+        var result = await users.ChangePasswordAsync(user, currentPassword, newPassword!);
+        if (!result.Succeeded) return new PasswordChangeResult.Invalid([.. result.Errors.Select(e => e.Description)]);
+        if (user.AccessFailedCount > 0) await users.ResetAccessFailedCountAsync(user);
+        await tokens.RevokeAllAsync(user.Id, "password_change", keepFamily, ct);
+        return new PasswordChangeResult.Changed(user);
+    }
+
+    /// <summary>
+    /// "Log out everywhere": every refresh-token family is revoked and the security stamp changes, which every access
+    /// token and cookie is checked against; with <paramref name="revokeApiKeys"/> every API key goes too.
+    /// </summary>
+    public async Task LogOutEverywhereAsync(Guid userId, bool revokeApiKeys, CancellationToken ct)
+    {
+        var user = await users.FindByIdAsync(userId.ToString());
+        if (user is null) return;
+        await tokens.RevokeAllAsync(user.Id, "logout_all", keepFamily: null, ct);
+        await users.UpdateSecurityStampAsync(user);
+        if (revokeApiKeys) await apiKeys.RevokeAllAsync(user.Id, ct);
     }
 
     public async Task<bool> VerifyEmailAsync(string token)

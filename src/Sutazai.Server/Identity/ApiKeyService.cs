@@ -16,10 +16,22 @@ public abstract record ApiKeyLookup
     public sealed record Invalid(string Reason) : ApiKeyLookup;
 }
 
+/// <summary>The outcome of <see cref="ApiKeyService.CreateAsync"/>.</summary>
+public abstract record ApiKeyCreation
+{
+    /// <summary><paramref name="Key"/> is the secret itself, shown this once.</summary>
+    public sealed record Created(ApiKey Entity, string Key) : ApiKeyCreation;
+
+    public sealed record Invalid(Dictionary<string, string[]> Errors) : ApiKeyCreation;
+
+    /// <summary>A scope the owner may not hold (<c>admin</c> for a non-administrator).</summary>
+    public sealed record Forbidden(string Detail) : ApiKeyCreation;
+}
+
 /// <summary>
 /// Per-user API keys: <c>sk-sz-</c> + 32 random bytes (base64url), shown once at creation, stored only as the
 /// SHA-256 hex of the whole key. A key authenticates as its owner with the claims a JWT carries (<c>sub</c>,
-/// <c>name</c>, <c>role</c>) and then passes the same <see cref="CredentialValidator"/>.
+/// <c>name</c>, <c>role</c>) plus its own scopes and id, and then passes the same <see cref="CredentialValidator"/>.
 /// </summary>
 public sealed class ApiKeyService(AppDbContext db, TimeProvider time)
 {
@@ -34,22 +46,45 @@ public sealed class ApiKeyService(AppDbContext db, TimeProvider time)
 
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
-    public async Task<(ApiKey Entity, string Key)> CreateAsync(Guid userId, string name, DateTime? expiresAt, CancellationToken ct)
+    /// <summary>
+    /// Validates and stores a new key of <paramref name="userId"/>. <paramref name="scopes"/> null means
+    /// <see cref="ApiScopes.Default"/>; <c>admin</c> only for an administrator (the role as stored now).
+    /// </summary>
+    public async Task<ApiKeyCreation> CreateAsync(Guid userId, string? name, DateTime? expiresAt, IReadOnlyList<string>? scopes, CancellationToken ct)
     {
+        var errors = new Dictionary<string, List<string>>();
+        name = name?.Trim();
+        if (string.IsNullOrEmpty(name)) AccountService.Add(errors, "name", "Name is required.");
+        else if (name.Length > MaxNameLength) AccountService.Add(errors, "name", $"Name must be at most {MaxNameLength} characters.");
+        expiresAt = expiresAt is { } e ? (e.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(e, DateTimeKind.Utc) : e.ToUniversalTime()) : null;
+        var now = time.GetUtcNow().UtcDateTime;
+        if (expiresAt <= now) AccountService.Add(errors, "expiresAt", "expiresAt must be in the future.");
+        scopes ??= ApiScopes.Default;
+        if (scopes.Count == 0) AccountService.Add(errors, "scopes", "Give at least one scope, or omit scopes for the default ones.");
+        foreach (var unknown in scopes.Where(s => !ApiScopes.IsKnown(s)).Distinct())
+            AccountService.Add(errors, "scopes", $"Unknown scope '{unknown}'. Scopes are {string.Join(", ", ApiScopes.All)}.");
+        if (errors.Count > 0) return new ApiKeyCreation.Invalid(AccountService.Freeze(errors));
+
+        var role = await db.Users.AsNoTracking().Where(u => u.Id == userId).Select(u => u.Role).FirstOrDefaultAsync(ct);
+        var refused = scopes.Where(s => role is null || !ApiScopes.AllowedFor(role).Contains(s)).Distinct().ToList();
+        if (refused.Count > 0)
+            return new ApiKeyCreation.Forbidden($"Only an administrator can give a key the {string.Join(", ", refused.Select(s => $"'{s}'"))} scope.");
+
         var key = NewKey();
         var entity = new ApiKey
         {
             Id = Guid.NewGuid(),
             UserId = userId,
-            Name = name,
+            Name = name!,
             Prefix = key[..PrefixLength],
             KeyHash = Hash(key),
-            CreatedAt = time.GetUtcNow().UtcDateTime,
+            Scopes = ApiScopes.Join(scopes),
+            CreatedAt = now,
             ExpiresAt = expiresAt,
         };
         db.ApiKeys.Add(entity);
         await db.SaveChangesAsync(ct);
-        return (entity, key);
+        return new ApiKeyCreation.Created(entity, key);
     }
 
     public Task<List<ApiKey>> ListAsync(Guid userId, CancellationToken ct) =>
@@ -70,6 +105,14 @@ public sealed class ApiKeyService(AppDbContext db, TimeProvider time)
         return true;
     }
 
+    /// <summary>Revokes every key of the user that still works (a password reset, "log out everywhere" on request).</summary>
+    public Task<int> RevokeAllAsync(Guid userId, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        return db.ApiKeys.Where(k => k.UserId == userId && k.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, now), ct);
+    }
+
     /// <summary>
     /// Looks a presented key up by its hash, rejects revoked and expired keys, and builds the owner's principal.
     /// The caller still runs <see cref="CredentialValidator"/> on it (account exists and is active, role from the DB).
@@ -81,7 +124,7 @@ public sealed class ApiKeyService(AppDbContext db, TimeProvider time)
         var found = await (from k in db.ApiKeys.AsNoTracking()
                            join u in db.Users.AsNoTracking() on k.UserId equals u.Id
                            where k.KeyHash == hash
-                           select new { k.Id, k.UserId, k.ExpiresAt, k.RevokedAt, k.LastUsedAt, u.UserName, u.Role })
+                           select new { k.Id, k.UserId, k.ExpiresAt, k.RevokedAt, k.LastUsedAt, k.Scopes, u.UserName, u.Role })
             .FirstOrDefaultAsync(ct);
         if (found is null) return new ApiKeyLookup.Invalid("The API key is not valid.");
         if (found.RevokedAt is not null) return new ApiKeyLookup.Invalid("The API key was revoked.");
@@ -101,6 +144,8 @@ public sealed class ApiKeyService(AppDbContext db, TimeProvider time)
             new Claim("sub", found.UserId.ToString()),
             new Claim("name", found.UserName ?? ""),
             new Claim("role", found.Role),
+            new Claim(ApiScopes.KeyClaim, found.Id.ToString()),
+            .. ApiScopes.Split(found.Scopes).Select(scope => new Claim(ApiScopes.ClaimType, scope)),
         ], authenticationType, "name", "role");
         return new ApiKeyLookup.Valid(new ClaimsPrincipal(identity));
     }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
@@ -33,8 +32,8 @@ public static class AuthApi
             .WithSummary("Mail a new verification token to the signed-in user.");
         auth.MapPost("/logout", Logout).RequireAuthorization()
             .WithSummary("End this session: its refresh token family is revoked.");
-        auth.MapPost("/logout/all", LogoutAll).RequireAuthorization()
-            .WithSummary("End every session of the user and invalidate their access tokens.");
+        auth.MapPost("/logout/all", LogoutAll).RequireAuthorization(ScopePolicies.Interactive)
+            .WithSummary("End every session of the user and invalidate their access tokens; {\"revokeApiKeys\": true} revokes every API key too.");
         return routes;
     }
 
@@ -87,15 +86,12 @@ public static class AuthApi
         {
             case LoginResult.Success s:
                 return TypedResults.Ok(await tokens.IssueAsync(s.User, http, ct));
-            case LoginResult.LockedOut l:
-                var retryAfter = Math.Max(1, (int)Math.Ceiling((l.Until - DateTimeOffset.UtcNow).TotalSeconds));
-                http.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-                return Problems.Forbidden($"The account is locked after too many failed sign-in attempts. Try again after {l.Until:O}.",
-                    new Dictionary<string, object?> { ["lockedUntil"] = l.Until.UtcDateTime });
             case LoginResult.Inactive:
+                // Only after the right password, so it tells nothing to someone without it.
                 return Problems.Forbidden("The account is deactivated. Ask an administrator to reactivate it.");
             default:
-                return Problems.Unauthorized("Invalid username or password.");
+                // Unknown account, wrong password and locked account: one answer (see LoginResult).
+                return Problems.Unauthorized(AccountService.InvalidOrLockedMessage);
         }
     }
 
@@ -122,13 +118,12 @@ public static class AuthApi
         return TypedResults.Accepted((string?)null);
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> ConfirmPasswordReset(PasswordResetConfirmRequest request, AccountService accounts, TokenService tokens, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> ConfirmPasswordReset(PasswordResetConfirmRequest request, AccountService accounts, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(request.Token)) return Problems.Validation("token", "Token is required.");
-        var (user, passwordErrors) = await accounts.ResetPasswordAsync(request.Token, request.NewPassword);
+        var (user, passwordErrors) = await accounts.ResetPasswordAsync(request.Token, request.NewPassword, ct);
         if (passwordErrors.Count > 0) return Problems.Validation(new Dictionary<string, string[]> { ["newPassword"] = [.. passwordErrors] });
         if (user is null) return Problems.Status(StatusCodes.Status400BadRequest, "Bad Request", "The reset token is invalid, expired or already used.");
-        await tokens.RevokeAllAsync(user.Id, "password_reset", keepFamily: null, ct);
         return TypedResults.NoContent();
     }
 
@@ -163,14 +158,9 @@ public static class AuthApi
         return TypedResults.NoContent();
     }
 
-    private static async Task<NoContent> LogoutAll(HttpContext http, UserManager<AppUser> users, TokenService tokens, CancellationToken ct)
+    private static async Task<NoContent> LogoutAll([FromBody] LogoutAllRequest? request, HttpContext http, AccountService accounts, CancellationToken ct)
     {
-        var user = await users.FindByIdAsync(http.User.UserId().ToString());
-        if (user is not null)
-        {
-            await tokens.RevokeAllAsync(user.Id, "logout_all", keepFamily: null, ct);
-            await users.UpdateSecurityStampAsync(user);
-        }
+        await accounts.LogOutEverywhereAsync(http.User.UserId(), request?.RevokeApiKeys == true, ct);
         return TypedResults.NoContent();
     }
 }

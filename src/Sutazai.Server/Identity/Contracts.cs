@@ -6,6 +6,9 @@ public sealed record LoginRequest(string? Login, string? Password);
 
 public sealed record RefreshRequest(string? RefreshToken);
 
+/// <summary>"Log out everywhere"; <c>revokeApiKeys</c> ends every API key of the account as well.</summary>
+public sealed record LogoutAllRequest(bool? RevokeApiKeys);
+
 public sealed record PasswordResetRequest(string? Email);
 
 public sealed record PasswordResetConfirmRequest(string? Token, string? NewPassword);

@@ -7,7 +7,9 @@ namespace Sutazai.Server.Identity;
 /// <summary>
 /// The one check every credential type passes after its signature or hash is verified: the account must exist, be
 /// active, and (for tokens that carry one) still have the security stamp the credential was issued under. The role
-/// is taken from the database, so a role change or deactivation takes effect on the next request.
+/// is taken from the database, so a role change or deactivation takes effect on the next request, and so are the
+/// scopes an interactive sign-in holds (every scope the role allows; an API key keeps its own, less <c>admin</c> once
+/// its owner is no longer one).
 /// </summary>
 public sealed class CredentialValidator(AppDbContext db)
 {
@@ -26,6 +28,13 @@ public sealed class CredentialValidator(AppDbContext db)
         {
             foreach (var claim in identity.FindAll("role").ToList()) identity.RemoveClaim(claim);
             identity.AddClaim(new Claim("role", user.Role));
+
+            var allowed = ApiScopes.AllowedFor(user.Role);
+            var isKey = principal.IsApiKey();
+            foreach (var claim in identity.FindAll(ApiScopes.ClaimType).Where(c => !isKey || !allowed.Contains(c.Value)).ToList())
+                identity.RemoveClaim(claim);
+            if (!isKey)
+                foreach (var scope in allowed) identity.AddClaim(new Claim(ApiScopes.ClaimType, scope));
         }
         return null;
     }

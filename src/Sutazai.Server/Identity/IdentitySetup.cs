@@ -13,6 +13,7 @@ namespace Sutazai.Server.Identity;
 
 public static class IdentitySetup
 {
+    /// <summary>The admin routes: the admin role and, for an API key, the <c>admin</c> scope.</summary>
     public const string AdminPolicy = "admin";
 
     public static WebApplicationBuilder AddSutazaiIdentity(this WebApplicationBuilder builder)
@@ -106,7 +107,11 @@ public static class IdentitySetup
             });
         services.AddAuthorizationBuilder()
             .SetDefaultPolicy(new Microsoft.AspNetCore.Authorization.AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build())
-            .AddPolicy(AdminPolicy, p => p.RequireAuthenticatedUser().RequireRole(Roles.Admin));
+            .AddPolicy(AdminPolicy, p => p.RequireAuthenticatedUser().RequireRole(Roles.Admin).AddRequirements(new ScopeRequirement([ApiScopes.Admin])))
+            .AddScopePolicies();
+        // A missing scope answers 403 insufficient_scope (the OpenAI-compatible handler, registered later, wraps this one).
+        services.AddSingleton<ScopeAuthorizationResultHandler>();
+        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler>(sp => sp.GetRequiredService<ScopeAuthorizationResultHandler>());
         return builder;
     }
 }

@@ -13,7 +13,8 @@ public static class UsersApi
         var me = routes.MapGroup("/api/v1/users/me").WithTags("Users").RequireAuthorization();
         me.MapGet("", GetMe).WithSummary("The signed-in user's profile.");
         me.MapPatch("", UpdateMe).WithSummary("Change the signed-in user's full name.");
-        me.MapPost("/password", ChangePassword).WithSummary("Change password; every other session is revoked.");
+        me.MapPost("/password", ChangePassword).RequireAuthorization(ScopePolicies.Interactive)
+            .WithSummary("Change password; every other session is revoked. A wrong current password counts toward the lockout.");
 
         var admin = routes.MapGroup("/api/v1/admin/users").WithTags("Admin").RequireAuthorization(IdentitySetup.AdminPolicy);
         admin.MapGet("", ListUsers).WithSummary("All accounts, oldest first, paged.");
@@ -42,20 +43,21 @@ public static class UsersApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ChangePassword(
-        ChangePasswordRequest request, HttpContext http, UserManager<AppUser> users, AccountService accounts, TokenService tokens, CancellationToken ct)
+        ChangePasswordRequest request, HttpContext http, AccountService accounts, CancellationToken ct)
     {
-        var user = await users.FindByIdAsync(http.User.UserId().ToString());
-        if (user is null) return Problems.Unauthorized("The account no longer exists.");
-        if (string.IsNullOrEmpty(request.CurrentPassword) || !await users.CheckPasswordAsync(user, request.CurrentPassword))
-            return Problems.Validation("currentPassword", "The current password is not correct.");
-        var errors = await accounts.ValidatePasswordAsync(user, request.NewPassword);
-        if (errors.Count > 0) return Problems.Validation(new Dictionary<string, string[]> { ["newPassword"] = [.. errors] });
-        var result = await users.ChangePasswordAsync(user, request.CurrentPassword, request.NewPassword!);
-        if (!result.Succeeded) return Problems.Validation(new Dictionary<string, string[]> { ["newPassword"] = [.. result.Errors.Select(e => e.Description)] });
-        // The security stamp changed, so every access token dies; this session's refresh token survives so the caller
+        // The security stamp changes, so every access token dies; this session's refresh token survives so the caller
         // can refresh, while every other session is revoked.
-        await tokens.RevokeAllAsync(user.Id, "password_change", keepFamily: http.User.SessionId(), ct);
-        return TypedResults.NoContent();
+        var result = await accounts.ChangePasswordAsync(http.User.UserId(), request.CurrentPassword, request.NewPassword, http.User.SessionId(), ct);
+        return result switch
+        {
+            PasswordChangeResult.Changed => TypedResults.NoContent(),
+            PasswordChangeResult.WrongCurrentPassword => Problems.Validation("currentPassword", "The current password is not correct."),
+            PasswordChangeResult.LockedOut l => Problems.Forbidden(
+                $"The account is locked after too many wrong passwords. Try again after {l.Until.UtcDateTime:O}.",
+                new Dictionary<string, object?> { ["lockedUntil"] = l.Until.UtcDateTime }),
+            PasswordChangeResult.Invalid i => Problems.Validation(new Dictionary<string, string[]> { ["newPassword"] = [.. i.NewPasswordErrors] }),
+            _ => Problems.Unauthorized("The account no longer exists."),
+        };
     }
 
     private static async Task<Ok<PagedResponse<UserResponse>>> ListUsers(AppDbContext db, int page = 1, int pageSize = 50, CancellationToken ct = default)

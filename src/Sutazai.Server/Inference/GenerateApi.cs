@@ -8,7 +8,7 @@ public static class GenerateApi
 {
     public static IEndpointRouteBuilder MapGenerateApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapPost("/api/v1/generate", Generate).WithTags("Inference").RequireAuthorization()
+        routes.MapPost("/api/v1/generate", Generate).WithTags("Inference").RequireAuthorization(ScopePolicies.Inference)
             .Accepts<GenerateRequest>("application/json")
             .Produces<GenerateResponse>()
             .WithSummary("Generate text: raw completion of 'prompt' or a chat reply to 'messages'. SSE with Accept: text/event-stream.");

@@ -23,7 +23,7 @@ public static partial class ModelsApi
 {
     public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder routes)
     {
-        var models = routes.MapGroup("/api/v1/models").WithTags("Models").RequireAuthorization();
+        var models = routes.MapGroup("/api/v1/models").WithTags("Models").RequireAuthorization(ScopePolicies.Models);
         models.MapGet("", List).WithSummary("Every model of every configured provider, with the default.");
         models.MapGet("/catalog", Catalogue).WithSummary("Built-in list of small chat models that can be pulled.");
         models.MapPut("/default", SetDefault).RequireAuthorization(IdentitySetup.AdminPolicy)

@@ -15,7 +15,7 @@ public static class KnowledgeApi
 {
     public static IEndpointRouteBuilder MapKnowledgeApi(this IEndpointRouteBuilder routes)
     {
-        var documents = routes.MapGroup("/api/v1/documents").WithTags("Documents").RequireAuthorization();
+        var documents = routes.MapGroup("/api/v1/documents").WithTags("Documents").RequireAuthorization(ScopePolicies.Knowledge);
         documents.MapPost("", Upload).DisableAntiforgery().WithMetadata(new UploadLimitMetadata())
             .WithSummary("Upload files (multipart, field 'file', repeatable; optional 'collectionId') → 202, ingested in the background.");
         documents.MapPost("/url", UrlIngestion.IngestAsync).WithSummary("Fetch a web page or file (SSRF-guarded) and ingest it like an upload.");
@@ -23,13 +23,13 @@ public static class KnowledgeApi
         documents.MapGet("/{id:guid}", GetDocument).WithSummary("A document and its ingestion status; SSE status events with Accept: text/event-stream.");
         documents.MapDelete("/{id:guid}", DeleteDocument).WithSummary("Delete a document with its chunks, vectors and file.");
 
-        var collections = routes.MapGroup("/api/v1/collections").WithTags("Documents").RequireAuthorization();
+        var collections = routes.MapGroup("/api/v1/collections").WithTags("Documents").RequireAuthorization(ScopePolicies.Knowledge);
         collections.MapPost("", CreateCollection).WithSummary("Create a collection; sharedWithAll only for administrators (403 otherwise).");
         collections.MapGet("", ListCollections).WithSummary("My collections and those shared with me.");
         collections.MapPatch("/{id:guid}", UpdateCollection).WithSummary("Rename or change sharing (owner only; turning sharedWithAll on only for administrators).");
         collections.MapDelete("/{id:guid}", DeleteCollection).WithSummary("Delete a collection (its documents stay, without collection).");
 
-        routes.MapGet("/api/v1/search", Search).WithTags("Documents").RequireAuthorization()
+        routes.MapGet("/api/v1/search", Search).WithTags("Documents").RequireAuthorization(ScopePolicies.Knowledge)
             .WithSummary("Ranked chunks: mode=hybrid (default, BM25 + vectors fused by RRF), vector or keyword.");
         return routes;
     }

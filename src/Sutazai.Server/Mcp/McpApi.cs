@@ -35,7 +35,7 @@ public static partial class McpApi
     /// <summary>SutazAI's own MCP server at <c>/mcp</c> and the admin routes for external MCP servers.</summary>
     public static IEndpointRouteBuilder MapMcpApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapMcp("/mcp").RequireAuthorization().WithTags("MCP");
+        routes.MapMcp("/mcp").RequireAuthorization(ScopePolicies.Mcp).WithTags("MCP");
 
         var admin = routes.MapGroup("/api/v1/admin/mcp-servers").WithTags("Admin").RequireAuthorization(IdentitySetup.AdminPolicy);
         admin.MapGet("", List).WithSummary("The registered external MCP servers, each with reachability and its tools as agents see them.");

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.EntityFrameworkCore;
 using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
@@ -17,11 +18,13 @@ public sealed record McpRunStarted(Guid RunId, string Status, string Agent);
 
 /// <summary>
 /// The tools SutazAI serves at <c>/mcp</c>. Each acts as the authenticated caller (API key or bearer token, through the
-/// same authentication as the REST API) and sees only what that user owns or was shared.
+/// same authentication as the REST API) and sees only what that user owns or was shared. knowledge_search needs the
+/// <c>knowledge</c> scope, the agent tools <c>agents</c>, as their REST routes do.
 /// </summary>
 [McpServerToolType]
 public static class SutazaiMcpTools
 {
+    [Authorize(Policy = ScopePolicies.Knowledge)]
     [McpServerTool(Name = "knowledge_search", ReadOnly = true, Idempotent = true, OpenWorld = false)]
     [Description("Hybrid (semantic + keyword) search over your documents and the collections shared with you; returns passages with documentId, title, chunkId, text, score, page and heading.")]
     public static async Task<KnowledgeSearchResult> KnowledgeSearchAsync(
@@ -38,6 +41,7 @@ public static class SutazaiMcpTools
         return new KnowledgeSearchResult(query, hits.Select(h => new KnowledgeHit(h.DocumentId, h.Title, h.ChunkId, h.Text, h.Score, h.Page, h.Heading, h.SharedBy)).ToList());
     }
 
+    [Authorize(Policy = ScopePolicies.Agents)]
     [McpServerTool(Name = "list_agents", ReadOnly = true, Idempotent = true, OpenWorld = false)]
     [Description("The agents you can start: the built-in ones and your custom agents, with their tool families.")]
     public static async Task<IReadOnlyList<McpAgentSummary>> ListAgentsAsync(
@@ -49,6 +53,7 @@ public static class SutazaiMcpTools
             .Select(a => new McpAgentSummary(a.Id, a.Name, a.Description, a.BuiltIn, a.Tools)).ToList();
     }
 
+    [Authorize(Policy = ScopePolicies.Agents)]
     [McpServerTool(Name = "start_agent_run", Destructive = false, Idempotent = false, OpenWorld = false)]
     [Description("Starts a run of an agent (a durable job) and returns its runId; follow it with get_agent_run. Tools with side effects wait for your approval in SutazAI.")]
     public static async Task<McpRunStarted> StartAgentRunAsync(
@@ -67,6 +72,7 @@ public static class SutazaiMcpTools
         };
     }
 
+    [Authorize(Policy = ScopePolicies.Agents)]
     [McpServerTool(Name = "get_agent_run", ReadOnly = true, Idempotent = true, OpenWorld = false)]
     [Description("A run of yours: status, steps, pending approvals, output, error, artifacts and usage.")]
     public static async Task<AgentRunView> GetAgentRunAsync(

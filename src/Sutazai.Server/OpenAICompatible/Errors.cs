@@ -69,24 +69,26 @@ public static class OpenAIErrors
 }
 
 /// <summary>
-/// 401 and 403 on the /v1 endpoints in OpenAI's shape (<c>invalid_api_key</c>), saying why the credential failed;
-/// every other endpoint keeps the default behaviour (an empty 401 that becomes a ProblemDetails).
+/// 401 and 403 on the /v1 endpoints in OpenAI's shape (<c>invalid_api_key</c>, <c>insufficient_scope</c>), saying why
+/// the credential failed; every other endpoint keeps SutazAI's behaviour (<see cref="ScopeAuthorizationResultHandler"/>:
+/// ProblemDetails, insufficient_scope for a key without the route's scope).
 /// </summary>
-public sealed class OpenAIAuthorizationResultHandler : IAuthorizationMiddlewareResultHandler
+public sealed class OpenAIAuthorizationResultHandler(ScopeAuthorizationResultHandler fallback) : IAuthorizationMiddlewareResultHandler
 {
-    private readonly AuthorizationMiddlewareResultHandler _default = new();
-
     public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
     {
         if (!OpenAIEndpointMetadata.Applies(context) || !(authorizeResult.Challenged || authorizeResult.Forbidden))
         {
-            await _default.HandleAsync(next, context, policy, authorizeResult);
+            await fallback.HandleAsync(next, context, policy, authorizeResult);
             return;
         }
 
         if (authorizeResult.Forbidden)
         {
-            await OpenAIErrors.WriteAsync(context, StatusCodes.Status403Forbidden, "This credential is not allowed to use this endpoint.", code: "forbidden");
+            if (InsufficientScope.Explain(authorizeResult) is { } why)
+                await OpenAIErrors.WriteAsync(context, StatusCodes.Status403Forbidden, why.Detail, code: InsufficientScope.Code);
+            else
+                await OpenAIErrors.WriteAsync(context, StatusCodes.Status403Forbidden, "This credential is not allowed to use this endpoint.", code: "forbidden");
             return;
         }
 

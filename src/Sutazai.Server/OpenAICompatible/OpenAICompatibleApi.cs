@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Authorization;
 using Sutazai.Inference;
 using Sutazai.Inference.LlamaCpp;
+using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 
 namespace Sutazai.Server.OpenAICompatible;
@@ -25,7 +26,7 @@ public static class OpenAICompatibleApi
 
     public static IEndpointRouteBuilder MapOpenAICompatibleApi(this IEndpointRouteBuilder routes)
     {
-        var v1 = routes.MapGroup("/v1").WithTags("OpenAI-compatible").RequireAuthorization()
+        var v1 = routes.MapGroup("/v1").WithTags("OpenAI-compatible").RequireAuthorization(ScopePolicies.Inference)
             .WithMetadata(OpenAIEndpointMetadata.Instance);
         v1.MapGet("/models", ListModels).WithSummary("Every available model, in OpenAI's list format.");
         v1.MapPost("/chat/completions", ChatCompletions).WithSummary("OpenAI chat completion; SSE chunks with \"stream\": true.");

@@ -1,9 +1,7 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Components.Authorization;
-using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using MudBlazor.Services;
-using Sutazai.Data.Entities;
 using Sutazai.Server.Agents;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Ui.Components;
@@ -43,14 +41,12 @@ public static class UiSetup
             return TypedResults.Redirect("/login?message=signed-out");
         });
         // Ends every session: refresh-token families are revoked and the security stamp changes, which the cookie
-        // (and every access token) is checked against, so all browsers and API clients of this account are signed out.
-        account.MapPost("/logout-all", async (HttpContext http, UserManager<AppUser> users, TokenService tokens, [FromForm] string? returnUrl) =>
+        // (and every access token) is checked against, so all browsers and API clients of this account are signed out;
+        // with revokeApiKeys=true every API key goes too.
+        account.MapPost("/logout-all", async (HttpContext http, AccountService accounts, [FromForm] string? returnUrl, [FromForm] bool? revokeApiKeys) =>
         {
-            if (http.User.Identity?.IsAuthenticated == true && await users.FindByIdAsync(http.User.UserId().ToString()) is { } user)
-            {
-                await tokens.RevokeAllAsync(user.Id, "logout_all", keepFamily: null, http.RequestAborted);
-                await users.UpdateSecurityStampAsync(user);
-            }
+            if (http.User.Identity?.IsAuthenticated == true)
+                await accounts.LogOutEverywhereAsync(http.User.UserId(), revokeApiKeys == true, http.RequestAborted);
             await http.SignOutAsync(CookieAuthentication.SchemeName);
             return TypedResults.Redirect("/login?message=signed-out");
         });

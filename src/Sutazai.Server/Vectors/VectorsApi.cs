@@ -28,7 +28,7 @@ public static class VectorsApi
 {
     public static IEndpointRouteBuilder MapVectorsApi(this IEndpointRouteBuilder routes)
     {
-        var vectors = routes.MapGroup("/api/v1/vectors").WithTags("Vectors").RequireAuthorization();
+        var vectors = routes.MapGroup("/api/v1/vectors").WithTags("Vectors").RequireAuthorization(ScopePolicies.Knowledge);
         vectors.MapGet("", ListCollections).WithSummary("My vector collections with their dimension count and number of vectors.");
         vectors.MapPost("/{collection}", Upsert).WithSummary("Upsert {id, vector, metadata} or {points: [...]}; the first vector fixes the collection's dimensions.");
         vectors.MapPost("/{collection}/search", Search).WithSummary("The k nearest vectors (cosine) to {vector}, optionally only those whose metadata matches {filter} exactly.");

@@ -220,29 +220,40 @@ public abstract class IdentityApiTests(AppFixture fixture)
     }
 
     [Fact]
-    public async Task Login_FifthWrongPassword_LocksAccount_EvenForTheRightPassword()
+    public async Task Login_FifthWrongPassword_LocksAccount_EvenForTheRightPassword_WithTheAnswerAnUnknownAccountGets()
     {
         using var client = App.Client();
         var user = await Accounts.RegisterAsync(client);
+        var unknown = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = "nobody" + Guid.NewGuid().ToString("N")[..6], password = "Wrong#Password1" });
+        Assert.Equal(HttpStatusCode.Unauthorized, unknown.StatusCode);
+        var unknownBody = await unknown.ReadJsonAsync();
+        Assert.Equal(InvalidOrLocked, unknownBody.GetProperty("detail").GetString());
         for (var i = 1; i <= 4; i++)
         {
             var attempt = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = "Wrong#Password1" });
             Assert.Equal(HttpStatusCode.Unauthorized, attempt.StatusCode);
         }
         var fifth = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = "Wrong#Password1" });
-        Assert.Equal(HttpStatusCode.Forbidden, fifth.StatusCode);
-        var body = await fifth.ReadJsonAsync();
-        Assert.Contains("locked", body.GetProperty("detail").GetString());
-        var lockedUntil = body.GetProperty("lockedUntil").GetDateTimeOffset();
-        Assert.InRange(lockedUntil - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(14), TimeSpan.FromMinutes(15.1));
-        var retryAfter = int.Parse(fifth.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture);
-        Assert.InRange(retryAfter, 14 * 60, 15 * 60 + 1);
+        var lockedUntil = await App.WithDbAsync(db => db.Users.AsNoTracking().Where(u => u.Id == user.Id).Select(u => u.LockoutEnd).SingleAsync());
+        Assert.NotNull(lockedUntil);
+        Assert.InRange(lockedUntil.Value - DateTimeOffset.UtcNow, TimeSpan.FromMinutes(14), TimeSpan.FromMinutes(15.1));
 
+        // Locked, with the wrong or the right password: the very answer an account that does not exist gets.
         var right = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = user.Password });
-        Assert.Equal(HttpStatusCode.Forbidden, right.StatusCode);
-        Assert.Contains("locked", (await right.ReadJsonAsync()).GetProperty("detail").GetString());
-        Assert.True(right.Headers.Contains("Retry-After"));
+        foreach (var locked in new[] { fifth, right })
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, locked.StatusCode);
+            Assert.False(locked.Headers.Contains("Retry-After"));
+            var body = await locked.ReadJsonAsync();
+            Assert.Equal(InvalidOrLocked, body.GetProperty("detail").GetString());
+            Assert.Equal(unknownBody.GetProperty("title").GetString(), body.GetProperty("title").GetString());
+            Assert.Equal(
+                unknownBody.EnumerateObject().Select(p => p.Name).Where(n => n is not ("requestId" or "traceId")).Order(StringComparer.Ordinal),
+                body.EnumerateObject().Select(p => p.Name).Where(n => n is not ("requestId" or "traceId")).Order(StringComparer.Ordinal));
+        }
     }
+
+    internal const string InvalidOrLocked = "Invalid username or password, or the account is locked for a while after too many failed attempts.";
 
     [Fact]
     public async Task Login_SuccessResetsFailureCount()
@@ -383,6 +394,28 @@ public abstract class IdentityApiTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task LogoutAll_KeepsApiKeys_UnlessAskedToRevokeThemToo()
+    {
+        using var anon = App.Client();
+        var (user, first) = await Accounts.RegisterAndLoginAsync(anon);
+        using var jwt = App.Client(first.AccessToken);
+        var key = (await (await jwt.PostAsJsonAsync("/api/v1/keys", new { name = "ci" })).ReadJsonAsync()).GetProperty("key").GetString()!;
+        using var byKey = App.Client(key);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await jwt.PostAsJsonAsync("/api/v1/auth/logout/all", new { revokeApiKeys = false })).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await jwt.GetAsync("/api/v1/users/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await byKey.GetAsync("/api/v1/users/me")).StatusCode);
+
+        var second = await Accounts.LoginAsync(anon, user.Username);
+        using var jwt2 = App.Client(second.AccessToken);
+        Assert.Equal(HttpStatusCode.NoContent, (await jwt2.PostAsJsonAsync("/api/v1/auth/logout/all", new { revokeApiKeys = true })).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await byKey.GetAsync("/api/v1/users/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anon.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = second.RefreshToken })).StatusCode);
+        Assert.Equal(0, await App.WithDbAsync(db => db.ApiKeys.CountAsync(k => k.UserId == user.Id && k.RevokedAt == null)));
+        Assert.Equal(1, await App.WithDbAsync(db => db.ApiKeys.CountAsync(k => k.UserId == user.Id)));
+    }
+
+    [Fact]
     public async Task Me_GetAndPatchFullName()
     {
         using var anon = App.Client();
@@ -455,6 +488,69 @@ public abstract class IdentityApiTests(AppFixture fixture)
 
         Assert.Equal(HttpStatusCode.Unauthorized, (await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = session.RefreshToken })).StatusCode);
         await Accounts.LoginAsync(client, user.Username, "Fresh#Start2026");
+    }
+
+    [Fact]
+    public async Task PasswordReset_RevokesEveryApiKeyAndRefreshToken()
+    {
+        using var client = App.Client();
+        var user = await Accounts.RegisterAsync(client);
+        var session = await Accounts.LoginAsync(client, user.Username);
+        using var jwt = App.Client(session.AccessToken);
+        var keys = new List<string>();
+        foreach (var scopes in new[] { new[] { "inference" }, new[] { "chat", "agents" } })
+            keys.Add((await (await jwt.PostAsJsonAsync("/api/v1/keys", new { name = "k", scopes })).ReadJsonAsync()).GetProperty("key").GetString()!);
+        using var inferenceKey = App.Client(keys[0]);
+        using var chatKey = App.Client(keys[1]);
+        Assert.Equal(HttpStatusCode.OK, (await inferenceKey.GetAsync("/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await chatKey.GetAsync("/api/v1/conversations")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Accepted, (await client.PostAsJsonAsync("/api/v1/auth/password-reset", new { email = user.Email })).StatusCode);
+        var token = Mail.Token(App.MailsTo(user.Email).Single(m => m.Contains("Reset your SutazAI password", StringComparison.Ordinal)), "password-reset/confirm");
+        Assert.Equal(HttpStatusCode.NoContent, (await client.PostAsJsonAsync("/api/v1/auth/password-reset/confirm", new { token, newPassword = "Fresh#Start2026" })).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await inferenceKey.GetAsync("/v1/models")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await chatKey.GetAsync("/api/v1/conversations")).StatusCode);
+        var refresh = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = session.RefreshToken });
+        Assert.Equal(HttpStatusCode.Unauthorized, refresh.StatusCode);
+        Assert.Equal("The refresh token was revoked. Sign in again.", (await refresh.ReadJsonAsync()).GetProperty("detail").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, (await jwt.GetAsync("/api/v1/users/me")).StatusCode);
+        Assert.Equal(2, await App.WithDbAsync(db => db.ApiKeys.CountAsync(k => k.UserId == user.Id && k.RevokedAt != null)));
+        Assert.Equal(0, await App.WithDbAsync(db => db.ApiKeys.CountAsync(k => k.UserId == user.Id && k.RevokedAt == null)));
+        Assert.Equal(0, await App.WithDbAsync(db => db.RefreshTokens.CountAsync(t => t.UserId == user.Id && t.RevokedAt == null)));
+    }
+
+    [Fact]
+    public async Task ChangePassword_WrongCurrentPasswords_LockTheAccount_ForSignInAndChangeAlike()
+    {
+        using var anon = App.Client();
+        var (user, tokens) = await Accounts.RegisterAndLoginAsync(anon);
+        using var client = App.Client(tokens.AccessToken);
+        var hash = await App.WithDbAsync(db => db.Users.AsNoTracking().Where(u => u.Id == user.Id).Select(u => u.PasswordHash).SingleAsync());
+        for (var i = 1; i <= 4; i++)
+        {
+            var wrong = await client.PostAsJsonAsync("/api/v1/users/me/password", new { currentPassword = "Nope#Nope1x", newPassword = "Another#Secret7" });
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, wrong.StatusCode);
+            Assert.Equal(["The current password is not correct."], (await wrong.ReadJsonAsync()).GetProperty("errors").GetProperty("currentPassword").EnumerateArray().Select(e => e.GetString()));
+            Assert.Equal(i, await App.WithDbAsync(db => db.Users.AsNoTracking().Where(u => u.Id == user.Id).Select(u => u.AccessFailedCount).SingleAsync()));
+        }
+        var fifth = await client.PostAsJsonAsync("/api/v1/users/me/password", new { currentPassword = "Nope#Nope1x", newPassword = "Another#Secret7" });
+        Assert.Equal(HttpStatusCode.Forbidden, fifth.StatusCode);
+        var body = await fifth.ReadJsonAsync();
+        Assert.StartsWith("The account is locked after too many wrong passwords.", body.GetProperty("detail").GetString());
+        var lockedUntil = await App.WithDbAsync(db => db.Users.AsNoTracking().Where(u => u.Id == user.Id).Select(u => u.LockoutEnd).SingleAsync());
+        Assert.NotNull(lockedUntil);
+        Assert.Equal(lockedUntil.Value.UtcDateTime, body.GetProperty("lockedUntil").GetDateTime(), TimeSpan.FromMilliseconds(1));
+
+        // Locked: neither the right password at sign-in nor a change with the right current password goes through.
+        var login = await anon.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = user.Password });
+        Assert.Equal(HttpStatusCode.Unauthorized, login.StatusCode);
+        Assert.Equal(InvalidOrLocked, (await login.ReadJsonAsync()).GetProperty("detail").GetString());
+        var right = await client.PostAsJsonAsync("/api/v1/users/me/password", new { currentPassword = user.Password, newPassword = "Another#Secret7" });
+        Assert.Equal(HttpStatusCode.Forbidden, right.StatusCode);
+        Assert.Equal(hash, await App.WithDbAsync(db => db.Users.AsNoTracking().Where(u => u.Id == user.Id).Select(u => u.PasswordHash).SingleAsync()));
+        // The session itself stays: a lockout stops password guesses, not the signed-in owner.
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/users/me")).StatusCode);
     }
 
     [Fact]

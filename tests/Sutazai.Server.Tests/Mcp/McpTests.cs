@@ -67,13 +67,13 @@ public sealed class McpFixture : IAsyncLifetime
         return client;
     }
 
-    /// <summary>A new user: a JWT client and an API key (sk-sz-…).</summary>
-    public async Task<(HttpClient Client, string ApiKey)> UserAsync()
+    /// <summary>A new user: a JWT client and an API key (sk-sz-…) with <paramref name="scopes"/> (the MCP tools' two by default).</summary>
+    public async Task<(HttpClient Client, string ApiKey)> UserAsync(params string[] scopes)
     {
         using var anon = Http();
         var (_, tokens) = await Accounts.RegisterAndLoginAsync(anon);
         var client = Http(tokens.AccessToken);
-        var created = await client.PostAsJsonAsync("/api/v1/keys", new { name = "mcp" });
+        var created = await client.PostAsJsonAsync("/api/v1/keys", new { name = "mcp", scopes = scopes.Length > 0 ? scopes : ["knowledge", "agents"] });
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         return (client, (await created.ReadJsonAsync()).GetProperty("key").GetString()!);
     }
@@ -149,6 +149,49 @@ public sealed class McpTests(McpFixture fixture) : IClassFixture<McpFixture>
         Assert.Contains($"Run {runId} was not found.", Text(stolen));
         var bobSearch = await bob.CallToolAsync("knowledge_search", new Dictionary<string, object?> { ["query"] = "how fast do peregrine falcons dive" });
         Assert.Equal(0, Json(bobSearch).GetProperty("results").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task KnowledgeOnlyKey_SeesAndCallsOnlyKnowledgeSearch()
+    {
+        var (alice, key) = await fixture.UserAsync("knowledge");
+        var docId = await Documents.UploadIndexedAsync(alice, "owls.md", "# Owls\n\nBarn owls hunt by sound in complete darkness.");
+        await using var mcp = await fixture.McpAsync(key);
+        Assert.Equal(["knowledge_search"], (await mcp.ListToolsAsync()).Select(t => t.Name).ToArray());
+        var search = await mcp.CallToolAsync("knowledge_search", new Dictionary<string, object?> { ["query"] = "how do barn owls hunt" });
+        Assert.NotEqual(true, search.IsError);
+        Assert.Equal(docId, Json(search).GetProperty("results")[0].GetProperty("documentId").GetGuid());
+
+        foreach (var tool in new[] { "list_agents", "get_agent_run" })
+        {
+            var refused = await Assert.ThrowsAnyAsync<ModelContextProtocol.McpException>(async () =>
+                await mcp.CallToolAsync(tool, new Dictionary<string, object?> { ["runId"] = Guid.NewGuid() }));
+            Assert.Contains("Access forbidden", refused.Message, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public async Task AgentsOnlyKey_SeesOnlyTheAgentTools()
+    {
+        var (_, key) = await fixture.UserAsync("agents");
+        await using var mcp = await fixture.McpAsync(key);
+        Assert.Equal(["get_agent_run", "list_agents", "start_agent_run"], (await mcp.ListToolsAsync()).Select(t => t.Name).Order(StringComparer.Ordinal).ToArray());
+        Assert.Contains("shell", Json(await mcp.CallToolAsync("list_agents")).EnumerateArray().Select(a => a.GetProperty("id").GetString()));
+        await Assert.ThrowsAnyAsync<ModelContextProtocol.McpException>(async () =>
+            await mcp.CallToolAsync("knowledge_search", new Dictionary<string, object?> { ["query"] = "owls" }));
+    }
+
+    [Fact]
+    public async Task KeyWithNeitherAgentsNorKnowledge_Is403()
+    {
+        var (_, key) = await fixture.UserAsync("inference", "chat");
+        using var client = fixture.Http(key);
+        var initialize = """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent(initialize, Encoding.UTF8, "application/json") };
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        var response = await client.SendAsync(request);
+        await Identity.ApiKeysTests.AssertInsufficientScopeAsync(response, "agents knowledge");
     }
 
     [Fact]

@@ -40,9 +40,10 @@ public sealed class StartupTests
         var user = await Accounts.RegisterAsync(client);
         for (var i = 0; i < 2; i++)
             Assert.Equal(HttpStatusCode.Unauthorized, (await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = "Wrong#Password1" })).StatusCode);
-        var third = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = "Wrong#Password1" });
-        Assert.Equal(HttpStatusCode.Forbidden, third.StatusCode);
-        Assert.Equal(HttpStatusCode.Forbidden, (await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = user.Password })).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = "Wrong#Password1" })).StatusCode);
+        // Locked (it answers as a wrong password does): even the right password is refused.
+        Assert.NotNull(await app.WithDbAsync(db => db.Users.AsNoTracking().Where(u => u.Id == user.Id).Select(u => u.LockoutEnd).SingleAsync()));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.PostAsJsonAsync("/api/v1/auth/login", new { login = user.Username, password = user.Password })).StatusCode);
 
         await Task.Delay(TimeSpan.FromSeconds(2.5));
         await Accounts.LoginAsync(client, user.Username);
