@@ -226,7 +226,7 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
             _checking.Release();
         }
         logger.LogInformation("Socket {Session} of user {UserId} closed: {Reason}", SessionId, UserId, reason);
-        await RefuseAsync(reason + " Sign in again.", "credential no longer valid", ct);
+        await RefuseAsync(reason, "credential no longer valid", ct);
         return false;
     }
 

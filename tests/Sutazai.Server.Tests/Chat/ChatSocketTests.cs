@@ -84,7 +84,7 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
     private static string Type(JsonElement frame) => frame.GetProperty("type").GetString()!;
 
     /// <summary>The frames a refused credential ends a socket with: one unauthorized error, then close 1008.</summary>
-    public static async Task AssertClosedAsUnauthorizedAsync(ChatClient socket, string reason)
+    private static async Task AssertClosedAsUnauthorizedAsync(ChatClient socket, string reason)
     {
         var error = (await socket.ReceiveAsync())!.Value;
         Assert.Equal("error", Type(error));
