@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
-using System.Security.Claims;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.EntityFrameworkCore;
@@ -121,8 +120,8 @@ public static class JarvisSocketApi
 }
 
 /// <summary>One /ws/jarvis connection (protocol in docs/api.md): the user says what they want; JARVIS answers or starts an agent.</summary>
-public sealed class JarvisSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, ClaimsPrincipal? principal)
-    : JsonSocketSession(socket, scopes, logger, principal)
+public sealed class JarvisSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, SocketCredential? credential)
+    : JsonSocketSession(socket, scopes, logger, credential)
 {
     private readonly System.Threading.Channels.Channel<object> _events = System.Threading.Channels.Channel.CreateUnbounded<object>(new() { SingleReader = true });
     private int _pumping;

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
-using System.Security.Claims;
 using System.Text.Json;
 using Sutazai.Server.Conversations;
 using Sutazai.Server.Identity;
@@ -40,8 +39,8 @@ public static class ChatSocketApi
 }
 
 /// <summary>One /ws/chat connection: JSON text frames in, JSON text frames out (protocol in docs/api.md).</summary>
-public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, ClaimsPrincipal? principal)
-    : JsonSocketSession(socket, scopes, logger, principal)
+public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, SocketCredential? credential)
+    : JsonSocketSession(socket, scopes, logger, credential)
 {
     private readonly ConcurrentDictionary<Guid, byte> _watching = new();
     private readonly ConcurrentDictionary<Guid, byte> _local = new();

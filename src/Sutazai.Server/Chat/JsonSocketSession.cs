@@ -1,37 +1,46 @@
 using System.Buffers;
+using System.Data.Common;
 using System.Net.WebSockets;
 using System.Security.Claims;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Sutazai.Server.Configuration;
 using Sutazai.Server.Identity;
+using HttpOptions = Sutazai.Server.Configuration.HttpOptions;
 
 namespace Sutazai.Server.Chat;
 
 /// <summary>
-/// What every SutazAI WebSocket shares (/ws/chat, /ws/jarvis): JSON text frames, authentication by header, query or a
-/// first <c>auth</c> frame within 10 seconds, <c>ping</c>/<c>pong</c>, frame size limit (1009), errors in-band.
-/// Every socket needs the <c>chat</c> scope (an API key without it is refused). Subclasses handle the authenticated
-/// frame types.
+/// What every SutazAI WebSocket shares (/ws/chat, /ws/jarvis): the origin rule (<see cref="SocketOrigins"/>), JSON text
+/// frames, authentication by header, query or a first <c>auth</c> frame within 10 seconds, the credential checked again
+/// periodically and before every frame that starts work (a credential that no longer holds closes the socket with
+/// 1008), the <c>chat</c> scope for API keys, <c>ping</c>/<c>pong</c>, frame size limit (1009), errors in-band. Subclasses handle the authenticated frame types.
 /// </summary>
-public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, ClaimsPrincipal? principal) : IDisposable
+public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, SocketCredential? credential) : IDisposable
 {
     public const int MaxFrameBytes = 64 * 1024;
     protected static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private static readonly TimeSpan AuthTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan CloseReplyTimeout = TimeSpan.FromSeconds(5);
     private readonly SemaphoreSlim _send = new(1, 1);
+    // One credential check or replacement at a time, so a periodic check of the old token cannot close a socket that
+    // has just sent a fresh one in an auth frame.
+    private readonly SemaphoreSlim _checking = new(1, 1);
     private readonly CancellationTokenSource _closing = new();
-    private ClaimsPrincipal? _user = principal;
+    private SocketCredential? _credential = credential;
+    private int _refused;
 
     protected IServiceScopeFactory Scopes => scopes;
 
-    protected ClaimsPrincipal User => _user ?? throw new InvalidOperationException("Not authenticated.");
+    protected ClaimsPrincipal User => _credential?.Principal ?? throw new InvalidOperationException("Not authenticated.");
 
     /// <summary>Cancelled when the socket closes; background work that writes to the socket uses it.</summary>
     protected CancellationToken Closing => _closing.Token;
 
     public string SessionId { get; } = Guid.NewGuid().ToString("N");
 
-    public Guid? UserId => _user?.UserId();
+    public Guid? UserId => _credential?.Principal.UserId();
 
     /// <summary>The frame types this socket understands after authentication, for the unknown-type error.</summary>
     protected abstract string KnownTypes { get; }
@@ -46,29 +55,39 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
     private static readonly string MissingScope = $"This API key lacks the '{RequiredScope}' scope the sockets need.";
 
     /// <summary>
-    /// Accepts the upgrade (400 ProblemDetails for a plain HTTP request, 403 insufficient_scope for a credential
-    /// without the chat scope) and runs the session until it ends.
+    /// Accepts the upgrade and runs the session until it ends. Before the upgrade: 403 ProblemDetails for a page of a
+    /// foreign origin, 400 for a plain HTTP request, 403 insufficient_scope for a credential without the chat scope.
     /// </summary>
-    public static async Task ServeAsync<TSession>(HttpContext http, string path, Func<WebSocket, ClaimsPrincipal?, TSession> create, Action<TSession> opened, Action<TSession> closed)
+    public static async Task ServeAsync<TSession>(HttpContext http, string path, Func<WebSocket, SocketCredential?, TSession> create, Action<TSession> opened, Action<TSession> closed)
         where TSession : JsonSocketSession
     {
-        if (!http.WebSockets.IsWebSocketRequest)
+        var services = http.RequestServices;
+        var refusal = SocketOrigins.Refusal(http.Request, services.GetRequiredService<IOptions<SutazaiOptions>>().Value.PublicUrl,
+            services.GetRequiredService<IOptions<HttpOptions>>().Value.CorsOriginList);
+        if (refusal is not null)
         {
-            http.Response.StatusCode = StatusCodes.Status400BadRequest;
-            await http.Response.WriteAsJsonAsync(new { title = "Bad Request", status = 400, detail = $"This endpoint speaks WebSocket only (see docs/api.md, {path})." });
+            services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(SocketOrigins).FullName!)
+                .LogInformation("Refused a {Path} handshake from origin {Origin}", path, http.Request.Headers.Origin.ToString());
+            await Problems.Forbidden(refusal).ExecuteAsync(http);
             return;
         }
+        if (!http.WebSockets.IsWebSocketRequest)
+        {
+            await Problems.Status(StatusCodes.Status400BadRequest, "Bad Request", $"This endpoint speaks WebSocket only (see docs/api.md, {path}).").ExecuteAsync(http);
+            return;
+        }
+        var recheckEvery = services.GetRequiredService<IOptions<WebSocketSessionOptions>>().Value.CredentialRecheckInterval;
         if (http.User.Identity?.IsAuthenticated == true && !http.User.HasScope(RequiredScope))
         {
             await InsufficientScope.WriteAsync(http, MissingScope, RequiredScope);
             return;
         }
         var socket = await http.WebSockets.AcceptWebSocketAsync();
-        var session = create(socket, http.User.Identity?.IsAuthenticated == true ? http.User : null);
+        var session = create(socket, SocketCredential.Of(http));
         opened(session);
         try
         {
-            await session.RunAsync(http.RequestAborted);
+            await session.RunAsync(recheckEvery, http.RequestAborted);
         }
         finally
         {
@@ -77,34 +96,30 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         }
     }
 
-    public async Task RunAsync(CancellationToken aborted)
+    /// <param name="recheckEvery">How often the credential is checked again while the socket is idle.</param>
+    public async Task RunAsync(TimeSpan recheckEvery, CancellationToken aborted)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(aborted, _closing.Token);
         var ct = linked.Token;
-        await SendAsync(new { type = "connection", sessionId = SessionId, authenticated = _user is not null }, ct);
-        if (_user is not null) await OnAuthenticatedAsync(ct);
-        var authDeadline = DateTime.UtcNow + AuthTimeout;
+        await SendAsync(new { type = "connection", sessionId = SessionId, authenticated = _credential is not null }, ct);
+        if (_credential is not null) await OnAuthenticatedAsync(ct);
         var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        // Watchers beside the receive loop: they refuse by sending the close, never by cancelling the pending receive
+        // (which would abort the socket before the error frame and the close reach the peer).
+        using var stopWatchers = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var watchers = Task.WhenAll(
+            RequireAuthenticationAsync(stopWatchers.Token),
+            RecheckPeriodicallyAsync(recheckEvery, stopWatchers.Token));
         try
         {
             while (socket.State == WebSocketState.Open && !ct.IsCancellationRequested)
             {
-                using var receiveTimeout = _user is null ? new CancellationTokenSource(authDeadline - DateTime.UtcNow) : new CancellationTokenSource();
-                using var receiveCt = CancellationTokenSource.CreateLinkedTokenSource(ct, receiveTimeout.Token);
-                string? text;
-                try
-                {
-                    text = await ReceiveAsync(buffer, receiveCt.Token);
-                }
-                catch (OperationCanceledException) when (receiveTimeout.IsCancellationRequested && _user is null)
-                {
-                    await SendErrorAsync("unauthorized", "Authenticate within 10 seconds: send {\"type\":\"auth\",\"token\":\"<access token>\"}.", ct);
-                    await CloseAsync(WebSocketCloseStatus.PolicyViolation, "authentication required");
-                    return;
-                }
+                var text = await ReceiveAsync(buffer, ct);
                 if (text is null) return;
-                await HandleFrameAsync(text, ct);
+                // A frame the peer sent before it saw our close is not acted on.
+                if (Volatile.Read(ref _refused) == 0) await HandleFrameAsync(text, ct);
             }
+            await AwaitCloseReplyAsync(buffer, ct);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -116,8 +131,135 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         }
         finally
         {
+            await stopWatchers.CancelAsync();
+            await watchers;
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>A socket that connected without a credential must send an <c>auth</c> frame within <see cref="AuthTimeout"/>.</summary>
+    private async Task RequireAuthenticationAsync(CancellationToken ct)
+    {
+        if (_credential is not null) return;
+        try
+        {
+            await Task.Delay(AuthTimeout, ct);
+            await _checking.WaitAsync(ct);
+            try
+            {
+                if (_credential is null)
+                    await RefuseAsync("Authenticate within 10 seconds: send {\"type\":\"auth\",\"token\":\"<access token>\"}.", "authentication required", ct);
+            }
+            finally
+            {
+                _checking.Release();
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The socket ended first.
+        }
+        catch (Exception ex) when (ex is WebSocketException or IOException)
+        {
+            logger.LogDebug("Socket {Session} ended while it was refused: {Message}", SessionId, ex.Message);
+        }
+    }
+
+    /// <summary>After this side sent its close (a refused credential), waits for the peer's, so the close handshake completes.</summary>
+    private async Task AwaitCloseReplyAsync(byte[] buffer, CancellationToken ct)
+    {
+        if (socket.State != WebSocketState.CloseSent) return;
+        try
+        {
+            while (socket.State == WebSocketState.CloseSent) await socket.ReceiveAsync(buffer, ct);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+        {
+            // The peer went away without answering our close; the socket is over either way.
+        }
+    }
+
+    private async Task RecheckPeriodicallyAsync(TimeSpan every, CancellationToken ct)
+    {
+        try
+        {
+            using var timer = new PeriodicTimer(every);
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                if (_credential is null) continue;
+                try
+                {
+                    if (!await RecheckAsync(ct)) return;
+                }
+                catch (Exception ex) when (ex is DbException or InvalidOperationException or TimeoutException)
+                {
+                    // The store is unreachable: REST would fail too, but an idle socket is not closed for it.
+                    logger.LogWarning(ex, "Socket {Session}: its credential could not be checked again; trying at the next interval", SessionId);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The socket ended.
+        }
+        catch (Exception ex) when (ex is WebSocketException or IOException)
+        {
+            logger.LogDebug("Socket {Session} ended while it was refused: {Message}", SessionId, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// Checks the credential again (as REST checks one on every request). When it no longer holds — the account was
+    /// deactivated, its password changed or it logged out everywhere, the token or cookie expired, the API key was
+    /// revoked — sends a last <c>unauthorized</c> error, closes with 1008 and answers false.
+    /// </summary>
+    private async Task<bool> RecheckAsync(CancellationToken ct)
+    {
+        string reason;
+        await _checking.WaitAsync(ct);
+        try
+        {
+            if (Volatile.Read(ref _refused) != 0) return false;
+            if (_credential is not { } current) return true;
+            await using var scope = scopes.CreateAsyncScope();
+            var check = await scope.ServiceProvider.GetRequiredService<TokenAuthenticator>().RecheckAsync(current, ct);
+            if (check is CredentialCheck.Valid valid)
+            {
+                _credential = valid.Credential;
+                return true;
+            }
+            reason = ((CredentialCheck.Invalid)check).Reason;
+        }
+        finally
+        {
+            _checking.Release();
+        }
+        logger.LogInformation("Socket {Session} of user {UserId} closed: {Reason}", SessionId, UserId, reason);
+        await RefuseAsync(reason, "credential no longer valid", ct);
+        return false;
+    }
+
+    /// <summary>
+    /// The last words to a peer whose credential is refused: an <c>unauthorized</c> error frame, then close 1008. Only
+    /// the close is sent here; the receive loop reads the peer's answer (so no second receive runs beside it), for at
+    /// most <see cref="CloseReplyTimeout"/>.
+    /// </summary>
+    private async Task RefuseAsync(string message, string closeReason, CancellationToken ct)
+    {
+        if (Interlocked.Exchange(ref _refused, 1) != 0) return;
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(new { type = "error", code = "unauthorized", message }, Json);
+        await _send.WaitAsync(ct);
+        try
+        {
+            if (socket.State != WebSocketState.Open) return;
+            await socket.SendAsync(bytes, WebSocketMessageType.Text, true, ct);
+            await socket.CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, closeReason, ct);
+        }
+        finally
+        {
+            _send.Release();
+        }
+        _closing.CancelAfter(CloseReplyTimeout);
     }
 
     /// <summary>One whole text message, null when the peer closed; oversized frames close the socket with 1009.</summary>
@@ -172,7 +314,7 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
             await AuthenticateAsync(frame, ct);
             return;
         }
-        if (_user is null)
+        if (_credential is null)
         {
             await SendErrorAsync("unauthorized", "Authenticate first: {\"type\":\"auth\",\"token\":\"<access token>\"}.", ct);
             return;
@@ -182,28 +324,41 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
             await SendErrorAsync("invalid_frame", "Every frame needs a string 'type'.", ct);
             return;
         }
+        // Every frame that may start work is preceded by the check a REST request would pass.
+        if (!await RecheckAsync(ct)) return;
         await HandleAsync(type, frame, ct);
     }
 
+    /// <summary>An <c>auth</c> frame: the first credential of the socket, or a fresh token replacing one about to expire.</summary>
     private async Task AuthenticateAsync(JsonElement frame, CancellationToken ct)
     {
         var token = frame.TryGetProperty("token", out var tk) && tk.ValueKind == JsonValueKind.String ? tk.GetString() : null;
-        await using var scope = scopes.CreateAsyncScope();
-        var user = await scope.ServiceProvider.GetRequiredService<TokenAuthenticator>().AuthenticateAsync(token, ct);
-        if (user is null)
+        CredentialCheck check;
+        var lacksScope = false;
+        await _checking.WaitAsync(ct);
+        try
         {
-            await SendErrorAsync("unauthorized", "The token is invalid, expired or revoked.", ct);
-            await CloseAsync(WebSocketCloseStatus.PolicyViolation, "invalid token");
+            await using var scope = scopes.CreateAsyncScope();
+            check = await scope.ServiceProvider.GetRequiredService<TokenAuthenticator>().AuthenticateAsync(token, ct);
+            if (check is CredentialCheck.Valid valid && !valid.Credential.Principal.HasScope(RequiredScope)) lacksScope = true;
+            else if (check is CredentialCheck.Valid accepted) _credential = accepted.Credential;
+        }
+        finally
+        {
+            _checking.Release();
+        }
+        if (check is CredentialCheck.Invalid invalid)
+        {
+            await RefuseAsync(invalid.Reason, "invalid token", ct);
             return;
         }
-        if (!user.HasScope(RequiredScope))
+        if (lacksScope)
         {
             await SendErrorAsync(InsufficientScope.Code, MissingScope, ct);
             await CloseAsync(WebSocketCloseStatus.PolicyViolation, "insufficient scope");
             return;
         }
-        _user = user;
-        await SendAsync(new { type = "authenticated", userId = user.UserId() }, ct);
+        await SendAsync(new { type = "authenticated", userId = UserId }, ct);
         await OnAuthenticatedAsync(ct);
     }
 
@@ -247,6 +402,7 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         _closing.Cancel();
         _closing.Dispose();
         _send.Dispose();
+        _checking.Dispose();
         GC.SuppressFinalize(this);
     }
 }

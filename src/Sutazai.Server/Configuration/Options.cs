@@ -134,6 +134,16 @@ public sealed class HttpOptions
         CorsOrigins.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }
 
+public sealed class WebSocketSessionOptions
+{
+    public const string Section = "Sutazai:WebSockets";
+
+    [Range(1, 3600)]
+    public int CredentialRecheckSeconds { get; set; }
+
+    public TimeSpan CredentialRecheckInterval => TimeSpan.FromSeconds(CredentialRecheckSeconds);
+}
+
 public sealed class MailOptions
 {
     public const string Section = "Sutazai:Mail";
@@ -164,6 +174,7 @@ public static class OptionsRegistration
         Bind<AuthOptions>(builder, AuthOptions.Section);
         Bind<RateLimitOptions>(builder, RateLimitOptions.Section);
         Bind<HttpOptions>(builder, HttpOptions.Section);
+        Bind<WebSocketSessionOptions>(builder, WebSocketSessionOptions.Section);
         Bind<MailOptions>(builder, MailOptions.Section);
         return builder;
     }

@@ -47,6 +47,7 @@ public static class SettingsRegistry
 
         new("Sutazai:Http:MaxRequestBodyBytes", "10485760", "Largest request body accepted (413 beyond). Upload endpoints set their own limit."),
         new("Sutazai:Http:CorsOrigins", "", "Comma-separated origins allowed by CORS; empty allows none (same-origin UI needs none)."),
+        new("Sutazai:WebSockets:CredentialRecheckSeconds", "30", "How often every open `/ws/*` socket checks its credential again (it is also checked on every frame that starts work): a deactivated account, a password change or reset, \"log out everywhere\" or an expired token or cookie closes the socket with 1008."),
 
         new("Sutazai:Inference:Provider", "llamacpp", "Provider used when a request names no model: `llamacpp` (in-process), `ollama` or `openai`."),
         new("Sutazai:Inference:DefaultModel", "", "Model id used when a request names none; empty picks the default provider's first model."),

@@ -1,4 +1,9 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.AI;
 using Sutazai.Server.Agents;
 using Sutazai.Server.Tests.Chat;
@@ -112,6 +117,69 @@ public sealed class JarvisSocketTests(AgentAppFixture fixture) : IClassFixture<A
         Assert.Equal("not_found", notFound.GetProperty("code").GetString());
         await socket.SendAsync(new { type = "cancel", runId });
         Assert.Equal("not_found", (await socket.ReceiveUntilAsync("error")).Last().GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task Handshake_WithTheUsersCookie_FromAnotherOrigin_Is403_FromTheServersOwnOriginItIsAccepted()
+    {
+        var (user, tokens) = await Accounts.RegisterAndLoginAsync(fixture.App.Client());
+        var cookie = await UiCookies.ForAsync(fixture.App, user.Id);
+
+        var hijack = await SocketHandshakes.SendAsync(fixture.App, "/ws/jarvis", "http://evil.example", cookie: cookie);
+        Assert.Equal(StatusCodes.Status403Forbidden, hijack.Status);
+        Assert.False(hijack.Accepted);
+        Assert.Equal("application/problem+json", hijack.ContentType);
+        Assert.StartsWith("A page from 'http://evil.example' may not open /ws/jarvis: only pages of this server (http://localhost)",
+            JsonDocument.Parse(hijack.Body).RootElement.GetProperty("detail").GetString());
+        var withToken = await SocketHandshakes.SendAsync(fixture.App, "/ws/jarvis", "http://evil.example", bearer: tokens.AccessToken);
+        Assert.Equal(StatusCodes.Status403Forbidden, withToken.Status);
+        Assert.False(withToken.Accepted);
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => ChatClient.ConnectAsync(fixture.App, null, "/ws/jarvis", r =>
+        {
+            r.Headers.Origin = "http://evil.example";
+            r.Headers.Cookie = cookie;
+        }));
+        Assert.Equal("Incomplete handshake, status code: 403", refused.Message);
+
+        await using var ownPage = await ChatClient.ConnectAsync(fixture.App, null, "/ws/jarvis", r =>
+        {
+            r.Headers.Origin = "http://localhost";
+            r.Headers.Cookie = cookie;
+        });
+        Assert.True((await ownPage.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+        var (cli, _) = await ConnectAsync(tokens); // no Origin, bearer token: accepted (asserted there)
+        await cli.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task DeactivatingTheUser_RefusesTheApprovalTheirOpenSocketSends_AndClosesItWith1008()
+    {
+        var id = Guid.NewGuid().ToString("N")[..6];
+        var request = "please tidy my workspace " + id;
+        var task = "remove the scratch files " + id;
+        fixture.Models.Script(request, ScriptedModels.Call("start_agent", new { agent = "shell", task }));
+        fixture.Models.Script(task, ScriptedModels.Call("shell_run", new { command = "printf approved > proof.txt" }), ScriptedModels.Answer("Done."));
+        var (user, tokens) = await Accounts.RegisterAndLoginAsync(fixture.App.Client());
+        var (socket, _) = await ConnectAsync(tokens);
+        await using var _s = socket;
+        await socket.SendAsync(new { type = "message", text = request });
+        var approval = (await socket.ReceiveUntilAsync("approval_required")).Last();
+        var runId = approval.GetProperty("runId").GetGuid();
+        var approvalId = approval.GetProperty("approvalId").GetGuid();
+
+        using var admin = fixture.App.Client(fixture.AdminTokens.AccessToken);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PatchAsJsonAsync($"/api/v1/admin/users/{user.Id}", new { isActive = false })).StatusCode);
+
+        await socket.SendAsync(new { type = "approve", runId, approvalId, approve = true });
+        var error = (await socket.ReceiveUntilAsync("error")).Last(); // run frames sent before the approval may come first
+        Assert.Equal("unauthorized", error.GetProperty("code").GetString());
+        Assert.Equal("The account is deactivated.", error.GetProperty("message").GetString());
+        Assert.Null(await socket.ReceiveAsync());
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, socket.Socket.CloseStatus);
+
+        Assert.Equal("pending", await fixture.App.WithDbAsync(db => db.AgentApprovals.Where(a => a.Id == approvalId).Select(a => a.Status).SingleAsync()));
+        Assert.Equal("waiting_approval", await fixture.App.WithDbAsync(db => db.AgentRuns.Where(r => r.Id == runId).Select(r => r.Status).SingleAsync()));
+        Assert.Equal(0, await fixture.App.WithDbAsync(db => db.AgentRunSteps.CountAsync(s => s.RunId == runId && s.Kind == "tool_result")));
     }
 
     [Theory]

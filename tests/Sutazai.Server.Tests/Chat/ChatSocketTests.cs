@@ -1,9 +1,12 @@
+using System.Net;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Sutazai.Server.Tests.Conversations;
 using Sutazai.Server.Tests.Infrastructure;
 using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
@@ -15,10 +18,13 @@ public sealed class ChatClient(WebSocket socket) : IAsyncDisposable
 {
     public WebSocket Socket { get; } = socket;
 
-    public static async Task<ChatClient> ConnectAsync(TestApp app, string? accessToken, string path = "/ws/chat")
+    /// <param name="configure">Sets more handshake headers (Origin, Cookie, Authorization).</param>
+    /// <param name="authority">The host (and port) the handshake is sent to.</param>
+    public static async Task<ChatClient> ConnectAsync(TestApp app, string? accessToken, string path = "/ws/chat", Action<HttpRequest>? configure = null, string authority = "localhost")
     {
         var client = app.Server.CreateWebSocketClient();
-        var uri = new Uri("ws://localhost" + path + (accessToken is null ? "" : "?access_token=" + Uri.EscapeDataString(accessToken)));
+        client.ConfigureRequest = configure;
+        var uri = new Uri($"ws://{authority}{path}" + (accessToken is null ? "" : "?access_token=" + Uri.EscapeDataString(accessToken)));
         return new ChatClient(await client.ConnectAsync(uri, CancellationToken.None));
     }
 
@@ -57,7 +63,8 @@ public sealed class ChatClient(WebSocket socket) : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (Socket.State == WebSocketState.Open) await Socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+        // Closes, or answers the server's close (as browsers do), so the server sees the close handshake complete.
+        if (Socket.State is WebSocketState.Open or WebSocketState.CloseReceived) await Socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
         Socket.Dispose();
     }
 }
@@ -66,13 +73,26 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
 {
     private TestApp App => fixture.App;
 
-    private async Task<Tokens> UserAsync()
+    private async Task<Tokens> UserAsync() => (await AccountAsync(App)).Tokens;
+
+    private static async Task<(TestUser User, Tokens Tokens)> AccountAsync(TestApp app)
     {
-        using var anon = App.Client();
-        return (await Accounts.RegisterAndLoginAsync(anon)).Tokens;
+        using var anon = app.Client();
+        return await Accounts.RegisterAndLoginAsync(anon);
     }
 
     private static string Type(JsonElement frame) => frame.GetProperty("type").GetString()!;
+
+    /// <summary>The frames a refused credential ends a socket with: one unauthorized error, then close 1008.</summary>
+    private static async Task AssertClosedAsUnauthorizedAsync(ChatClient socket, string reason)
+    {
+        var error = (await socket.ReceiveAsync())!.Value;
+        Assert.Equal("error", Type(error));
+        Assert.Equal("unauthorized", error.GetProperty("code").GetString());
+        Assert.Equal(reason, error.GetProperty("message").GetString());
+        Assert.Null(await socket.ReceiveAsync());
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, socket.Socket.CloseStatus);
+    }
 
     [Fact]
     public async Task Connect_Ping_AndChatStreamsChunks_ThenStoresTheReply()
@@ -269,4 +289,170 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
         await other.SendAsync(new { type = "ping" });
         Assert.Equal("pong", Type((await other.ReceiveAsync())!.Value)); // nothing of the reply reached the stranger
     }
+
+    [Theory]
+    [InlineData("http://evil.example")]
+    [InlineData("null")]
+    [InlineData("https://localhost")]
+    [InlineData("http://localhost:8080")]
+    [InlineData("http://localhost.evil.example")]
+    public async Task Handshake_FromAForeignOrigin_Is403BeforeTheUpgrade_WithTheCookieOrAToken(string origin)
+    {
+        var (user, tokens) = await AccountAsync(App);
+        var cookie = await UiCookies.ForAsync(App, user.Id);
+
+        var byCookie = await SocketHandshakes.SendAsync(App, "/ws/chat", origin, cookie: cookie);
+        Assert.Equal(StatusCodes.Status403Forbidden, byCookie.Status);
+        Assert.False(byCookie.Accepted);
+        Assert.Equal("application/problem+json", byCookie.ContentType);
+        var problem = JsonDocument.Parse(byCookie.Body).RootElement;
+        Assert.Equal(403, problem.GetProperty("status").GetInt32());
+        Assert.Equal($"A page from '{origin}' may not open /ws/chat: only pages of this server (http://localhost) or of an origin listed in " +
+            "Sutazai:Http:CorsOrigins may. Clients that are not browsers send no Origin header and authenticate with a bearer token.",
+            problem.GetProperty("detail").GetString());
+
+        var byToken = await SocketHandshakes.SendAsync(App, "/ws/chat", origin, bearer: tokens.AccessToken);
+        Assert.Equal(StatusCodes.Status403Forbidden, byToken.Status);
+        Assert.False(byToken.Accepted);
+
+        // And a real client gets no socket, whether the token is in the query or the cookie is sent.
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => ChatClient.ConnectAsync(App, tokens.AccessToken, configure: r => r.Headers.Origin = origin));
+        Assert.Equal("Incomplete handshake, status code: 403", refused.Message);
+        refused = await Assert.ThrowsAsync<InvalidOperationException>(() => ChatClient.ConnectAsync(App, null, configure: r =>
+        {
+            r.Headers.Origin = origin;
+            r.Headers.Cookie = cookie;
+        }));
+        Assert.Equal("Incomplete handshake, status code: 403", refused.Message);
+    }
+
+    [Fact]
+    public async Task Handshake_FromTheServersOwnOrigin_OrWithoutOrigin_IsAccepted()
+    {
+        var (user, tokens) = await AccountAsync(App);
+        var cookie = await UiCookies.ForAsync(App, user.Id);
+
+        // Sutazai:PublicUrl is http://localhost in tests.
+        await using (var ownPage = await ChatClient.ConnectAsync(App, null, configure: r =>
+        {
+            r.Headers.Origin = "http://localhost";
+            r.Headers.Cookie = cookie;
+        }))
+        {
+            Assert.True((await ownPage.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+            await ownPage.SendAsync(new { type = "get_history", conversationId = Guid.NewGuid() });
+            Assert.Equal("not_found", (await ownPage.ReceiveAsync())!.Value.GetProperty("code").GetString());
+        }
+
+        // The origin the request was sent to counts as the server's own (a proxy host that is not the public URL).
+        await using (var requestOrigin = await ChatClient.ConnectAsync(App, tokens.AccessToken, configure: r => r.Headers.Origin = "http://sutazai.internal:8443", authority: "sutazai.internal:8443"))
+            Assert.True((await requestOrigin.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+
+        // Not a browser: no Origin, a bearer token in the header or the query.
+        await using (var cli = await ChatClient.ConnectAsync(App, null, configure: r => r.Headers.Authorization = "Bearer " + tokens.AccessToken))
+            Assert.True((await cli.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+        await using var sdk = await ChatClient.ConnectAsync(App, tokens.AccessToken);
+        Assert.True((await sdk.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Handshake_FromAConfiguredCorsOrigin_IsAccepted_AndAWildcardOpensNothing()
+    {
+        await using var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?> { ["Sutazai:Http:CorsOrigins"] = "https://app.example, *" });
+        var (_, tokens) = await AccountAsync(app);
+
+        await using (var listed = await ChatClient.ConnectAsync(app, tokens.AccessToken, configure: r => r.Headers.Origin = "https://app.example"))
+            Assert.True((await listed.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+        var other = await SocketHandshakes.SendAsync(app, "/ws/chat", "https://other.example", bearer: tokens.AccessToken);
+        Assert.Equal(StatusCodes.Status403Forbidden, other.Status);
+        Assert.False(other.Accepted);
+    }
+
+    [Fact]
+    public async Task DeactivatingTheUser_ClosesTheirOpenSocketWith1008_OnTheNextChatFrame_AndNothingIsGenerated()
+    {
+        var (user, tokens) = await AccountAsync(App);
+        await using var chat = await ChatClient.ConnectAsync(App, tokens.AccessToken);
+        await chat.ReadConnectionAsync();
+        await chat.SendAsync(new { type = "get_history", conversationId = Guid.NewGuid() });
+        Assert.Equal("not_found", (await chat.ReceiveAsync())!.Value.GetProperty("code").GetString());
+
+        using var admin = App.Client(fixture.AdminTokens.AccessToken);
+        var deactivated = await admin.PatchAsJsonAsync($"/api/v1/admin/users/{user.Id}", new { isActive = false });
+        Assert.Equal(HttpStatusCode.OK, deactivated.StatusCode);
+
+        await chat.SendAsync(new { type = "chat", message = "Still there?", options = new { temperature = 0 } });
+        await AssertClosedAsUnauthorizedAsync(chat, "The account is deactivated.");
+        Assert.Equal(0, await App.WithDbAsync(db => db.Conversations.CountAsync(c => c.UserId == user.Id)));
+        Assert.Equal(0, await App.WithDbAsync(db => db.Messages.CountAsync(m => db.Conversations.Any(c => c.Id == m.ConversationId && c.UserId == user.Id))));
+    }
+
+    [Fact]
+    public async Task ChangingThePassword_ClosesTheUsersCookieSocketWith1008_OnItsNextFrame()
+    {
+        var (user, tokens) = await AccountAsync(App);
+        var cookie = await UiCookies.ForAsync(App, user.Id);
+        await using var chat = await ChatClient.ConnectAsync(App, null, configure: r => r.Headers.Cookie = cookie);
+        Assert.True((await chat.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+
+        using var client = App.Client(tokens.AccessToken);
+        var changed = await client.PostAsJsonAsync("/api/v1/users/me/password", new { currentPassword = Accounts.Password, newPassword = "Another#Kettle7!Walk" });
+        Assert.Equal(HttpStatusCode.NoContent, changed.StatusCode);
+
+        await chat.SendAsync(new { type = "stop" });
+        await AssertClosedAsUnauthorizedAsync(chat, "The session was revoked.");
+    }
+
+    [Fact]
+    public async Task TheCookieExpiring_ClosesItsSocketWith1008_OnTheNextFrame()
+    {
+        var clock = new ShiftedClock();
+        await using var app = TestApp.Create(DbProvider.Sqlite, services: s => s.AddSingleton<TimeProvider>(clock));
+        var (user, _) = await AccountAsync(app);
+        var cookie = await UiCookies.ForAsync(app, user.Id);
+        await using var chat = await ChatClient.ConnectAsync(app, null, configure: r => r.Headers.Cookie = cookie);
+        Assert.True((await chat.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+
+        clock.Shift = TimeSpan.FromDays(7) + TimeSpan.FromMinutes(1); // past Sutazai:Auth:CookieLifetime
+        await chat.SendAsync(new { type = "get_history", conversationId = Guid.NewGuid() });
+        await AssertClosedAsUnauthorizedAsync(chat, "The sign-in has expired.");
+    }
+
+    [Fact]
+    public async Task ThePeriodicRecheck_ClosesIdleSockets_AfterLogoutEverywhere_AndAfterTheirApiKeyIsRevoked()
+    {
+        await using var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?> { ["Sutazai:WebSockets:CredentialRecheckSeconds"] = "1" });
+        var (user, tokens) = await AccountAsync(app);
+        using var client = app.Client(tokens.AccessToken);
+        var created = await client.PostAsJsonAsync("/api/v1/keys", new { name = "socket" });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var key = await created.ReadJsonAsync();
+
+        await using var byQuery = await ChatClient.ConnectAsync(app, tokens.AccessToken);
+        Assert.True((await byQuery.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+        await using var byAuthFrame = await ChatClient.ConnectAsync(app, null);
+        await byAuthFrame.ReadConnectionAsync();
+        await byAuthFrame.SendAsync(new { type = "auth", token = tokens.AccessToken });
+        Assert.Equal("authenticated", Type((await byAuthFrame.ReceiveAsync())!.Value));
+        await using var byApiKey = await ChatClient.ConnectAsync(app, key.GetProperty("key").GetString());
+        Assert.True((await byApiKey.ReadConnectionAsync()).GetProperty("authenticated").GetBoolean());
+
+        Assert.Equal(HttpStatusCode.NoContent, (await client.PostAsync("/api/v1/auth/logout/all", null)).StatusCode);
+        // No frame is sent: the sockets are closed by the periodic check alone.
+        await AssertClosedAsUnauthorizedAsync(byQuery, "The session was revoked.");
+        await AssertClosedAsUnauthorizedAsync(byAuthFrame, "The session was revoked.");
+
+        using var anon = app.Client();
+        using var again = app.Client((await Accounts.LoginAsync(anon, user.Username)).AccessToken);
+        Assert.Equal(HttpStatusCode.NoContent, (await again.DeleteAsync($"/api/v1/keys/{key.GetProperty("id").GetGuid()}")).StatusCode);
+        await AssertClosedAsUnauthorizedAsync(byApiKey, "The API key was revoked.");
+    }
+}
+
+/// <summary>The system clock moved forward by <see cref="Shift"/>.</summary>
+internal sealed class ShiftedClock : TimeProvider
+{
+    public TimeSpan Shift { get; set; }
+
+    public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + Shift;
 }

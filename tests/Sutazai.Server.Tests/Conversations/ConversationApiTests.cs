@@ -21,6 +21,8 @@ public sealed class ConversationAppFixture : IAsyncLifetime
 
     public TestApp App { get; private set; } = null!;
 
+    public Tokens AdminTokens { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         App = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
@@ -39,7 +41,8 @@ public sealed class ConversationAppFixture : IAsyncLifetime
         var successors = new Dictionary<string, string>(spec.Successors, StringComparer.Ordinal) { ["?"] = "▁la" };
         TinyModels.WriteDeterministic(Path.Combine(App.DataDir, "models", Looping + ".gguf"), spec with { Successors = successors, ContextLength = 16384, BlockCount = 8 });
         using var client = App.Client();
-        await Accounts.RegisterAsync(client); // the admin; test users below are plain users
+        var admin = await Accounts.RegisterAsync(client); // the admin; test users below are plain users
+        AdminTokens = await Accounts.LoginAsync(client, admin.Username);
     }
 
     public async Task DisposeAsync() => await App.DisposeAsync();
