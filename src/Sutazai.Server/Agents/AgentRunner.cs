@@ -408,7 +408,7 @@ public sealed partial class AgentRunner(
                     await AddApprovalRequestAsync(segment, call, approval, null);
                 return new Outcome.Waiting(approval);
             }
-            if (approval.Status == "denied")
+            if (approval.Status == ApprovalStatus.Denied)
             {
                 if (!mine.Any(s => s.Kind == "denial" && s.CallId == call.CallId))
                     await AddStepAsync(segment, "denial", new { approvalId = approval.Id, callId = call.CallId, tool = tool.Name });
@@ -508,7 +508,8 @@ public sealed partial class AgentRunner(
         return AddStepAsync(segment, "approval_request", data);
     }
 
-    private static int RiskRank(string risk) => risk switch { "low" => 0, "medium" => 1, _ => 2 };
+    /// <summary>A stored risk ("low", "medium", "high") in <see cref="ToolRisk"/>'s order; anything unreadable ranks high.</summary>
+    private static ToolRisk RiskRank(string risk) => Enum.TryParse<ToolRisk>(risk, ignoreCase: true, out var rank) ? rank : ToolRisk.High;
 
     private static string AssessRisk(AgentTool tool, JsonElement arguments)
     {
@@ -687,8 +688,10 @@ public sealed class AgentWorkspaces(IOptions<SutazaiOptions> sutazai)
 {
     public string Root => Path.Combine(sutazai.Value.DataPath, "agents", "runs");
 
-    public string For(AgentRun run) =>
-        CrewSpec.Repository(run.Options) is { } repository ? repository : Path.Combine(Root, run.Id.ToString("N"));
+    public string For(AgentRun run) => CrewSpec.Repository(run.Options) ?? RunFolder(run.Id);
+
+    /// <summary>The folder a run gets under <see cref="Root"/> when it works on no admin-allowed repository.</summary>
+    public string RunFolder(Guid runId) => Path.Combine(Root, runId.ToString("N"));
 }
 
 public sealed record CrewMember(string Role, string Goal, IReadOnlyList<string> Tools);

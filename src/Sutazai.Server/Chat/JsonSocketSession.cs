@@ -240,14 +240,14 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
     }
 
     /// <summary>
-    /// The last words to a peer whose credential is refused: an <c>unauthorized</c> error frame, then close 1008. Only
+    /// The last words to a peer whose credential is refused: an error frame (<c>unauthorized</c>, or <c>insufficient_scope</c> for a key without the chat scope), then close 1008. Only
     /// the close is sent here; the receive loop reads the peer's answer (so no second receive runs beside it), for at
     /// most <see cref="CloseReplyTimeout"/>.
     /// </summary>
-    private async Task RefuseAsync(string message, string closeReason, CancellationToken ct)
+    private async Task RefuseAsync(string message, string closeReason, CancellationToken ct, string code = "unauthorized")
     {
         if (Interlocked.Exchange(ref _refused, 1) != 0) return;
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(new { type = "error", code = "unauthorized", message }, Json);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(new { type = "error", code, message }, Json);
         await _send.WaitAsync(ct);
         try
         {
@@ -354,8 +354,7 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         }
         if (lacksScope)
         {
-            await SendErrorAsync(InsufficientScope.Code, MissingScope, ct);
-            await CloseAsync(WebSocketCloseStatus.PolicyViolation, "insufficient scope");
+            await RefuseAsync(MissingScope, "insufficient scope", ct, InsufficientScope.Code);
             return;
         }
         await SendAsync(new { type = "authenticated", userId = UserId }, ct);

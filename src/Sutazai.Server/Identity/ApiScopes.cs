@@ -80,13 +80,16 @@ public static class ScopePolicies
     public const string Interactive = "interactive";
 
     public static AuthorizationBuilder AddScopePolicies(this AuthorizationBuilder builder) => builder
-        .AddPolicy(Inference, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement([ApiScopes.Inference])))
-        .AddPolicy(Chat, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement([ApiScopes.Chat])))
-        .AddPolicy(Knowledge, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement([ApiScopes.Knowledge])))
-        .AddPolicy(Agents, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement([ApiScopes.Agents])))
-        .AddPolicy(Models, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement([ApiScopes.Inference, ApiScopes.Chat])))
-        .AddPolicy(Mcp, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement([ApiScopes.Agents, ApiScopes.Knowledge])))
+        .AddAnyScope(Inference, ApiScopes.Inference)
+        .AddAnyScope(Chat, ApiScopes.Chat)
+        .AddAnyScope(Knowledge, ApiScopes.Knowledge)
+        .AddAnyScope(Agents, ApiScopes.Agents)
+        .AddAnyScope(Models, ApiScopes.Inference, ApiScopes.Chat)
+        .AddAnyScope(Mcp, ApiScopes.Agents, ApiScopes.Knowledge)
         .AddPolicy(Interactive, p => p.RequireAuthenticatedUser().AddRequirements(new InteractiveRequirement()));
+
+    private static AuthorizationBuilder AddAnyScope(this AuthorizationBuilder builder, string policy, params string[] anyOf) =>
+        builder.AddPolicy(policy, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(anyOf)));
 }
 
 /// <summary>Met when the principal holds any of <see cref="AnyOf"/>.</summary>

@@ -99,9 +99,8 @@ public sealed class ProcessSandbox
         var setsid = ShellRunner.Setsid ?? throw new ToolException("setsid (util-linux) is not installed, so commands cannot be confined to a process group.");
         var tmp = Path.Join(command.Workspace, ".tmp");
         Directory.CreateDirectory(tmp);
-        var result = await ShellRunner.RunAsync([setsid, ShellRunner.Shell, "-c", command.Command], Environment(command.Workspace, tmp),
+        return await ShellRunner.RunAsync([setsid, ShellRunner.Shell, "-c", command.Command], Environment(command.Workspace, tmp),
             command.Workspace, command.Timeout, command.OutputCapBytes, null, ct);
-        return result;
     }
 
     private static Dictionary<string, string> Environment(string home, string tmp) => new()
@@ -134,8 +133,7 @@ public sealed class ProcessSandbox
         foreach (var own in new[] { "passwd", "group", "hosts" }) args.AddRange(["--ro-bind", Path.Join(_etc, own), "/etc/" + own]);
         args.AddRange(["--ro-bind", Path.Join(_etc, network ? "resolv-network.conf" : "resolv-none.conf"), "/etc/resolv.conf"]);
         args.AddRange(["--proc", "/proc", "--dev", "/dev", "--size", _options.TmpBytes.ToString(CultureInfo.InvariantCulture), "--tmpfs", "/tmp",
-            "--bind", workspace, WorkspaceMount, "--chdir", WorkspaceMount,
-            "--setenv", "HOME", WorkspaceMount, "--setenv", "TMPDIR", "/tmp"]);
+            "--bind", workspace, WorkspaceMount, "--chdir", WorkspaceMount]);
         return args;
     }
 
@@ -157,7 +155,7 @@ public sealed class ProcessSandbox
             return result with { LimitExceeded = "cpu-time", Error = $"The command used up its CPU-time limit of {_options.CpuSeconds} s and was stopped (Sutazai:Agents:Sandbox:CpuSeconds)." };
         if (result.ExitCode == 128 + 25 || Says("File size limit exceeded", "File too large"))
             return result with { LimitExceeded = "file-size", Error = $"The command tried to write a file larger than the limit of {Bytes(_options.MaxFileBytes)} (Sutazai:Agents:Sandbox:MaxFileBytes)." };
-        if (result.ExitCode != 0 && Says("Cannot fork", "fork: Resource temporarily unavailable", "fork: retry", "Resource temporarily unavailable"))
+        if (result.ExitCode != 0 && Says("Cannot fork", "fork: retry", "Resource temporarily unavailable"))
             return result with { LimitExceeded = "processes", Error = $"The command hit the limit of {_options.MaxProcesses} processes (Sutazai:Agents:Sandbox:MaxProcesses)." };
         if (result.ExitCode != 0 && Says("Cannot allocate memory", "MemoryError", "memory exhausted", "out of memory", "bad_alloc"))
             return result with { LimitExceeded = "memory", Error = $"The command ran out of its memory limit of {Bytes(_options.MemoryBytes)} (Sutazai:Agents:Sandbox:MemoryBytes)." };
@@ -242,7 +240,7 @@ public sealed class ProcessSandbox
         Write("resolv-network.conf", "nameserver 10.0.2.3\n");
     }
 
-    private static bool IsRoot => System.Environment.UserName == "root" || Native.GetEffectiveUserId() == 0;
+    private static bool IsRoot => Native.GetEffectiveUserId() == 0;
 
     // ---- pids cgroup ---------------------------------------------------------------------------------------------------
 

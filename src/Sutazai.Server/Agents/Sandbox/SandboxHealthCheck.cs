@@ -12,7 +12,7 @@ public sealed class SandboxHealthCheck(ProcessSandbox sandbox) : IHealthCheck
     {
         var status = sandbox.Status;
         if (!status.Available) return Task.FromResult(HealthCheckResult.Degraded($"unavailable: {status.Reason}; agent commands are refused."));
-        if (status.Mode == "none") return Task.FromResult(HealthCheckResult.Degraded("unsandboxed: Sutazai:Agents:Sandbox:Mode=none; agent commands run as the server's user."));
+        if (sandbox.Options.IsUnsandboxed) return Task.FromResult(HealthCheckResult.Degraded("unsandboxed: Sutazai:Agents:Sandbox:Mode=none; agent commands run as the server's user."));
         var network = string.IsNullOrWhiteSpace(sandbox.Options.Network) ? "no network" : $"network for {sandbox.Options.Network}";
         var processes = status.ProcessLimitEnforced ? "" : "; process limit not enforced (root without a pids cgroup)";
         return Task.FromResult(HealthCheckResult.Healthy($"bubblewrap, {network}{processes}"));

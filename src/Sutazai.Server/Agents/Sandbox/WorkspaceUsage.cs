@@ -15,15 +15,18 @@ public static class WorkspaceUsage
     public static long Of(string root) =>
         Directory.Exists(root) ? new DirectoryInfo(root).EnumerateFiles("*", Everything).Sum(f => f.Length) : 0;
 
-    /// <summary>All the user's run workspaces under the runs folder, or null when no database is at hand (tool tests).</summary>
-    public static async Task<long?> OfUserAsync(IServiceProvider services, Guid userId, CancellationToken ct)
+    /// <summary>
+    /// The user's other run workspaces under the runs folder (<paramref name="exceptRunId"/>'s is measured by the caller
+    /// already), or null when no database is at hand (tool tests).
+    /// </summary>
+    public static async Task<long?> OfUserAsync(IServiceProvider services, Guid userId, Guid exceptRunId, CancellationToken ct)
     {
         var workspaces = services.GetService<AgentWorkspaces>();
         if (workspaces is null) return null;
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetService<AppDbContext>();
         if (db is null) return null;
-        var runs = await db.AgentRuns.AsNoTracking().Where(r => r.UserId == userId).Select(r => r.Id).ToListAsync(ct);
-        return runs.Sum(id => Of(Path.Combine(workspaces.Root, id.ToString("N"))));
+        var runs = await db.AgentRuns.AsNoTracking().Where(r => r.UserId == userId && r.Id != exceptRunId).Select(r => r.Id).ToListAsync(ct);
+        return runs.Sum(id => Of(workspaces.RunFolder(id)));
     }
 }

@@ -52,7 +52,7 @@ public sealed class ShellToolProvider(IOptions<AgentToolOptions> options, Proces
         var used = WorkspaceUsage.Of(workspace.Root);
         if (used > limits.WorkspaceQuotaBytes)
             throw new ToolException($"The workspace holds {ProcessSandbox.Bytes(used)}, over its quota of {ProcessSandbox.Bytes(limits.WorkspaceQuotaBytes)} (Sutazai:Agents:Sandbox:WorkspaceQuotaBytes); delete files before running commands.");
-        if (await WorkspaceUsage.OfUserAsync(context.Services, context.UserId, ct) is { } userUsed && userUsed > limits.UserQuotaBytes)
+        if (await WorkspaceUsage.OfUserAsync(context.Services, context.UserId, context.RunId, ct) + used is { } userUsed && userUsed > limits.UserQuotaBytes)
             throw new ToolException($"Your agent workspaces hold {ProcessSandbox.Bytes(userUsed)}, over your quota of {ProcessSandbox.Bytes(limits.UserQuotaBytes)} (Sutazai:Agents:Sandbox:UserQuotaBytes); delete old runs before running commands.");
 
         var result = await sandbox.RunAsync(new SandboxCommand(command, workspace.Root, context.AgentId, Name, TimeSpan.FromSeconds(seconds), _options.OutputCapBytes), ct);
