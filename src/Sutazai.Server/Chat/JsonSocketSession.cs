@@ -324,8 +324,9 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
             await SendErrorAsync("invalid_frame", "Every frame needs a string 'type'.", ct);
             return;
         }
-        // Every frame that may start work is preceded by the check a REST request would pass.
-        if (!await RecheckAsync(ct)) return;
+        // Every frame that may start work is preceded by the check a REST request would pass. A stop only ends the
+        // user's own reply, so it acts at once: a check in front of it would let the reply run on meanwhile.
+        if (type != "stop" && !await RecheckAsync(ct)) return;
         await HandleAsync(type, frame, ct);
     }
 

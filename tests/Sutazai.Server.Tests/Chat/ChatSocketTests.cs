@@ -399,7 +399,7 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
         var changed = await client.PostAsJsonAsync("/api/v1/users/me/password", new { currentPassword = Accounts.Password, newPassword = "Another#Kettle7!Walk" });
         Assert.Equal(HttpStatusCode.NoContent, changed.StatusCode);
 
-        await chat.SendAsync(new { type = "stop" });
+        await chat.SendAsync(new { type = "get_history", conversationId = Guid.NewGuid() });
         await AssertClosedAsUnauthorizedAsync(chat, "The session was revoked.");
     }
 

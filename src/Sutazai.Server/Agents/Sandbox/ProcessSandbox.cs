@@ -30,7 +30,7 @@ public sealed class ProcessSandbox
     public const int SandboxUid = 65534;
 
     private readonly SandboxOptions _options;
-    private readonly string _etc;
+    private readonly IOptions<SutazaiOptions> _sutazai;
     private readonly ILogger<ProcessSandbox> _logger;
     private readonly Lazy<SandboxStatus> _status;
     private readonly Lazy<string?> _cgroupParent;
@@ -39,12 +39,15 @@ public sealed class ProcessSandbox
     {
         _options = options.Value;
         _logger = logger;
-        _etc = Path.Join(sutazai.Value.DataPath, "sandbox", "etc");
+        _sutazai = sutazai;
         _cgroupParent = new Lazy<string?>(CreateCgroupParent);
         _status = new Lazy<SandboxStatus>(Probe);
     }
 
     public SandboxOptions Options => _options;
+
+    /// <summary>The sandbox's own passwd, group, hosts and resolv.conf (read when a command starts, not when the server does).</summary>
+    private string Etc => Path.Join(_sutazai.Value.DataPath, "sandbox", "etc");
 
     public SandboxStatus Status => _status.Value;
 
@@ -130,8 +133,8 @@ public sealed class ProcessSandbox
         {
             if (File.Exists(shared) || Directory.Exists(shared)) args.AddRange(["--ro-bind", shared, shared]);
         }
-        foreach (var own in new[] { "passwd", "group", "hosts" }) args.AddRange(["--ro-bind", Path.Join(_etc, own), "/etc/" + own]);
-        args.AddRange(["--ro-bind", Path.Join(_etc, network ? "resolv-network.conf" : "resolv-none.conf"), "/etc/resolv.conf"]);
+        foreach (var own in new[] { "passwd", "group", "hosts" }) args.AddRange(["--ro-bind", Path.Join(Etc, own), "/etc/" + own]);
+        args.AddRange(["--ro-bind", Path.Join(Etc, network ? "resolv-network.conf" : "resolv-none.conf"), "/etc/resolv.conf"]);
         args.AddRange(["--proc", "/proc", "--dev", "/dev", "--size", _options.TmpBytes.ToString(CultureInfo.InvariantCulture), "--tmpfs", "/tmp",
             "--bind", workspace, WorkspaceMount, "--chdir", WorkspaceMount]);
         return args;
@@ -183,7 +186,7 @@ public sealed class ProcessSandbox
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return Unavailable($"the sandbox's /etc files could not be written to {_etc}: {ex.Message}");
+            return Unavailable($"the sandbox's /etc files could not be written to {Etc}: {ex.Message}");
         }
         var probeWorkspace = Directory.CreateTempSubdirectory("sutazai-sandbox-probe-").FullName;
         try
@@ -227,10 +230,10 @@ public sealed class ProcessSandbox
 
     private void WriteEtc()
     {
-        Directory.CreateDirectory(_etc);
+        Directory.CreateDirectory(Etc);
         void Write(string name, string text)
         {
-            var path = Path.Join(_etc, name);
+            var path = Path.Join(Etc, name);
             if (!File.Exists(path) || File.ReadAllText(path) != text) File.WriteAllText(path, text);
         }
         Write("passwd", "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\nsandbox:x:65534:65534:sandbox:/workspace:/bin/sh\n");

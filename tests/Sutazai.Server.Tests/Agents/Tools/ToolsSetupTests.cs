@@ -8,13 +8,20 @@ using Sutazai.Server.Knowledge;
 
 namespace Sutazai.Server.Tests.Agents.Tools;
 
-public sealed class ToolsSetupTests
+public sealed class ToolsSetupTests : IDisposable
 {
-    private static WebApplication Build(Dictionary<string, string?>? settings = null)
+    private readonly string _dataDir = Directory.CreateTempSubdirectory("sutazai-tools-setup-").FullName;
+
+    public void Dispose() => Directory.Delete(_dataDir, recursive: true);
+
+    private WebApplication Build(Dictionary<string, string?>? settings = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         SettingsRegistry.AddDefaults(builder.Configuration);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Sutazai:DataDir"] = _dataDir });
         builder.Configuration.AddInMemoryCollection(settings ?? []);
+        // What the host registers elsewhere and the tools need: the data dir (the sandbox keeps its /etc files there).
+        builder.Services.AddOptions<SutazaiOptions>().BindConfiguration(SutazaiOptions.Section);
         builder.Services.AddSingleton(new SsrfGuard([]));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.AddAgentTools();
