@@ -11,6 +11,8 @@ using Sutazai.Inference;
 using Sutazai.Server.Agents.Tools;
 using Sutazai.Server.Configuration;
 
+using Sutazai.Server.Inference;
+
 namespace Sutazai.Server.Agents;
 
 /// <summary>
@@ -31,6 +33,7 @@ public sealed partial class AgentRunner(
     IOptions<AgentOptions> options,
     IOptions<AgentToolOptions> toolOptions,
     AgentWorkerIdentity worker,
+    GenerationLimiter limiter,
     TimeProvider time,
     ILogger<AgentRunner> logger)
 {
@@ -146,8 +149,7 @@ public sealed partial class AgentRunner(
         // Checked at start too; again here because the setting may have been tightened while the run was queued or waiting.
         if (access.ForbiddenFamily(role, AgentAccess.FamiliesOf(_agent, _run.Options)) is { } family)
             throw new RunFailedException($"Your role ({role}) may not use the tool family '{family}' ({AgentAccess.FamiliesSetting(role)}).");
-        var workspace = workspaces.For(_run);
-        Directory.CreateDirectory(workspace);
+        var workspace = Hosting.PrivateFiles.CreateDirectory(workspaces.For(_run));
         var context = new ToolContext(_run.Id, _run.UserId, workspace, services, IsAdmin: role == Roles.Admin, AgentId: _run.AgentId);
         if (_agent.Kind == AgentKind.Crew) return await RunCrewAsync(context, ct);
 
@@ -338,11 +340,15 @@ public sealed partial class AgentRunner(
         if (options.Value.JsonProviders.Contains(_model.Provider.Name)) client = new JsonToolCallingChatClient(client);
 
         var updates = new List<ChatResponseUpdate>();
-        await foreach (var update in client.GetStreamingResponseAsync(messages, chatOptions, ct))
+        // The step counts toward its owner's concurrent generations, waiting for a slot rather than failing the run.
+        using (await limiter.AcquireAsync(_run.UserId, ct))
         {
-            updates.Add(update);
-            if (update.Text is { Length: > 0 } delta)
-                Publish("token", new { content = delta, member = segment.Member });
+            await foreach (var update in client.GetStreamingResponseAsync(messages, chatOptions, ct))
+            {
+                updates.Add(update);
+                if (update.Text is { Length: > 0 } delta)
+                    Publish("token", new { content = delta, member = segment.Member });
+            }
         }
         var response = updates.ToChatResponse();
         var callsOut = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>()

@@ -6,6 +6,7 @@ using Sutazai.Data;
 using Sutazai.Data.Entities;
 using Sutazai.Inference;
 using Sutazai.Server.Agents.Tools;
+using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 
@@ -35,7 +36,7 @@ public static class AgentsApi
         agents.MapPost("", CreateAgent).WithSummary("Create a custom agent (instructions + tool families + model + limits).");
         agents.MapPut("/{id:guid}", UpdateAgent).WithSummary("Change a custom agent.");
         agents.MapDelete("/{id:guid}", DeleteAgent).WithSummary("Delete a custom agent (its runs are kept).");
-        agents.MapPost("/{agentId}/runs", StartRun).WithSummary("Start a run (durable job) → 202 {runId}.");
+        agents.MapPost("/{agentId}/runs", StartRun).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy).WithSummary("Start a run (durable job) → 202 {runId}.");
 
         var runs = routes.MapGroup("/api/v1/runs").WithTags("Agents").RequireAuthorization(ScopePolicies.Agents);
         runs.MapGet("", ListRuns).WithSummary("My runs, newest first.");

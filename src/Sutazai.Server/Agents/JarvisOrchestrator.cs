@@ -44,8 +44,7 @@ public sealed class JarvisOrchestrator(JarvisRouter router, AgentRunService runs
         var started = await conversations.StartReplyAsync(userId, conversation, text, null, null, model, null, ct, edit: false, null);
         return started switch
         {
-            StartReplyResult.Rejected rejected => new Outcome.Failed(
-                rejected.Status switch { 404 => "not_found", 409 => "conflict", 422 => "invalid_request", _ => "unavailable" }, rejected.Detail),
+            StartReplyResult.Rejected rejected => new Outcome.Failed(rejected.Code, rejected.Detail),
             StartReplyResult.Started s => new Outcome.Answering(s.Reply),
             _ => throw new InvalidOperationException("Unknown reply result."),
         };

@@ -127,8 +127,7 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
         if (result is StartReplyResult.Rejected rejected)
         {
             _local.TryRemove(conversation.Id, out _);
-            var code = rejected.Status switch { 404 => "not_found", 409 => "conflict", 422 => "invalid_request", _ => "unavailable" };
-            await SendErrorAsync(code, rejected.Detail, ct);
+            await SendErrorAsync(rejected.Code, rejected.Detail, ct);
             return;
         }
         Follow(((StartReplyResult.Started)result).Reply, stream, local: true);

@@ -12,6 +12,8 @@ public sealed class SutazaiOptions
     [Required, Url]
     public string PublicUrl { get; set; } = "";
 
+    public bool HasHttpsPublicUrl => PublicUrl.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
     /// <summary><c>all</c>, <c>api</c> or <c>worker</c> (see <see cref="Hosting.ServerRole"/>).</summary>
     [Required, RegularExpression("^(?i)(all|api|worker)$", ErrorMessage = "Sutazai:Role must be 'all', 'api' or 'worker'.")]
     public string Role { get; set; } = "";
@@ -119,9 +121,24 @@ public sealed class RateLimitOptions
 
     [Range(1, 1_000_000)]
     public int AuthPerMinute { get; set; }
+
+    [Range(1, 10_000)]
+    public int ConcurrentGenerationsPerUser { get; set; }
+
+    [Range(1, 1_000_000)]
+    public int ExpensivePerMinute { get; set; }
 }
 
-public sealed class HttpOptions
+public sealed class QuotaOptions
+{
+    public const string Section = "Sutazai:Quotas";
+
+    /// <summary>Bytes of stored documents one user may hold; 0 means no limit.</summary>
+    [Range(0, long.MaxValue)]
+    public long StorageBytesPerUser { get; set; }
+}
+
+public sealed class HttpOptions : IValidatableObject
 {
     public const string Section = "Sutazai:Http";
 
@@ -132,6 +149,20 @@ public sealed class HttpOptions
 
     public string[] CorsOriginList =>
         CorsOrigins.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public string KnownProxies { get; set; } = "";
+
+    public string[] KnownProxyList =>
+        KnownProxies.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        foreach (var entry in KnownProxyList)
+        {
+            var valid = entry.Contains('/', StringComparison.Ordinal) ? System.Net.IPNetwork.TryParse(entry, out _) : System.Net.IPAddress.TryParse(entry, out _);
+            if (!valid) yield return new ValidationResult($"Sutazai:Http:KnownProxies: '{entry}' is neither an IP address nor a CIDR range (e.g. 10.0.0.0/8).", [nameof(KnownProxies)]);
+        }
+    }
 }
 
 public sealed class WebSocketSessionOptions
@@ -174,6 +205,7 @@ public static class OptionsRegistration
         Bind<AuthOptions>(builder, AuthOptions.Section);
         Bind<RateLimitOptions>(builder, RateLimitOptions.Section);
         Bind<HttpOptions>(builder, HttpOptions.Section);
+        Bind<QuotaOptions>(builder, QuotaOptions.Section);
         Bind<WebSocketSessionOptions>(builder, WebSocketSessionOptions.Section);
         Bind<MailOptions>(builder, MailOptions.Section);
         return builder;

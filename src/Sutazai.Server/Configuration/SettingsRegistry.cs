@@ -45,8 +45,13 @@ public static class SettingsRegistry
 
         new("Sutazai:RateLimits:AuthPerMinute", "60", "Requests per minute per client address to login, register, refresh and password reset (429 beyond). With `Sutazai:Redis:Connection` the minute is counted once for all nodes (falling back to each node's own count while Redis is unreachable)."),
 
+        new("Sutazai:RateLimits:ConcurrentGenerationsPerUser", "4", "Generations one user may run at once on a node, across `/api/v1/generate`, `/v1/*`, conversation replies, `/ws/chat` and `/ws/jarvis`; beyond it 429 with `Retry-After` (a socket gets an error frame `rate_limited`). An agent's model step waits for a free slot instead. Other users are unaffected."),
+        new("Sutazai:RateLimits:ExpensivePerMinute", "120", "Requests per minute per user to expensive routes: generation (`/api/v1/generate`, `/v1/chat/completions`, `/v1/completions`, conversation messages and regenerations), embeddings, uploads, URL ingestion and agent runs (429 with `Retry-After` beyond). Shared by all nodes with `Sutazai:Redis:Connection`."),
+        new("Sutazai:Quotas:StorageBytesPerUser", "1073741824", "Bytes of stored documents (uploads and fetched URLs) one user may hold; an upload past it gets 507 Insufficient Storage naming the usage. 0 means no limit. Administrators see usage per user at `GET /api/v1/admin/usage`."),
+
         new("Sutazai:Http:MaxRequestBodyBytes", "10485760", "Largest request body accepted (413 beyond). Upload endpoints set their own limit."),
         new("Sutazai:Http:CorsOrigins", "", "Comma-separated origins allowed by CORS; empty allows none (same-origin UI needs none)."),
+        new("Sutazai:Http:KnownProxies", "", "Comma-separated IPs or CIDR ranges of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (client address for rate limits and logs, https scheme). Empty: the headers are ignored, so a client cannot spoof its address."),
         new("Sutazai:WebSockets:CredentialRecheckSeconds", "30", "How often every open `/ws/*` socket checks its credential again (it is also checked on every frame that starts work): a deactivated account, a password change or reset, \"log out everywhere\" or an expired token or cookie closes the socket with 1008."),
 
         new("Sutazai:Inference:Provider", "llamacpp", "Provider used when a request names no model: `llamacpp` (in-process), `ollama` or `openai`."),

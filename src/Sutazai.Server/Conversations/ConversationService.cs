@@ -15,7 +15,11 @@ public abstract record StartReplyResult
 {
     public sealed record Started(RunningReply Reply) : StartReplyResult;
 
-    public sealed record Rejected(int Status, string Field, string Detail) : StartReplyResult;
+    public sealed record Rejected(int Status, string Field, string Detail) : StartReplyResult
+    {
+        /// <summary>The error code a socket frame carries for this refusal.</summary>
+        public string Code => Status switch { 404 => "not_found", 409 => "conflict", 422 => "invalid_request", 429 => "rate_limited", _ => "unavailable" };
+    }
 }
 
 public abstract record ImportResult
@@ -38,6 +42,7 @@ public sealed class ConversationService(
     Graph.GraphQueries graph,
     IOptionsMonitor<Graph.GraphOptions> graphOptions,
     IOptionsMonitor<ConversationOptions> options,
+    GenerationLimiter limiter,
     ILogger<ConversationService> logger)
 {
     public const int MaxContentLength = 100_000;
@@ -83,7 +88,25 @@ public sealed class ConversationService(
     {
         if (hub.IsRunning(conversation.Id))
             return new StartReplyResult.Rejected(StatusCodes.Status409Conflict, "", "A reply is being generated in this conversation; stop it (POST …/stop) or wait for it.");
+        // Checked before anything is stored: a refused request leaves the conversation as it was.
+        var slot = limiter.TryAcquire(userId);
+        if (slot is null) return new StartReplyResult.Rejected(StatusCodes.Status429TooManyRequests, "", limiter.LimitDetail);
+        try
+        {
+            var result = await StartReplyHoldingSlotAsync(userId, conversation, content, parentId, regenerateOf, model, options, ct, edit, knowledge, slot);
+            if (result is StartReplyResult.Started) slot = null; // the generation releases it when it ends
+            return result;
+        }
+        finally
+        {
+            slot?.Dispose();
+        }
+    }
 
+    private async Task<StartReplyResult> StartReplyHoldingSlotAsync(
+        Guid userId, Conversation conversation, string? content, Guid? parentId, Guid? regenerateOf,
+        string? model, GenerateOptions? options, CancellationToken ct, bool edit, KnowledgeRequest? knowledge, IDisposable slot)
+    {
         var all = await AllMessagesAsync(conversation.Id, ct);
         ChatMessageEntity userMessage;
         if (edit)
@@ -163,7 +186,7 @@ public sealed class ConversationService(
             return new StartReplyResult.Rejected(StatusCodes.Status409Conflict, "", "A reply is being generated in this conversation.");
         }
         reply.Publish(new ReplyEvent.Started(conversation.Id, MessageResponse.From(userMessage, tree.Siblings(userMessage)), assistant.Id, resolved.ModelId, resolved.Provider.Name));
-        _ = Task.Run(() => GenerateAsync(reply, resolved, history, options, firstExchange && !conversation.TitleSetByUser, userMessage.Content));
+        _ = Task.Run(() => GenerateAsync(reply, resolved, history, options, firstExchange && !conversation.TitleSetByUser, userMessage.Content, slot));
         return new StartReplyResult.Started(reply);
     }
 
@@ -363,7 +386,7 @@ public sealed class ConversationService(
         return turns;
     }
 
-    private async Task GenerateAsync(RunningReply reply, ResolvedModel model, List<ChatMessage> history, GenerateOptions? options, bool makeTitle, string firstUserMessage)
+    private async Task GenerateAsync(RunningReply reply, ResolvedModel model, List<ChatMessage> history, GenerateOptions? options, bool makeTitle, string firstUserMessage, IDisposable slot)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(reply.Stop.Token, lifetime.ApplicationStopping);
         var text = new System.Text.StringBuilder();
@@ -431,6 +454,7 @@ public sealed class ConversationService(
         finally
         {
             // Idle first, then tell the watchers: whoever sees the end can start the next reply at once.
+            slot.Dispose();
             hub.Finish(reply);
             reply.Publish(final ?? new ReplyEvent.Failed(StatusCodes.Status500InternalServerError, "The reply could not be stored.", null));
         }

@@ -6,6 +6,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
+using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 
@@ -24,9 +25,9 @@ public static class ConversationsApi
         group.MapPatch("/{id:guid}", Update).WithSummary("Rename, pin, archive, set model or system prompt.");
         group.MapDelete("/{id:guid}", Delete).WithSummary("Delete a conversation with all its messages.");
         group.MapGet("/{id:guid}/messages", Messages).WithSummary("The active branch, root first, with sibling ids for branch navigation.");
-        group.MapPost("/{id:guid}/messages", PostMessage)
+        group.MapPost("/{id:guid}/messages", PostMessage).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
             .WithSummary("Add a user message and generate the reply (SSE with Accept: text/event-stream). parentId makes an edit branch.");
-        group.MapPost("/{id:guid}/messages/{messageId:guid}/regenerate", Regenerate).WithSummary("Answer a user message again as a new branch.");
+        group.MapPost("/{id:guid}/messages/{messageId:guid}/regenerate", Regenerate).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy).WithSummary("Answer a user message again as a new branch.");
         group.MapPost("/{id:guid}/branch", SwitchBranch).WithSummary("Show the branch through a message (its newest descendants).");
         group.MapPost("/{id:guid}/stop", Stop).WithSummary("Stop the reply being generated; the partial answer is kept, marked stopped.");
         group.MapGet("/{id:guid}/stream", Watch).WithSummary("Follow the reply being generated (SSE); 204 when none is.");
@@ -130,6 +131,8 @@ public static class ConversationsApi
     {
         if (result is StartReplyResult.Rejected rejected)
         {
+            if (rejected.Status == StatusCodes.Status429TooManyRequests)
+                http.Response.Headers.RetryAfter = GenerationLimiter.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return rejected.Status == StatusCodes.Status422UnprocessableEntity
                 ? Problems.Validation(rejected.Field, rejected.Detail)
                 : Problems.Status(rejected.Status, ReasonPhrase(rejected.Status), rejected.Detail);

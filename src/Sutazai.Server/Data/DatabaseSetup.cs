@@ -51,7 +51,7 @@ public static class DatabaseSetup
     public static string BuildSqliteConnectionString(DatabaseOptions db, string dataPath)
     {
         if (!string.IsNullOrWhiteSpace(db.ConnectionString)) return db.ConnectionString;
-        Directory.CreateDirectory(dataPath);
+        PrivateFiles.CreateDirectory(dataPath);
         return new SqliteConnectionStringBuilder
         {
             DataSource = Path.Combine(dataPath, "sutazai.db"),
@@ -123,6 +123,11 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
             {
                 logger.LogInformation("Applying {Count} database migration(s) on {Provider}: {Migrations}", pending.Count, provider, string.Join(", ", pending));
                 await db.Database.MigrateAsync(cancellationToken);
+            }
+            if (db.Database.IsSqlite() && db.Database.GetDbConnection().DataSource is { Length: > 0 } file)
+            {
+                // SQLite gives its -wal and -shm files the database file's mode.
+                foreach (var suffix in new[] { "", "-wal", "-shm" }) PrivateFiles.Restrict(file + suffix);
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

@@ -37,6 +37,7 @@ public static partial class HttpPipeline
 
     public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
+        var hsts = context.RequestServices.GetRequiredService<IOptions<SutazaiOptions>>().Value.HasHttpsPublicUrl;
         context.Response.OnStarting(() =>
         {
             var headers = context.Response.Headers;
@@ -45,6 +46,7 @@ public static partial class HttpPipeline
             headers["Referrer-Policy"] = "strict-origin-when-cross-origin";
             headers["Cross-Origin-Opener-Policy"] = "same-origin";
             headers["Permissions-Policy"] = "camera=(), geolocation=(), payment=()";
+            if (hsts) headers.StrictTransportSecurity = "max-age=31536000; includeSubDomains";
             if (!headers.ContainsKey("Content-Security-Policy"))
             {
                 var isPage = context.Response.ContentType?.StartsWith("text/html", StringComparison.OrdinalIgnoreCase) == true;

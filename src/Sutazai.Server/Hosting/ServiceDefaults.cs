@@ -4,7 +4,9 @@ using System.Threading.RateLimiting;
 using OpenTelemetry.Resources;
 using HttpOptions = Sutazai.Server.Configuration.HttpOptions;
 using JsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.ResponseCompression;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
@@ -17,6 +19,7 @@ namespace Sutazai.Server.Hosting;
 public static class ServiceDefaults
 {
     public const string AuthRateLimitPolicy = "auth";
+    public const string ExpensiveRateLimitPolicy = "expensive";
 
     /// <summary>Settings, errors, JSON, limits, CORS, compression, rate limits, OpenAPI and telemetry.</summary>
     public static WebApplicationBuilder AddSutazaiDefaults(this WebApplicationBuilder builder)
@@ -24,6 +27,7 @@ public static class ServiceDefaults
         builder.AddSutazaiSettings();
         builder.AddSutazaiClusterBus();
         var services = builder.Services;
+        services.AddHostedService<DataDirGuard>();
         var http = builder.Configuration.Read<HttpOptions>(HttpOptions.Section);
 
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
@@ -43,6 +47,19 @@ public static class ServiceDefaults
             k.AddServerHeader = false;
         });
 
+        services.Configure<ForwardedHeadersOptions>(o =>
+        {
+            // Only the configured proxies are believed; the framework's loopback defaults are cleared so that, with
+            // none configured, a client cannot pick its own address (and so its rate-limit budget) with a header.
+            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            o.KnownProxies.Clear();
+            o.KnownIPNetworks.Clear();
+            foreach (var entry in http.KnownProxyList)
+            {
+                if (entry.Contains('/', StringComparison.Ordinal)) o.KnownIPNetworks.Add(System.Net.IPNetwork.Parse(entry));
+                else o.KnownProxies.Add(System.Net.IPAddress.Parse(entry));
+            }
+        });
         services.AddCors(o => o.AddDefaultPolicy(p =>
         {
             var origins = http.CorsOriginList;
@@ -68,21 +85,17 @@ public static class ServiceDefaults
                 if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method))
                     return RateLimitPartition.GetNoLimiter("read");
                 var perMinute = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value.AuthPerMinute;
-                var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-                // With Redis the window is counted once for every node (a client cannot multiply its attempts by the
-                // number of nodes behind the load balancer); without it, per node.
-                var local = new FixedWindowRateLimiterOptions { PermitLimit = perMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 };
-                if (context.RequestServices.GetService<RedisClusterBus>() is { } redis)
-                    return RateLimitPartition.Get($"{redis.Prefix}:auth:{client}", key => new SharedRateLimiter(
-                        new RedisRateLimiting.RedisFixedWindowRateLimiter<string>(key, new RedisRateLimiting.RedisFixedWindowRateLimiterOptions
-                        {
-                            ConnectionMultiplexerFactory = () => redis.Connection,
-                            PermitLimit = perMinute,
-                            Window = TimeSpan.FromMinutes(1),
-                        }),
-                        new FixedWindowRateLimiter(local),
-                        context.RequestServices.GetRequiredService<ILogger<SharedRateLimiter>>()));
-                return RateLimitPartition.GetFixedWindowLimiter(client, _ => local);
+                return PerMinute(context, $"auth:{context.Connection.RemoteIpAddress?.ToString() ?? "unknown"}", perMinute);
+            });
+            // Routes that spend compute or storage (generation, embeddings, uploads, URL ingestion, agent runs): a
+            // budget per signed-in user (per address for the rare anonymous caller), so one account cannot starve others.
+            o.AddPolicy(ExpensiveRateLimitPolicy, context =>
+            {
+                var perMinute = context.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value.ExpensivePerMinute;
+                var who = context.User.Identity?.IsAuthenticated == true && context.User.FindFirst("sub")?.Value is { } id
+                    ? "user:" + id
+                    : "addr:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+                return PerMinute(context, "expensive:" + who, perMinute);
             });
             o.OnRejected = async (ctx, ct) =>
             {
@@ -90,15 +103,18 @@ public static class ServiceDefaults
                     : ctx.Lease.TryGetMetadata(RedisRateLimiting.RateLimitMetadataName.RetryAfter, out var seconds) ? Math.Max(1, seconds)
                     : 60;
                 ctx.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                var detail = ctx.HttpContext.GetEndpoint()?.Metadata.GetMetadata<EnableRateLimitingAttribute>()?.PolicyName == AuthRateLimitPolicy
+                    ? $"Too many authentication requests from this address. Try again in {retryAfter} seconds."
+                    : $"Too many requests to expensive routes (generation, embeddings, uploads, runs) from your account. Try again in {retryAfter} seconds.";
+                if (OpenAICompatible.OpenAIEndpointMetadata.Applies(ctx.HttpContext))
+                {
+                    await OpenAICompatible.OpenAIErrors.WriteAsync(ctx.HttpContext, StatusCodes.Status429TooManyRequests, detail, code: "rate_limit_exceeded");
+                    return;
+                }
                 await ctx.HttpContext.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
                 {
                     HttpContext = ctx.HttpContext,
-                    ProblemDetails = new ProblemDetails
-                    {
-                        Status = StatusCodes.Status429TooManyRequests,
-                        Title = "Too Many Requests",
-                        Detail = $"Too many authentication requests from this address. Try again in {retryAfter} seconds.",
-                    },
+                    ProblemDetails = new ProblemDetails { Status = StatusCodes.Status429TooManyRequests, Title = "Too Many Requests", Detail = detail },
                 });
             };
         });
@@ -118,8 +134,29 @@ public static class ServiceDefaults
         return builder;
     }
 
+    /// <summary>
+    /// A fixed one-minute window for <paramref name="key"/>. With Redis the window is counted once for every node (a
+    /// client cannot multiply its budget by the number of nodes behind the load balancer); without it, per node.
+    /// </summary>
+    private static RateLimitPartition<string> PerMinute(HttpContext context, string key, int perMinute)
+    {
+        var local = new FixedWindowRateLimiterOptions { PermitLimit = perMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 };
+        if (context.RequestServices.GetService<RedisClusterBus>() is { } redis)
+            return RateLimitPartition.Get($"{redis.Prefix}:{key}", shared => new SharedRateLimiter(
+                new RedisRateLimiting.RedisFixedWindowRateLimiter<string>(shared, new RedisRateLimiting.RedisFixedWindowRateLimiterOptions
+                {
+                    ConnectionMultiplexerFactory = () => redis.Connection,
+                    PermitLimit = perMinute,
+                    Window = TimeSpan.FromMinutes(1),
+                }),
+                new FixedWindowRateLimiter(local),
+                context.RequestServices.GetRequiredService<ILogger<SharedRateLimiter>>()));
+        return RateLimitPartition.GetFixedWindowLimiter(key, _ => local);
+    }
+
     public static WebApplication UseSutazaiDefaults(this WebApplication app)
     {
+        if (app.Services.GetRequiredService<IOptions<HttpOptions>>().Value.KnownProxyList.Length > 0) app.UseForwardedHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseRequestId();
@@ -128,11 +165,12 @@ public static class ServiceDefaults
         app.UseRouting();
         app.UseCors();
         app.UseRequestBodyLimit();
-        app.UseRateLimiter();
         // Server pings keep idle sockets alive through proxies; a peer that stops answering is dropped.
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15), KeepAliveTimeout = TimeSpan.FromSeconds(45) });
         app.UseAuthentication();
         app.UseAuthorization();
+        // After authentication, so per-user budgets know the user (the auth budget is per address either way).
+        app.UseRateLimiter();
 
         if (app.Configuration.ServesApi())
         {

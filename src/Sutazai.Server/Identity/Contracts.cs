@@ -28,3 +28,6 @@ public sealed record UserResponse(Guid Id, string Email, string Username, string
 }
 
 public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Total, int Page, int PageSize);
+
+/// <summary>One account's use of its limits (<c>storageQuotaBytes</c> null: no quota).</summary>
+public sealed record UserUsage(Guid UserId, string Username, int Documents, long StorageBytes, long? StorageQuotaBytes, int RunningGenerations, int ConcurrentGenerationLimit);

@@ -37,12 +37,13 @@ public static class CookieAuthentication
     public static AuthenticationBuilder AddSutazaiCookie(this AuthenticationBuilder auth)
     {
         auth.AddCookie(SchemeName);
-        auth.Services.AddOptions<CookieAuthenticationOptions>(SchemeName).Configure<IOptions<AuthOptions>>((o, authOptions) =>
+        auth.Services.AddOptions<CookieAuthenticationOptions>(SchemeName).Configure<IOptions<AuthOptions>, IOptions<SutazaiOptions>>((o, authOptions, app) =>
         {
             o.Cookie.Name = CookieName;
             o.Cookie.HttpOnly = true;
             o.Cookie.SameSite = SameSiteMode.Lax;
-            o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            // Behind a TLS-terminating proxy the request may look like http; a public https URL still means Secure.
+            o.Cookie.SecurePolicy = app.Value.HasHttpsPublicUrl ? CookieSecurePolicy.Always : CookieSecurePolicy.SameAsRequest;
             o.Cookie.IsEssential = true;
             o.ExpireTimeSpan = authOptions.Value.CookieLifetime;
             o.SlidingExpiration = true;

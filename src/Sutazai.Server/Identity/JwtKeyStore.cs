@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 using Sutazai.Server.Configuration;
+using Sutazai.Server.Hosting;
 
 namespace Sutazai.Server.Identity;
 
@@ -17,14 +18,12 @@ public sealed class JwtKeyStore
     public JwtKeyStore(IOptions<SutazaiOptions> options, ILogger<JwtKeyStore> logger)
     {
         var dir = Path.Combine(options.Value.DataPath, "keys");
-        Directory.CreateDirectory(dir);
+        PrivateFiles.CreateDirectory(dir);
         KeyPath = Path.Combine(dir, FileName);
         if (!File.Exists(KeyPath))
         {
             var temp = KeyPath + "." + Guid.NewGuid().ToString("N") + ".tmp";
-            var fileOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows()) fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            using (var writer = new StreamWriter(temp, fileOptions))
+            using (var writer = new StreamWriter(temp, PrivateFiles.CreateOptions()))
             {
                 writer.Write(Convert.ToBase64String(RandomNumberGenerator.GetBytes(64)));
             }

@@ -19,7 +19,23 @@ public static class UsersApi
         var admin = routes.MapGroup("/api/v1/admin/users").WithTags("Admin").RequireAuthorization(IdentitySetup.AdminPolicy);
         admin.MapGet("", ListUsers).WithSummary("All accounts, oldest first, paged.");
         admin.MapPatch("/{id:guid}", UpdateUser).WithSummary("Change an account's role or activate/deactivate it.");
+        routes.MapGet("/api/v1/admin/usage", Usage).WithTags("Admin").RequireAuthorization(IdentitySetup.AdminPolicy)
+            .WithSummary("Per account: stored document bytes against the storage quota, and generations running on this node.");
         return routes;
+    }
+
+    private static async Task<Ok<List<UserUsage>>> Usage(AppDbContext db, Inference.GenerationLimiter limiter,
+        Microsoft.Extensions.Options.IOptions<Configuration.QuotaOptions> quotas, CancellationToken ct)
+    {
+        var stored = await db.Documents.GroupBy(d => d.OwnerId)
+            .Select(g => new { OwnerId = g.Key, Documents = g.Count(), Bytes = g.Sum(d => d.SizeBytes) })
+            .ToDictionaryAsync(g => g.OwnerId, ct);
+        var users = await db.Users.AsNoTracking().OrderBy(u => u.CreatedAt).ThenBy(u => u.Id).Select(u => new { u.Id, u.UserName }).ToListAsync(ct);
+        var running = limiter.RunningByUser();
+        var quota = quotas.Value.StorageBytesPerUser;
+        return TypedResults.Ok(users.Select(u => new UserUsage(u.Id, u.UserName ?? "",
+            stored.TryGetValue(u.Id, out var s) ? s.Documents : 0, s?.Bytes ?? 0, quota == 0 ? null : quota,
+            running.GetValueOrDefault(u.Id), limiter.Limit)).ToList());
     }
 
     private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> GetMe(HttpContext http, UserManager<AppUser> users)

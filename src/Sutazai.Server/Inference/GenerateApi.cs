@@ -1,5 +1,7 @@
 using System.Text;
 using Sutazai.Inference;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 
 namespace Sutazai.Server.Inference;
@@ -9,16 +11,19 @@ public static class GenerateApi
     public static IEndpointRouteBuilder MapGenerateApi(this IEndpointRouteBuilder routes)
     {
         routes.MapPost("/api/v1/generate", Generate).WithTags("Inference").RequireAuthorization(ScopePolicies.Inference)
+            .RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
             .Accepts<GenerateRequest>("application/json")
             .Produces<GenerateResponse>()
             .WithSummary("Generate text: raw completion of 'prompt' or a chat reply to 'messages'. SSE with Accept: text/event-stream.");
         return routes;
     }
 
-    private static async Task<IResult> Generate(GenerateRequest request, HttpContext http, GenerationRunner runner)
+    private static async Task<IResult> Generate(GenerateRequest request, HttpContext http, GenerationRunner runner, GenerationLimiter limiter)
     {
         var errors = runner.Validate(request);
         if (errors.Count > 0) return Problems.Validation(errors);
+        using var slot = limiter.TryAcquire(http.User.UserId());
+        if (slot is null) return TooManyGenerations(http, limiter);
 
         var ct = http.RequestAborted;
         var run = await runner.StartAsync(request, ct);
@@ -39,6 +44,13 @@ public static class GenerateApi
         {
             await text.DisposeAsync();
         }
+    }
+
+    /// <summary>429 for a user already running their limit of generations, with when to try again.</summary>
+    public static ProblemHttpResult TooManyGenerations(HttpContext http, GenerationLimiter limiter)
+    {
+        http.Response.Headers.RetryAfter = GenerationLimiter.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Problems.Status(StatusCodes.Status429TooManyRequests, "Too Many Requests", limiter.LimitDetail);
     }
 
     private static async Task<IResult> StreamAsync(HttpContext http, GenerationRunner.Run run, IAsyncEnumerator<string> text, bool hasFirst)

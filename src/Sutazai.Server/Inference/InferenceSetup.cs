@@ -67,6 +67,7 @@ public static class InferenceSetup
             sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<PullService>();
         services.AddSingleton<GenerationRunner>();
+        services.AddSingleton<GenerationLimiter>();
         services.AddHealthChecks().AddCheck<InferenceHealthCheck>("inference", tags: ["ready"]);
         return builder;
     }

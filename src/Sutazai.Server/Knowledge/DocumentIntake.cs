@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
@@ -7,17 +8,25 @@ namespace Sutazai.Server.Knowledge;
 
 /// <summary>
 /// The one way content becomes a queued document, for uploads and fetched URLs alike: the same content from the same
-/// owner returns the existing document; otherwise the bytes are stored by id and a <c>queued</c> row is inserted.
+/// owner returns the existing document; otherwise, within the owner's storage quota (507 past it), the bytes are stored
+/// by id and a <c>queued</c> row is inserted.
 /// </summary>
 public static class DocumentIntake
 {
-    public static async Task<DocumentResponse> AcceptAsync(
-        AppDbContext db, DocumentStorage storage, TimeProvider time, Guid ownerId, Guid? collectionId,
+    /// <summary>Bytes of documents the user holds (what <c>Sutazai:Quotas:StorageBytesPerUser</c> caps).</summary>
+    public static Task<long> StoredBytesAsync(AppDbContext db, Guid ownerId, CancellationToken ct) =>
+        db.Documents.Where(d => d.OwnerId == ownerId).SumAsync(d => d.SizeBytes, ct);
+
+    public static async Task<FileOutcome> AcceptAsync(
+        AppDbContext db, DocumentStorage storage, TimeProvider time, long quotaBytes, Guid ownerId, Guid? collectionId,
         string name, DocumentKind kind, long size, string sha256, Func<Stream> open, string? sourceUrl, CancellationToken ct)
     {
         var existing = await db.Documents.AsNoTracking()
             .FirstOrDefaultAsync(d => d.OwnerId == ownerId && d.Sha256 == sha256 && d.Status != DocumentStatus.Failed, ct);
-        if (existing is not null) return DocumentResponse.From(existing, duplicateOf: existing.Id);
+        if (existing is not null) return new FileOutcome.Accepted(DocumentResponse.From(existing, duplicateOf: existing.Id));
+        if (quotaBytes > 0 && await StoredBytesAsync(db, ownerId, ct) is var used && used + size > quotaBytes)
+            return new FileOutcome.Rejected(StatusCodes.Status507InsufficientStorage,
+                $"'{FileNames.Sanitize(name)}' ({size} bytes) would exceed your storage quota: {used} of {quotaBytes} bytes are used. Delete documents to make room.");
 
         var now = time.GetUtcNow().UtcDateTime;
         var document = new KnowledgeDocument
@@ -31,14 +40,18 @@ public static class DocumentIntake
         }
         db.Documents.Add(document);
         await db.SaveChangesAsync(ct);
-        return DocumentResponse.From(document);
+        return new FileOutcome.Accepted(DocumentResponse.From(document));
     }
 
     public abstract record FileOutcome
     {
         public sealed record Accepted(DocumentResponse Document) : FileOutcome;
 
-        public sealed record Rejected(int Status, string Detail) : FileOutcome;
+        public sealed record Rejected(int Status, string Detail) : FileOutcome
+        {
+            public ProblemHttpResult ToProblem() =>
+                Identity.Problems.Status(Status, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(Status), Detail);
+        }
     }
 
     /// <summary>
@@ -46,7 +59,7 @@ public static class DocumentIntake
     /// content (415), the content hash, then <see cref="AcceptAsync"/>. <paramref name="open"/> is called once per pass.
     /// </summary>
     public static async Task<FileOutcome> AcceptFileAsync(
-        AppDbContext db, DocumentStorage storage, TimeProvider time, long limit, Guid ownerId, Guid? collectionId,
+        AppDbContext db, DocumentStorage storage, TimeProvider time, long limit, long quotaBytes, Guid ownerId, Guid? collectionId,
         string fileName, long length, Func<Stream> open, CancellationToken ct)
     {
         if (length > limit)
@@ -65,6 +78,6 @@ public static class DocumentIntake
         {
             sha = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(hashing, ct));
         }
-        return new FileOutcome.Accepted(await AcceptAsync(db, storage, time, ownerId, collectionId, fileName, detection.Kind!.Value, length, sha, open, sourceUrl: null, ct));
+        return await AcceptAsync(db, storage, time, quotaBytes, ownerId, collectionId, fileName, detection.Kind!.Value, length, sha, open, sourceUrl: null, ct);
     }
 }

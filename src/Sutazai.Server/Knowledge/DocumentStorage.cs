@@ -15,9 +15,9 @@ public sealed class DocumentStorage(IOptions<SutazaiOptions> app)
 
     public async Task SaveAsync(Guid id, Stream content, CancellationToken ct)
     {
-        Directory.CreateDirectory(Root);
+        Hosting.PrivateFiles.CreateDirectory(Root);
         var temp = PathOf(id) + ".tmp";
-        await using (var file = File.Create(temp))
+        await using (var file = new FileStream(temp, Hosting.PrivateFiles.CreateOptions(FileMode.Create)))
         {
             await content.CopyToAsync(file, ct);
         }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
 using Sutazai.Knowledge.Extraction;
+using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 
@@ -16,9 +17,9 @@ public static class KnowledgeApi
     public static IEndpointRouteBuilder MapKnowledgeApi(this IEndpointRouteBuilder routes)
     {
         var documents = routes.MapGroup("/api/v1/documents").WithTags("Documents").RequireAuthorization(ScopePolicies.Knowledge);
-        documents.MapPost("", Upload).DisableAntiforgery().WithMetadata(new UploadLimitMetadata())
+        documents.MapPost("", Upload).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy).DisableAntiforgery().WithMetadata(new UploadLimitMetadata())
             .WithSummary("Upload files (multipart, field 'file', repeatable; optional 'collectionId') → 202, ingested in the background.");
-        documents.MapPost("/url", UrlIngestion.IngestAsync).WithSummary("Fetch a web page or file (SSRF-guarded) and ingest it like an upload.");
+        documents.MapPost("/url", UrlIngestion.IngestAsync).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy).WithSummary("Fetch a web page or file (SSRF-guarded) and ingest it like an upload.");
         documents.MapGet("", ListDocuments).WithSummary("My documents, newest first.");
         documents.MapGet("/{id:guid}", GetDocument).WithSummary("A document and its ingestion status; SSE status events with Accept: text/event-stream.");
         documents.MapDelete("/{id:guid}", DeleteDocument).WithSummary("Delete a document with its chunks, vectors and file.");
@@ -37,7 +38,8 @@ public static class KnowledgeApi
     /// <summary>Marks the upload endpoint so the global body limit gives way to Sutazai:Knowledge:MaxUploadBytes.</summary>
     public sealed class UploadLimitMetadata;
 
-    private static async Task<IResult> Upload(HttpContext http, AppDbContext db, DocumentStorage storage, IngestionWorker worker, IOptions<KnowledgeOptions> options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> Upload(HttpContext http, AppDbContext db, DocumentStorage storage, IngestionWorker worker, IOptions<KnowledgeOptions> options,
+        IOptions<Configuration.QuotaOptions> quotas, TimeProvider time, CancellationToken ct)
     {
         if (!http.Request.HasFormContentType)
             return Problems.Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", "Send multipart/form-data with one or more 'file' fields.");
@@ -57,13 +59,13 @@ public static class KnowledgeApi
         var accepted = new List<DocumentResponse>();
         foreach (var file in files)
         {
-            switch (await DocumentIntake.AcceptFileAsync(db, storage, time, limit, userId, collectionId, file.FileName, file.Length, file.OpenReadStream, ct))
+            switch (await DocumentIntake.AcceptFileAsync(db, storage, time, limit, quotas.Value.StorageBytesPerUser, userId, collectionId, file.FileName, file.Length, file.OpenReadStream, ct))
             {
                 case DocumentIntake.FileOutcome.Accepted a:
                     accepted.Add(a.Document);
                     break;
                 case DocumentIntake.FileOutcome.Rejected r:
-                    return Problems.Status(r.Status, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(r.Status), r.Detail);
+                    return r.ToProblem();
             }
         }
         worker.Notify();

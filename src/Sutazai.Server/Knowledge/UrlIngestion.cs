@@ -18,7 +18,7 @@ public static class UrlIngestion
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     public static async Task<IResult> IngestAsync(UrlRequest request, HttpContext http, AppDbContext db, DocumentStorage storage, IngestionWorker worker,
-        SsrfGuard guard, IOptions<KnowledgeOptions> options, TimeProvider time, CancellationToken ct)
+        SsrfGuard guard, IOptions<KnowledgeOptions> options, IOptions<Configuration.QuotaOptions> quotas, TimeProvider time, CancellationToken ct)
     {
         if (!GuardedFetch.TryParseUrl(request.Url, out var url))
             return Problems.Validation("url", "Give an absolute http(s) URL without credentials.");
@@ -51,9 +51,10 @@ public static class UrlIngestion
             return Problems.Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", $"{url}: {detection.RejectionReason}");
 
         var sha = Convert.ToHexStringLower(SHA256.HashData(content));
-        var accepted = await DocumentIntake.AcceptAsync(db, storage, time, userId, request.CollectionId, name, detection.Kind!.Value,
+        var outcome = await DocumentIntake.AcceptAsync(db, storage, time, quotas.Value.StorageBytesPerUser, userId, request.CollectionId, name, detection.Kind!.Value,
             content.Length, sha, () => new MemoryStream(content), url.ToString(), ct);
+        if (outcome is DocumentIntake.FileOutcome.Rejected rejected) return rejected.ToProblem();
         worker.Notify();
-        return TypedResults.Accepted((string?)null, new UploadResponse([accepted]));
+        return TypedResults.Accepted((string?)null, new UploadResponse([((DocumentIntake.FileOutcome.Accepted)outcome).Document]));
     }
 }

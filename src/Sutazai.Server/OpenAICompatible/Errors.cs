@@ -22,6 +22,7 @@ public static class OpenAIErrors
     public const string Authentication = "authentication_error";
     public const string Permission = "permission_error";
     public const string Server = "server_error";
+    public const string RateLimit = "rate_limit_error";
 
     public static IResult Result(int status, string message, string type, string? param = null, string? code = null) =>
         TypedResults.Json(new OpenAIErrorBody(new OpenAIError(message, type, param, code)), OpenAIJson.Options, statusCode: status);
@@ -57,6 +58,7 @@ public static class OpenAIErrors
     {
         StatusCodes.Status401Unauthorized => Authentication,
         StatusCodes.Status403Forbidden => Permission,
+        StatusCodes.Status429TooManyRequests => RateLimit,
         >= 500 => Server,
         _ => InvalidRequest,
     };

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Authorization;
 using Sutazai.Inference;
 using Sutazai.Inference.LlamaCpp;
+using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;
 
@@ -29,9 +30,12 @@ public static class OpenAICompatibleApi
         var v1 = routes.MapGroup("/v1").WithTags("OpenAI-compatible").RequireAuthorization(ScopePolicies.Inference)
             .WithMetadata(OpenAIEndpointMetadata.Instance);
         v1.MapGet("/models", ListModels).WithSummary("Every available model, in OpenAI's list format.");
-        v1.MapPost("/chat/completions", ChatCompletions).WithSummary("OpenAI chat completion; SSE chunks with \"stream\": true.");
-        v1.MapPost("/completions", Completions).WithSummary("OpenAI legacy text completion of a raw prompt; SSE chunks with \"stream\": true.");
-        v1.MapPost("/embeddings", Embeddings).WithSummary("OpenAI embeddings of a string or an array of strings.");
+        v1.MapPost("/chat/completions", ChatCompletions).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
+            .WithSummary("OpenAI chat completion; SSE chunks with \"stream\": true.");
+        v1.MapPost("/completions", Completions).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
+            .WithSummary("OpenAI legacy text completion of a raw prompt; SSE chunks with \"stream\": true.");
+        v1.MapPost("/embeddings", Embeddings).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
+            .WithSummary("OpenAI embeddings of a string or an array of strings.");
         // Any other /v1 path (or method) answers as OpenAI does, rather than with a problem document.
         v1.MapFallback("{**path}", (HttpContext http) => OpenAIErrors.Result(StatusCodes.Status404NotFound,
             $"Invalid URL ({http.Request.Method} {http.Request.Path}).", OpenAIErrors.InvalidRequest)).ExcludeFromDescription();
@@ -330,6 +334,13 @@ public static class OpenAICompatibleApi
         Func<GenerationRunner.Run, IAsyncEnumerator<string>, bool, Task<IResult>> respond)
     {
         var ct = http.RequestAborted;
+        var limiter = http.RequestServices.GetRequiredService<GenerationLimiter>();
+        using var slot = limiter.TryAcquire(http.User.UserId());
+        if (slot is null)
+        {
+            http.Response.Headers.RetryAfter = GenerationLimiter.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return OpenAIErrors.Result(StatusCodes.Status429TooManyRequests, limiter.LimitDetail, OpenAIErrors.RateLimit, null, "rate_limit_exceeded");
+        }
         GenerationRunner.Run run;
         IAsyncEnumerator<string> text;
         bool hasFirst;

@@ -24,6 +24,10 @@ public static class UiSetup
         services.AddScoped<UiSession>();
         services.AddScoped<UiAccounts>();
         services.AddMudServices();
+        services.AddOptions<Microsoft.AspNetCore.Antiforgery.AntiforgeryOptions>().Configure<Microsoft.Extensions.Options.IOptions<Configuration.SutazaiOptions>>((o, app) =>
+        {
+            if (app.Value.HasHttpsPublicUrl) o.Cookie.SecurePolicy = CookieSecurePolicy.Always;
+        });
         return builder;
     }
 

@@ -28,7 +28,7 @@ internal sealed class Workspace
     {
         if (string.IsNullOrWhiteSpace(path) || !Path.IsPathFullyQualified(path))
             throw new InvalidOperationException($"The run workspace must be an absolute path, not '{path}'.");
-        Directory.CreateDirectory(path);
+        Hosting.PrivateFiles.CreateDirectory(path);
         var real = Native.RealPath(path) ?? throw new InvalidOperationException($"The run workspace '{path}' cannot be resolved.");
         return new Workspace(real);
     }

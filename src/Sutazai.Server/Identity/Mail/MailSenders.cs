@@ -3,6 +3,7 @@ using MailKit.Security;
 using Microsoft.Extensions.Options;
 using MimeKit;
 using Sutazai.Server.Configuration;
+using Sutazai.Server.Hosting;
 
 namespace Sutazai.Server.Identity.Mail;
 
@@ -35,10 +36,13 @@ public sealed class OutboxMailSender(IOptions<SutazaiOptions> app, IOptions<Mail
 
     public async Task SendAsync(string to, string subject, string textBody, CancellationToken ct)
     {
-        Directory.CreateDirectory(OutboxPath);
+        PrivateFiles.CreateDirectory(OutboxPath);
         var message = MailMessages.Create(mail.Value, to, subject, textBody);
         var file = Path.Combine(OutboxPath, $"{DateTime.UtcNow:yyyyMMddTHHmmssfff}-{Guid.NewGuid():N}.eml");
-        await message.WriteToAsync(file, ct);
+        await using (var stream = new FileStream(file, PrivateFiles.CreateOptions()))
+        {
+            await message.WriteToAsync(stream, ct);
+        }
         logger.LogInformation("No SMTP server configured: wrote mail '{Subject}' for {To} to {File}", subject, to, file);
     }
 }
