@@ -32,6 +32,8 @@ if (argsMap.GetValueOrDefault("scenario") == "decode-scaling")
 List<int> Ints(string name, string fallback) => (argsMap.GetValueOrDefault(name) ?? fallback).Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
 if (argsMap.GetValueOrDefault("scenario") == "ingest")
     return await KnowledgeBench.IngestAsync(serverDll, Arg("documents", 20), Arg("words", 3000));
+if (argsMap.GetValueOrDefault("scenario") == "sandbox")
+    return await SandboxBench.RunAsync(Arg("iterations", 50), Arg("warmups", 5));
 if (argsMap.GetValueOrDefault("write-model") is { } modelOut)
 {
     TinyModels.WriteRandom(modelOut, new RandomModelSpec());

@@ -290,8 +290,10 @@ public sealed class ProcessSandbox
 
     private static async Task RemoveCgroupAsync(string path)
     {
-        // Empty once the namespace's last process is reaped, which can trail the command's exit a little.
-        for (var attempt = 0; attempt < 50; attempt++)
+        // Empty once the namespace's last process is reaped, which can trail the command's exit by a millisecond or
+        // so (bwrap reports the exit before its init is gone): retry after 1 ms, then less often, for about a second.
+        var delay = 1;
+        for (var waited = 0; waited < 1000; waited += delay, delay = Math.Min(delay * 2, 20))
         {
             try
             {
@@ -300,7 +302,7 @@ public sealed class ProcessSandbox
             }
             catch (IOException)
             {
-                await Task.Delay(20, CancellationToken.None);
+                await Task.Delay(delay, CancellationToken.None);
             }
             catch (UnauthorizedAccessException)
             {
