@@ -113,6 +113,15 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
             await WaitForSchemaAsync(cancellationToken);
             return;
         }
+        await MigrateAsync(services, logger, cancellationToken);
+    }
+
+    /// <summary>
+    /// Applies every pending migration whatever the role (the server at start-up, <c>sutazai migrate</c> in an init
+    /// container, the offline admin commands); returns the migrations applied.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> MigrateAsync(IServiceProvider services, ILogger logger, CancellationToken cancellationToken)
+    {
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var provider = db.Database.ProviderName;
@@ -124,6 +133,7 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
                 logger.LogInformation("Applying {Count} database migration(s) on {Provider}: {Migrations}", pending.Count, provider, string.Join(", ", pending));
                 await db.Database.MigrateAsync(cancellationToken);
             }
+            return pending;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
