@@ -46,6 +46,11 @@ public static class SutazaiCli
         KeyCommands.AddTo(root, context);
         ModelCommands.AddTo(root, context);
         DoctorCommand.AddTo(root, context);
+        LoginCommands.AddTo(root, context);
+        AskCommand.AddTo(root, context);
+        ChatCommand.AddTo(root, context);
+        RunCommand.AddTo(root, context);
+        KnowledgeCommands.AddTo(root, context);
         return root;
     }
 
