@@ -53,7 +53,8 @@ public static class AskCommand
                             return ExitCodes.Ok;
                         case "error":
                             await output.WriteLineAsync();
-                            throw new CliException(ExitCodes.Failed, Detail(e.Data));
+                            throw new CliException(Status(e.Data) is { } status ? ServerClient.ExitCodeFor(status) : ExitCodes.Failed,
+                                Status(e.Data) is { } code ? $"{code} {Detail(e.Data)}" : Detail(e.Data));
                     }
                 }
             }
@@ -66,6 +67,10 @@ public static class AskCommand
         });
         root.Subcommands.Add(ask);
     }
+
+    /// <summary>The HTTP status an error event carries (a failure after the stream began), when it does.</summary>
+    public static int? Status(JsonElement error) =>
+        error.ValueKind == JsonValueKind.Object && error.TryGetProperty("status", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt32() : null;
 
     public static string Detail(JsonElement error) =>
         error.ValueKind == JsonValueKind.Object && error.TryGetProperty("detail", out var d) && d.GetString() is { } detail ? detail

@@ -53,6 +53,8 @@ public sealed class ServerClient : IDisposable
         using var request = new HttpRequestMessage(method, path);
         if (body is not null) request.Content = JsonContent.Create(body, options: CliConsole.Json);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        // Without it, an error before the stream starts (unknown model: 404) cannot be written as ProblemDetails.
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/problem+json", 0.5));
         using var response = await SendRawAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         if (response.StatusCode == HttpStatusCode.NoContent) yield break;
         await using var stream = await response.Content.ReadAsStreamAsync(ct);
@@ -92,19 +94,21 @@ public sealed class ServerClient : IDisposable
         using (response)
         {
             var detail = Problem(await response.Content.ReadAsStringAsync(ct)) ?? response.ReasonPhrase ?? "error";
-            var code = response.StatusCode switch
-            {
-                HttpStatusCode.Unauthorized => ExitCodes.Unauthorized,
-                HttpStatusCode.Forbidden => ExitCodes.Unauthorized,
-                HttpStatusCode.NotFound => ExitCodes.NotFound,
-                HttpStatusCode.BadRequest or HttpStatusCode.Conflict or HttpStatusCode.UnprocessableEntity or HttpStatusCode.RequestEntityTooLarge or HttpStatusCode.UnsupportedMediaType => ExitCodes.Usage,
-                HttpStatusCode.ServiceUnavailable or HttpStatusCode.BadGateway or HttpStatusCode.GatewayTimeout => ExitCodes.Unavailable,
-                _ => ExitCodes.Failed,
-            };
+            var code = ExitCodeFor((int)response.StatusCode);
             var hint = response.StatusCode == HttpStatusCode.Unauthorized ? " Sign in with sutazai login, or give --api-key / SUTAZAI_API_KEY." : "";
             throw new CliException(code, $"{(int)response.StatusCode} {detail}{hint}");
         }
     }
+
+    /// <summary>The exit code for an HTTP error status (docs/cli.md).</summary>
+    public static int ExitCodeFor(int status) => status switch
+    {
+        401 or 403 => ExitCodes.Unauthorized,
+        404 => ExitCodes.NotFound,
+        400 or 409 or 413 or 415 or 422 => ExitCodes.Usage,
+        502 or 503 or 504 => ExitCodes.Unavailable,
+        _ => ExitCodes.Failed,
+    };
 
     /// <summary>A ProblemDetails' detail (or title) and its field errors, in one line.</summary>
     public static string? Problem(string body)
