@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build src/Sutazai.Server -c Release -nologo -clp:ErrorsOnly
 dotnet build bench/Sutazai.Bench -c Release -nologo -clp:ErrorsOnly
-dotnet bench/Sutazai.Bench/bin/Release/net10.0/Sutazai.Bench.dll --server src/Sutazai.Server/bin/Release/net10.0/Sutazai.Server.dll "$@"
+dotnet bench/Sutazai.Bench/bin/Release/net10.0/Sutazai.Bench.dll --server src/Sutazai.Server/bin/Release/net10.0/sutazai.dll "$@"

@@ -13,10 +13,10 @@ using Sutazai.Inference.Gguf;
 
 // Inference benchmark (issue 3): the SutazAI server streaming through /api/v1/generate vs the raw LLamaSharp
 // executor on the same generated random-weight GGUF (~104 MB F32, compute-bound), same thread count.
-//   dotnet run -c Release --project bench/Sutazai.Bench -- --server src/Sutazai.Server/bin/Release/net10.0/Sutazai.Server.dll
+//   dotnet run -c Release --project bench/Sutazai.Bench -- --server src/Sutazai.Server/bin/Release/net10.0/sutazai.dll
 
 var argsMap = ParseArgs(args);
-var serverDll = Path.GetFullPath(argsMap.GetValueOrDefault("server") ?? "src/Sutazai.Server/bin/Release/net10.0/Sutazai.Server.dll");
+var serverDll = Path.GetFullPath(argsMap.GetValueOrDefault("server") ?? "src/Sutazai.Server/bin/Release/net10.0/sutazai.dll");
 var tokens = int.Parse(argsMap.GetValueOrDefault("tokens") ?? "128", CultureInfo.InvariantCulture);
 var threads = int.Parse(argsMap.GetValueOrDefault("threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 var repeats = int.Parse(argsMap.GetValueOrDefault("repeats") ?? "3", CultureInfo.InvariantCulture);

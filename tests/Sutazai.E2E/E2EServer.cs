@@ -8,7 +8,7 @@ using Sutazai.Inference.Gguf;
 namespace Sutazai.E2E;
 
 /// <summary>
-/// The real server, as users run it: the built Sutazai.Server.dll in a child process on a free loopback port, with a
+/// The real server, as users run it: the built sutazai.dll in a child process on a free loopback port, with a
 /// temporary data directory holding tiny deterministic GGUF models whose replies are known exactly.
 /// </summary>
 public sealed class E2EServer : IAsyncDisposable
@@ -52,7 +52,7 @@ public sealed class E2EServer : IAsyncDisposable
         if (withModels) WriteModels(dataDir);
         var port = FreePort();
         var serverDir = ServerDirectory();
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(serverDir, "Sutazai.Server.dll"), "--urls", $"http://127.0.0.1:{port}"])
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(serverDir, "sutazai.dll"), "--urls", $"http://127.0.0.1:{port}"])
         {
             WorkingDirectory = serverDir,
             RedirectStandardOutput = true,
@@ -184,9 +184,9 @@ public sealed class E2EServer : IAsyncDisposable
         var configuration = new DirectoryInfo(here).Parent!.Name;
         var root = Path.GetFullPath(Path.Combine(here, "..", "..", "..", "..", ".."));
         var dir = Path.Combine(root, "src", "Sutazai.Server", "bin", configuration, "net10.0");
-        return File.Exists(Path.Combine(dir, "Sutazai.Server.dll"))
+        return File.Exists(Path.Combine(dir, "sutazai.dll"))
             ? dir
-            : throw new InvalidOperationException($"Build the server first: {dir} has no Sutazai.Server.dll.");
+            : throw new InvalidOperationException($"Build the server first: {dir} has no sutazai.dll.");
     }
 
     public async ValueTask DisposeAsync()

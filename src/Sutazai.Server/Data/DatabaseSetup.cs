@@ -113,6 +113,15 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
             await WaitForSchemaAsync(cancellationToken);
             return;
         }
+        await MigrateAsync(services, logger, cancellationToken);
+    }
+
+    /// <summary>
+    /// Applies every pending migration whatever the role (the server at start-up, <c>sutazai migrate</c> in an init
+    /// container, the offline admin commands); returns the migrations applied.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> MigrateAsync(IServiceProvider services, ILogger logger, CancellationToken cancellationToken)
+    {
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var provider = db.Database.ProviderName;
@@ -129,6 +138,7 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
                 // SQLite gives its -wal and -shm files the database file's mode.
                 foreach (var suffix in new[] { "", "-wal", "-shm" }) PrivateFiles.Restrict(file + suffix);
             }
+            return pending;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

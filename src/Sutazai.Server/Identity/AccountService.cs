@@ -246,6 +246,19 @@ public sealed partial class AccountService(
     }
 
     /// <summary>
+    /// An administrator's reset from the server's own console (<c>sutazai users set-password</c>), for an account whose
+    /// owner cannot sign in (forgotten password, locked out, no mail set up): the same rules and revocations as a reset
+    /// by e-mailed token — it clears the lockout and revokes every session and API key of the account.
+    /// </summary>
+    public async Task<(AppUser? User, IReadOnlyList<string> PasswordErrors)> SetPasswordAsync(Guid userId, string? newPassword, CancellationToken ct)
+    {
+        var user = await users.FindByIdAsync(userId.ToString());
+        if (user is null) return (null, []);
+        var token = Pack(user.Id, await users.GeneratePasswordResetTokenAsync(user));
+        return await ResetPasswordAsync(token, newPassword, ct);
+    }
+
+    /// <summary>
     /// Changes the password after checking the current one. A wrong current password counts toward the lockout like a
     /// failed sign-in, and a locked account cannot change it, so a stolen session cannot guess the password faster
     /// than the sign-in form allows. Every refresh-token family but <paramref name="keepFamily"/> is revoked; the new

@@ -91,6 +91,24 @@ public sealed class ApiKeyService(AppDbContext db, TimeProvider time)
         db.ApiKeys.AsNoTracking().Where(k => k.UserId == userId)
             .OrderByDescending(k => k.CreatedAt).ThenBy(k => k.Id).ToListAsync(ct);
 
+    /// <summary>Keys of every account (or of one), newest first: the administrator's console (<c>sutazai keys list</c>).</summary>
+    public Task<List<ApiKey>> ListAllAsync(Guid? userId, CancellationToken ct) =>
+        db.ApiKeys.AsNoTracking().Where(k => userId == null || k.UserId == userId)
+            .OrderByDescending(k => k.CreatedAt).ThenBy(k => k.Id).ToListAsync(ct);
+
+    /// <summary>The keys, of any owner, with that id or whose shown prefix (<c>sk-sz-AbCdEf</c>) or key starts so.</summary>
+    public async Task<List<ApiKey>> FindAsync(string idOrPrefix, CancellationToken ct)
+    {
+        var value = idOrPrefix.Trim();
+        if (Guid.TryParse(value, out var id)) return await db.ApiKeys.AsNoTracking().Where(k => k.Id == id).ToListAsync(ct);
+        if (value.Length > PrefixLength && value.StartsWith(KeyPrefix, StringComparison.Ordinal))
+        {
+            var hash = Hash(value);
+            return await db.ApiKeys.AsNoTracking().Where(k => k.KeyHash == hash).ToListAsync(ct);
+        }
+        return value.Length < KeyPrefix.Length + 2 ? [] : await db.ApiKeys.AsNoTracking().Where(k => k.Prefix.StartsWith(value)).ToListAsync(ct);
+    }
+
     /// <summary>Revokes one of the user's keys; false when the user has no key with that id.</summary>
     public async Task<bool> RevokeAsync(Guid userId, Guid id, CancellationToken ct)
     {

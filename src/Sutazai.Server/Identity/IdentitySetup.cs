@@ -19,46 +19,9 @@ public static class IdentitySetup
     public static WebApplicationBuilder AddSutazaiIdentity(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
-        var auth = builder.Configuration.Read<AuthOptions>(AuthOptions.Section);
-        var dataPath = builder.Configuration.Read<SutazaiOptions>(SutazaiOptions.Section).DataPath;
-
-        services.AddDataProtection()
-            .SetApplicationName("sutazai")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataPath, "keys", "data-protection")));
-
-        services.AddIdentityCore<AppUser>(o =>
-            {
-                o.User.RequireUniqueEmail = true;
-                o.User.AllowedUserNameCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
-                o.Password.RequiredLength = PasswordRules.MinLength;
-                o.Password.RequireDigit = true;
-                o.Password.RequireLowercase = true;
-                o.Password.RequireUppercase = true;
-                o.Password.RequireNonAlphanumeric = true;
-                o.Password.RequiredUniqueChars = 1;
-                o.Lockout.AllowedForNewUsers = true;
-                o.Lockout.MaxFailedAccessAttempts = auth.MaxFailedAttempts;
-                o.Lockout.DefaultLockoutTimeSpan = auth.LockoutDuration;
-            })
-            .AddEntityFrameworkStores<AppDbContext>()
-            .AddDefaultTokenProviders()
-            .AddPasswordValidator<PasswordRules>();
-        services.Configure<DataProtectionTokenProviderOptions>(o => o.TokenLifespan = auth.PasswordResetTokenLifetime);
-
-        services.AddSingleton(TimeProvider.System);
-        services.AddSingleton<JwtKeyStore>();
-        services.AddScoped<TokenService>();
+        builder.AddSutazaiAccounts();
         services.AddScoped<CredentialValidator>();
         services.AddScoped<TokenAuthenticator>();
-        services.AddScoped<ApiKeyService>();
-        services.AddScoped<AccountService>();
-        services.AddSingleton<IMailSender>(sp =>
-        {
-            var mail = sp.GetRequiredService<IOptions<MailOptions>>().Value;
-            return string.IsNullOrWhiteSpace(mail.SmtpHost)
-                ? ActivatorUtilities.CreateInstance<OutboxMailSender>(sp)
-                : ActivatorUtilities.CreateInstance<SmtpMailSender>(sp);
-        });
 
         // One default scheme that picks the handler: a bearer "sk-…" is an API key, any other bearer token a JWT, and
         // outside /api and /v1 a request without one uses the web UI's cookie (see CookieAuthentication.Select).
@@ -112,6 +75,55 @@ public static class IdentitySetup
         // A missing scope answers 403 insufficient_scope (the OpenAI-compatible handler, registered later, wraps this one).
         services.AddSingleton<ScopeAuthorizationResultHandler>();
         services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler>(sp => sp.GetRequiredService<ScopeAuthorizationResultHandler>());
+        return builder;
+    }
+
+    /// <summary>
+    /// Accounts without the HTTP side: Identity's store and password rules, tokens, API keys, mail and the account
+    /// services. The offline admin commands (<c>sutazai users …</c>) register only this, never the web host.
+    /// </summary>
+    public static WebApplicationBuilder AddSutazaiAccounts(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var auth = builder.Configuration.Read<AuthOptions>(AuthOptions.Section);
+        var dataPath = builder.Configuration.Read<SutazaiOptions>(SutazaiOptions.Section).DataPath;
+
+        services.AddDataProtection()
+            .SetApplicationName("sutazai")
+            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataPath, "keys", "data-protection")));
+
+        services.AddIdentityCore<AppUser>(o =>
+            {
+                o.User.RequireUniqueEmail = true;
+                o.User.AllowedUserNameCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+                o.Password.RequiredLength = PasswordRules.MinLength;
+                o.Password.RequireDigit = true;
+                o.Password.RequireLowercase = true;
+                o.Password.RequireUppercase = true;
+                o.Password.RequireNonAlphanumeric = true;
+                o.Password.RequiredUniqueChars = 1;
+                o.Lockout.AllowedForNewUsers = true;
+                o.Lockout.MaxFailedAccessAttempts = auth.MaxFailedAttempts;
+                o.Lockout.DefaultLockoutTimeSpan = auth.LockoutDuration;
+            })
+            .AddEntityFrameworkStores<AppDbContext>()
+            .AddDefaultTokenProviders()
+            .AddPasswordValidator<PasswordRules>();
+        services.Configure<DataProtectionTokenProviderOptions>(o => o.TokenLifespan = auth.PasswordResetTokenLifetime);
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<JwtKeyStore>();
+        services.AddScoped<TokenService>();
+        services.AddScoped<ApiKeyService>();
+        services.AddScoped<AccountService>();
+        services.AddScoped<UserAdministration>();
+        services.AddSingleton<IMailSender>(sp =>
+        {
+            var mail = sp.GetRequiredService<IOptions<MailOptions>>().Value;
+            return string.IsNullOrWhiteSpace(mail.SmtpHost)
+                ? ActivatorUtilities.CreateInstance<OutboxMailSender>(sp)
+                : ActivatorUtilities.CreateInstance<SmtpMailSender>(sp);
+        });
         return builder;
     }
 }

@@ -1,8 +1,8 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
-using Microsoft.EntityFrameworkCore;
-using Sutazai.Data;
 using Sutazai.Data.Entities;
+using Sutazai.Data;
+using Microsoft.EntityFrameworkCore;
 
 namespace Sutazai.Server.Identity;
 
@@ -76,54 +76,24 @@ public static class UsersApi
         };
     }
 
-    private static async Task<Ok<PagedResponse<UserResponse>>> ListUsers(AppDbContext db, int page = 1, int pageSize = 50, CancellationToken ct = default)
+    private static async Task<Ok<PagedResponse<UserResponse>>> ListUsers(UserAdministration admin, int page = 1, int pageSize = 50, CancellationToken ct = default)
     {
         page = Math.Max(1, page);
         pageSize = Math.Clamp(pageSize, 1, 200);
-        var total = await db.Users.CountAsync(ct);
-        var items = await db.Users.AsNoTracking().OrderBy(u => u.CreatedAt).ThenBy(u => u.Id)
-            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        var (items, total) = await admin.ListAsync(page, pageSize, ct);
         return TypedResults.Ok(new PagedResponse<UserResponse>(items.Select(UserResponse.From).ToList(), total, page, pageSize));
     }
 
     private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> UpdateUser(
-        Guid id, AdminUpdateUserRequest request, HttpContext http, AppDbContext db, UserManager<AppUser> users, TokenService tokens, TimeProvider time, CancellationToken ct)
+        Guid id, AdminUpdateUserRequest request, UserAdministration admin, CancellationToken ct)
     {
         if (request.Role is not null && !Roles.IsKnown(request.Role))
             return Problems.Validation("role", $"Role must be '{Roles.Admin}' or '{Roles.User}'.");
-        var (user, status, detail) = await AdministerAsync(id, request, db, users, tokens, time, ct);
-        return user is not null ? TypedResults.Ok(UserResponse.From(user))
-            : status == StatusCodes.Status404NotFound ? Problems.NotFound(detail!) : Problems.Conflict(detail!);
-    }
-
-    /// <summary>
-    /// An admin's change to an account (role, activation), shared by the API and the web UI: at least one active admin
-    /// remains, and a deactivation rotates the security stamp and revokes every session at once.
-    /// </summary>
-    public static async Task<(AppUser? User, int Status, string? Detail)> AdministerAsync(
-        Guid id, AdminUpdateUserRequest request, AppDbContext db, UserManager<AppUser> users, TokenService tokens, TimeProvider time, CancellationToken ct)
-    {
-        var user = await users.FindByIdAsync(id.ToString());
-        if (user is null) return (null, StatusCodes.Status404NotFound, "No user with that id.");
-
-        var demotes = request.Role == Roles.User && user.Role == Roles.Admin;
-        var deactivates = request.IsActive == false && user.IsActive && user.Role == Roles.Admin;
-        if (demotes || deactivates)
+        return await admin.UpdateAsync(id, request, ct) switch
         {
-            var otherAdmins = await db.Users.CountAsync(u => u.Role == Roles.Admin && u.IsActive && u.Id != user.Id, ct);
-            if (otherAdmins == 0) return (null, StatusCodes.Status409Conflict, "At least one active admin must remain.");
-        }
-
-        var deactivating = request.IsActive == false && user.IsActive;
-        if (request.Role is not null) user.Role = request.Role;
-        if (request.IsActive is not null) user.IsActive = request.IsActive.Value;
-        user.UpdatedAt = time.GetUtcNow().UtcDateTime;
-        await users.UpdateAsync(user);
-        if (deactivating)
-        {
-            await users.UpdateSecurityStampAsync(user);
-            await tokens.RevokeAllAsync(user.Id, "deactivated", keepFamily: null, ct);
-        }
-        return (user, StatusCodes.Status200OK, null);
+            AccountUpdate.Updated u => TypedResults.Ok(UserResponse.From(u.User)),
+            AccountUpdate.Conflict c => Problems.Conflict(c.Detail),
+            _ => Problems.NotFound("No user with that id."),
+        };
     }
 }

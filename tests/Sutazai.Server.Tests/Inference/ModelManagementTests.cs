@@ -147,34 +147,4 @@ public sealed class ModelManagementTests
         var models = await (await admin.GetAsync("/api/v1/models")).ReadJsonAsync();
         Assert.Equal(0, models.GetProperty("models").GetArrayLength());
     }
-
-    [Fact]
-    public async Task Cli_PullAndModels_UseTheSameServices()
-    {
-        await using var files = await ModelFileServer.StartAsync();
-        files.Put("cli-model.gguf");
-        var dataDir = Directory.CreateTempSubdirectory("sutazai-cli-").FullName;
-        try
-        {
-            var output = new StringWriter();
-            var error = new StringWriter();
-            var exit = await ModelCommands.TryRunAsync(["pull", $"{files.BaseUrl}/cli-model.gguf", $"--Sutazai:DataDir={dataDir}", "--Sutazai:Inference:Ollama:AutoDetect=false"], output, error);
-            Assert.True(exit == 0, error.ToString());
-            Assert.Contains("100.0%", output.ToString());
-            Assert.Contains("Pulled", output.ToString());
-            Assert.True(File.Exists(Path.Combine(dataDir, "models", "cli-model.gguf")));
-
-            var list = new StringWriter();
-            Assert.Equal(0, await ModelCommands.TryRunAsync(["models", $"--Sutazai:DataDir={dataDir}", "--Sutazai:Inference:Ollama:AutoDetect=false"], list, error));
-            Assert.Matches(@"cli-model\s+llamacpp\s+\S+ \S+\s+2048\s+llama\s+F32", list.ToString());
-
-            var bad = new StringWriter();
-            Assert.Equal(2, await ModelCommands.TryRunAsync(["pull", "file:///etc/passwd", $"--Sutazai:DataDir={dataDir}"], new StringWriter(), bad));
-            Assert.NotEmpty(bad.ToString());
-        }
-        finally
-        {
-            Directory.Delete(dataDir, recursive: true);
-        }
-    }
 }
