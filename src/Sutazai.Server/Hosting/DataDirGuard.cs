@@ -15,7 +15,13 @@ public sealed class DataDirGuard(IOptions<SutazaiOptions> app, IOptions<MailOpti
     {
         var data = app.Value.DataPath;
         PrivateFiles.CreateDirectory(data);
-        PrivateFiles.CreateDirectory(Path.Combine(data, "keys", "data-protection"));
+        // The key folders are the server's own whoever made them first (the data-protection stack may create its
+        // folder before this runs): always owner-only.
+        foreach (var keys in new[] { Path.Combine(data, "keys"), Path.Combine(data, "keys", "data-protection") })
+        {
+            PrivateFiles.CreateDirectory(keys);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keys, PrivateFiles.DirectoryMode);
+        }
         if (environment.IsProduction() && string.IsNullOrWhiteSpace(mail.Value.SmtpHost))
             logger.LogWarning("No SMTP server is configured (Sutazai:Mail:SmtpHost): password-reset and verification mail is only written to {Outbox}. " +
                 "The outbox is meant for development; configure SMTP before opening registration to other people.", Path.Combine(data, "outbox"));
