@@ -422,7 +422,7 @@ public static class GgufReader
         return (long)count;
     }
 
-    internal static long AlignUp(long value, uint alignment) =>
+    public static long AlignUp(long value, uint alignment) =>
         (value + alignment - 1) / alignment * alignment;
 
     private static string DescribeMagic(ReadOnlySpan<byte> head)

@@ -29,8 +29,8 @@ public sealed class AgentSmokeTests : IAsyncLifetime
         });
         // The agents' tool descriptions are long and this model's tokenizer is mostly single bytes: give it room.
         Directory.CreateDirectory(Path.Combine(_app.DataDir, "models"));
-        Sutazai.Inference.Gguf.TinyModels.WriteDeterministic(Path.Combine(_app.DataDir, "models", ModelAppFixture.ModelId + ".gguf"),
-            Sutazai.Inference.Gguf.DeterministicModelSpec.Default() with { ContextLength = 16384 });
+        Sutazai.TestSupport.TinyModels.WriteDeterministic(Path.Combine(_app.DataDir, "models", ModelAppFixture.ModelId + ".gguf"),
+            Sutazai.TestSupport.DeterministicModelSpec.Default() with { ContextLength = 16384 });
         var (_, tokens) = await Accounts.RegisterAndLoginAsync(_app.Client());
         _client = _app.Client(tokens.AccessToken);
     }

@@ -9,7 +9,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Sutazai.Server.Tests.Conversations;
 using Sutazai.Server.Tests.Infrastructure;
-using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
+using Expect = Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations;
 
 namespace Sutazai.Server.Tests.Chat;
 

@@ -5,7 +5,7 @@ using Microsoft.EntityFrameworkCore;
 using Sutazai.Data.Entities;
 using Sutazai.Inference.Gguf;
 using Sutazai.Server.Tests.Infrastructure;
-using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
+using Expect = Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations;
 
 namespace Sutazai.Server.Tests.Conversations;
 

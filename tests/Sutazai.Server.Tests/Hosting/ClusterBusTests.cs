@@ -10,7 +10,7 @@ using Sutazai.Server.Agents;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Tests.Chat;
 using Sutazai.Server.Tests.Infrastructure;
-using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
+using Expect = Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations;
 
 namespace Sutazai.Server.Tests.Hosting;
 

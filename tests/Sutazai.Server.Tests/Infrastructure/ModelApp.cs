@@ -30,6 +30,8 @@ public sealed class ModelAppFixture : IAsyncLifetime
             ["Sutazai:Inference:LlamaCpp:ParallelSlots"] = "4",
             ["Sutazai:Inference:LlamaCpp:KeepAlive"] = "-00:00:01",
             ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
+            // The batching tests send six generations of one user at once; the per-user limit has its own tests.
+            ["Sutazai:RateLimits:ConcurrentGenerationsPerUser"] = "8",
         });
         WriteModel(App.DataDir);
         using var client = App.Client();

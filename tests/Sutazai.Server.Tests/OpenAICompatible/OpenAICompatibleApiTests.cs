@@ -5,7 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Sutazai.Inference.LlamaCpp;
 using Sutazai.Server.Tests.Infrastructure;
-using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
+using Expect = Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations;
 
 namespace Sutazai.Server.Tests.OpenAICompatible;
 

@@ -6,7 +6,7 @@ using System.Text;
 using OpenAI;
 using OpenAI.Chat;
 using Sutazai.Server.Tests.Infrastructure;
-using Expect = Sutazai.Inference.Gguf.DeterministicModelSpec.DefaultExpectations;
+using Expect = Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations;
 
 namespace Sutazai.Server.Tests.OpenAICompatible;
 

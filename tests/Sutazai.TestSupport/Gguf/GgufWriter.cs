@@ -1,8 +1,10 @@
+using Sutazai.Inference.Gguf;
+
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Sutazai.Inference.Gguf;
+namespace Sutazai.TestSupport;
 
 /// <summary>
 /// Produces float tensor data chunk by chunk: fill <paramref name="destination"/> with the elements

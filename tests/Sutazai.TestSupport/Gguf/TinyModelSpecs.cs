@@ -1,4 +1,6 @@
-namespace Sutazai.Inference.Gguf;
+using Sutazai.Inference.Gguf;
+
+namespace Sutazai.TestSupport;
 
 /// <summary>
 /// Describes a tiny llama-architecture model whose greedy output follows a token successor table

@@ -1,7 +1,9 @@
+using Sutazai.Inference.Gguf;
+
 using System.Globalization;
 using System.Text;
 
-namespace Sutazai.Inference.Gguf;
+namespace Sutazai.TestSupport;
 
 /// <summary>Summary of a generated model file.</summary>
 public sealed class TinyModelInfo
