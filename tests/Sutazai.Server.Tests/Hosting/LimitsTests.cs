@@ -32,6 +32,18 @@ public sealed class HeldModels : IModelProvider
     /// <summary>Lets every generation waiting now finish; later ones wait again.</summary>
     public void ReleaseAll() => Interlocked.Exchange(ref _release, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
+    /// <summary>
+    /// Lets every generation finish, those waiting now and every later one: for the end of a test, where a release
+    /// must not depend on whether a generation had reached the model yet.
+    /// </summary>
+    public void Open()
+    {
+        Volatile.Write(ref _open, true);
+        _release.TrySetResult();
+    }
+
+    private bool _open;
+
     public Task<IReadOnlyList<ModelInfo>> ListModelsAsync(CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<ModelInfo>>([new ModelInfo(ModelId, Name, null, 4096, "held", null, true)]);
 
@@ -47,7 +59,7 @@ public sealed class HeldModels : IModelProvider
         var release = _release.Task;
         Interlocked.Increment(ref _started);
         yield return new ChatResponseUpdate(ChatRole.Assistant, FirstToken);
-        await release.WaitAsync(ct);
+        if (!Volatile.Read(ref _open)) await release.WaitAsync(ct);
         yield return new ChatResponseUpdate(ChatRole.Assistant, " done") { FinishReason = ChatFinishReason.Stop };
     }
 
@@ -91,7 +103,7 @@ public sealed class ConcurrentGenerationLimitTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        _models.ReleaseAll();
+        _models.Open();
         await _app.DisposeAsync();
     }
 
@@ -185,14 +197,14 @@ public sealed class ConcurrentGenerationLimitTests : IAsyncLifetime
         }
         Assert.Equal(0, await _app.WithDbAsync(db => db.Messages.CountAsync(m => m.ConversationId == other)));
 
-        _models.ReleaseAll();
+        // The reply's generation may not have reached the model yet: open the gate for good, so nothing waits on timing.
+        _models.Open();
         await held.Content.ReadAsStringAsync();
         await reply.Content.ReadAsStringAsync();
         var fits = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/conversations/{other}/messages") { Content = JsonContent.Create(new { content = "now it fits" }) };
         fits.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
         using var after = await alice.SendAsync(fits, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
-        _models.ReleaseAll();
         Assert.Contains("event: message_end", await after.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
@@ -224,7 +236,7 @@ public sealed class ConcurrentGenerationLimitTests : IAsyncLifetime
         Assert.Equal(2, mine.ConcurrentGenerationLimit);
         Assert.Equal(HttpStatusCode.Forbidden, (await alice.GetAsync("/api/v1/admin/usage")).StatusCode);
 
-        _models.ReleaseAll();
+        _models.Open();
         await held.Content.ReadAsStringAsync();
         var done = await Agents.Runs.WaitForAsync(alice, runId, "succeeded", "failed");
         Assert.Equal("succeeded", done.GetProperty("status").GetString());
