@@ -1,12 +1,10 @@
-extern alias server;
-
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging.Abstractions;
-using server::Sutazai.Server.Agents.Sandbox;
-using server::Sutazai.Server.Agents.Tools;
-using server::Sutazai.Server.Configuration;
+using Sutazai.Agents;
+using Sutazai.Agents.Sandbox;
+using Sutazai.Agents.Tools;
 using MsOptions = Microsoft.Extensions.Options.Options;
 
 /// <summary>
@@ -36,7 +34,7 @@ internal static class SandboxBench
             {
                 var options = new SandboxOptions();
                 change?.Invoke(options);
-                return new ProcessSandbox(MsOptions.Create(options), MsOptions.Create(new SutazaiOptions { DataDir = data }), NullLogger<ProcessSandbox>.Instance);
+                return new ProcessSandbox(MsOptions.Create(options), new AgentDataDir(Path.GetFullPath(data)), NullLogger<ProcessSandbox>.Instance);
             }
             var environment = new Dictionary<string, string> { ["PATH"] = ShellRunner.SearchPath, ["HOME"] = workspace, ["LANG"] = "C.UTF-8", ["TMPDIR"] = "/tmp" };
             var isolated = Sandbox();

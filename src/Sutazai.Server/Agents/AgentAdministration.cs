@@ -1,8 +1,9 @@
+using Sutazai.Agents;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 
 namespace Sutazai.Server.Agents;
 

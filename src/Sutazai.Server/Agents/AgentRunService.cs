@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -11,8 +12,6 @@ public sealed record StartRunRequest(string? Input, Guid? ConversationId, List<G
 
 public sealed record ApprovalDecision(bool? Approve, JsonElement? EditedArguments);
 
-public sealed record StepView(int Index, string Kind, string? Member, JsonElement Data, DateTime CreatedAt);
-
 public sealed record ApprovalView(Guid Id, string Tool, JsonElement Arguments, string Risk, string Status, DateTime CreatedAt);
 
 public sealed record ArtifactView(string Path, long Size);
@@ -22,7 +21,7 @@ public sealed record AgentRunView(
     IReadOnlyList<StepView> Steps, IReadOnlyList<ApprovalView> PendingApprovals, string? Output, string? Error,
     IReadOnlyList<ArtifactView> Artifacts, object Usage, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt)
 {
-    public static StepView Step(AgentRunStep s) => new(s.Index, s.Kind, s.Member, JsonDocument.Parse(s.Data).RootElement.Clone(), s.CreatedAt);
+    public static StepView Step(AgentRunStep s) => StepView.From(s);
 
     public static ApprovalView Approval(AgentApproval a) => new(a.Id, a.Tool, JsonDocument.Parse(a.EditedArguments ?? a.Arguments).RootElement.Clone(), a.Risk, a.Status, a.CreatedAt);
 }

@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using System.IO.Compression;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -5,7 +6,7 @@ using Microsoft.EntityFrameworkCore;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
 using Sutazai.Inference;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using Sutazai.Server.Hosting;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Inference;

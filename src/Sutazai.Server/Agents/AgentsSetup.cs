@@ -1,9 +1,11 @@
+using Sutazai.Agents;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
+using Sutazai.Server.Configuration;
 using Sutazai.Server.Tasks;
 
 namespace Sutazai.Server.Agents;
@@ -23,6 +25,8 @@ public static class AgentsSetup
             .ValidateOnStart();
         services.AddSingleton<AgentAccess>();
         services.AddSingleton<RunHub>();
+        services.AddSingleton<IRunControl>(sp => sp.GetRequiredService<RunHub>());
+        services.AddSingleton(sp => new AgentDataDir(sp.GetRequiredService<IOptions<SutazaiOptions>>().Value.DataPath));
         services.AddSingleton<AgentWorkerIdentity>();
         services.AddSingleton<AgentWorkspaces>();
         services.AddScoped<AgentCatalog>();

@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using Sutazai.Data.Entities;
 using Sutazai.Server.Conversations;
 

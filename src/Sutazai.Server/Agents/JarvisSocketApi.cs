@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Text.Json;

@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -6,18 +7,12 @@ using Sutazai.Server.Hosting;
 namespace Sutazai.Server.Agents;
 
 /// <summary>
-/// Something that happened in a run, as streamed (SSE, /ws/jarvis). Steps are stored before they are published;
-/// tokens are the model's text as it arrives and are not stored one by one.
-/// </summary>
-public sealed record RunEvent(string Type, Guid RunId, Guid UserId, object Data);
-
-/// <summary>
 /// Fan-out of run events to this node's watchers (SSE, /ws/jarvis) and, through the <see cref="IClusterBus"/>
 /// (Redis when configured), to every other node's — so a JARVIS socket sees steps and tokens of a run executed by a
 /// worker elsewhere as they happen. Also the cancellation handles of the runs this process executes. Nothing depends
 /// on an event arriving: steps are stored first, and run watchers re-read the store (see <see cref="AgentsApi"/>).
 /// </summary>
-public sealed class RunHub : IDisposable
+public sealed class RunHub : IRunControl, IDisposable
 {
     public const string Topic = "run-events";
 
@@ -79,7 +74,6 @@ public sealed class RunHub : IDisposable
         public void Dispose() => dispose();
     }
 
-    /// <summary>Registers a run this process executes, so a cancel request reaches it within the current step.</summary>
     public CancellationTokenSource Executing(Guid runId)
     {
         var cts = new CancellationTokenSource();

@@ -63,6 +63,9 @@ public sealed class ServerClient : IDisposable
         var data = new StringBuilder();
         while (await reader.ReadLineAsync(ct) is { } line)
         {
+            // A fast stream's reads finish from the buffer without looking at the token: check it on every line, or
+            // Ctrl+C would not stop a reply that never pauses.
+            ct.ThrowIfCancellationRequested();
             if (line.Length == 0)
             {
                 if (name is not null || data.Length > 0)

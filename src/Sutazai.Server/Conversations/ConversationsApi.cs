@@ -1,3 +1,4 @@
+using Sutazai.Inference;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;

@@ -1,3 +1,4 @@
+using Sutazai.Data;
 using Microsoft.Extensions.Options;
 using Sutazai.Server.Configuration;
 

@@ -1,5 +1,6 @@
+using Sutazai.Agents;
 using Sutazai.Server.Agents;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using Sutazai.Server.Chat;
 using Sutazai.Server.Conversations;
 using Sutazai.Server.Data;

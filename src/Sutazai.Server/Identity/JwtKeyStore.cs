@@ -1,3 +1,4 @@
+using Sutazai.Data;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;

@@ -1,3 +1,4 @@
+using Sutazai.Inference;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
 using Sutazai.Data.Entities;
@@ -24,7 +25,7 @@ public static class UsersApi
         return routes;
     }
 
-    private static async Task<Ok<List<UserUsage>>> Usage(AppDbContext db, Inference.GenerationLimiter limiter,
+    private static async Task<Ok<List<UserUsage>>> Usage(AppDbContext db, global::Sutazai.Inference.GenerationLimiter limiter,
         Microsoft.Extensions.Options.IOptions<Configuration.QuotaOptions> quotas, CancellationToken ct)
     {
         var stored = await db.Documents.GroupBy(d => d.OwnerId)

@@ -67,7 +67,11 @@ public static class InferenceSetup
             sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<PullService>();
         services.AddSingleton<GenerationRunner>();
-        services.AddSingleton<GenerationLimiter>();
+        services.AddSingleton(sp =>
+        {
+            var limits = sp.GetRequiredService<IOptionsMonitor<RateLimitOptions>>();
+            return new GenerationLimiter(() => limits.CurrentValue.ConcurrentGenerationsPerUser);
+        });
         services.AddHealthChecks().AddCheck<InferenceHealthCheck>("inference", tags: ["ready"]);
         return builder;
     }

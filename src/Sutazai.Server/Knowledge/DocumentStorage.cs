@@ -1,3 +1,4 @@
+using Sutazai.Data;
 using Microsoft.Extensions.Options;
 using Sutazai.Server.Configuration;
 
@@ -15,9 +16,9 @@ public sealed class DocumentStorage(IOptions<SutazaiOptions> app)
 
     public async Task SaveAsync(Guid id, Stream content, CancellationToken ct)
     {
-        Hosting.PrivateFiles.CreateDirectory(Root);
+        PrivateFiles.CreateDirectory(Root);
         var temp = PathOf(id) + ".tmp";
-        await using (var file = new FileStream(temp, Hosting.PrivateFiles.CreateOptions(FileMode.Create)))
+        await using (var file = new FileStream(temp, PrivateFiles.CreateOptions(FileMode.Create)))
         {
             await content.CopyToAsync(file, ct);
         }

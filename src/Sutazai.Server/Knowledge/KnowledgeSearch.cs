@@ -1,14 +1,20 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.AI;
+using Sutazai.Agents.Tools;
 using Sutazai.Data;
 using Sutazai.Knowledge.Vectors;
 
 namespace Sutazai.Server.Knowledge;
 
 /// <summary>Vector, keyword (BM25) and hybrid (reciprocal rank fusion) search over the chunks a user may read.</summary>
-public sealed class KnowledgeSearch(AppDbContext db, IEmbeddingGenerator<string, Embedding<float>> embedder, IVectorStore vectors)
+public sealed class KnowledgeSearch(AppDbContext db, IEmbeddingGenerator<string, Embedding<float>> embedder, IVectorStore vectors) : IKnowledgeSearch
 {
     public const int RrfK = 60;
+
+    /// <summary>The agents' knowledge_search tool: hybrid search, as the tool's hits.</summary>
+    async Task<IReadOnlyList<KnowledgeHit>> IKnowledgeSearch.SearchAsync(Guid userId, string query, Guid? collectionId, int k, CancellationToken ct) =>
+        (await SearchAsync(userId, query, collectionId, k, "hybrid", ct))
+            .Select(h => new KnowledgeHit(h.DocumentId, h.Title, h.ChunkId, h.Text, h.Score, h.Page, h.Heading, h.SharedBy)).ToList();
 
     public async Task<List<SearchResult>> SearchAsync(Guid userId, string query, Guid? collectionId, int k, string mode, CancellationToken ct)
     {

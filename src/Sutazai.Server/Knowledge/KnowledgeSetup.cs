@@ -1,6 +1,8 @@
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
+using Sutazai.Agents.Tools;
 using Sutazai.Knowledge.Embeddings;
+using Sutazai.Knowledge.Web;
 using Sutazai.Knowledge.Vectors;
 using Sutazai.Server.Configuration;
 
@@ -39,6 +41,7 @@ public static class KnowledgeSetup
         services.AddSingleton<IngestionWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<IngestionWorker>());
         services.AddScoped<KnowledgeSearch>();
+        services.AddScoped<IKnowledgeSearch>(sp => sp.GetRequiredService<KnowledgeSearch>());
         services.AddScoped<CollectionService>();
         return builder;
     }

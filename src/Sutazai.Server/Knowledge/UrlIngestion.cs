@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
 using Sutazai.Knowledge.Extraction;
+using Sutazai.Knowledge.Web;
 using Sutazai.Server.Identity;
 
 namespace Sutazai.Server.Knowledge;

@@ -7,7 +7,7 @@ using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 
 namespace Sutazai.Server.Mcp;
 

@@ -1,5 +1,5 @@
 using ModelContextProtocol.AspNetCore;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 
 namespace Sutazai.Server.Mcp;
 

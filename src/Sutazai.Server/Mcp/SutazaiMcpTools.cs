@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using System.ComponentModel;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.EntityFrameworkCore;
@@ -6,7 +7,7 @@ using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 using Sutazai.Data;
 using Sutazai.Server.Agents;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using Sutazai.Server.Identity;
 using Sutazai.Server.Knowledge;
 

@@ -468,7 +468,7 @@ public sealed class AgentRecoveryTests
         void Register(Microsoft.Extensions.DependencyInjection.IServiceCollection s)
         {
             Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<Sutazai.Inference.IModelProvider>(s, models);
-            Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<Sutazai.Server.Agents.Tools.IToolProvider>(s, tools);
+            Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<Sutazai.Agents.Tools.IToolProvider>(s, tools);
         }
 
         await using (var first = TestApp.Create(DbProvider.Sqlite, AgentAppFixture.Settings, dataDir, Register))

@@ -7,7 +7,7 @@ using System.Text.Json;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Sutazai.Inference;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Agents;

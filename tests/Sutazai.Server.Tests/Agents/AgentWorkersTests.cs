@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Sutazai.Server.Agents;
@@ -44,7 +45,7 @@ public sealed class AgentWorkersTests : IAsyncLifetime
     private void Register(IServiceCollection services)
     {
         services.AddSingleton<Sutazai.Inference.IModelProvider>(_models);
-        services.AddSingleton<Sutazai.Server.Agents.Tools.IToolProvider>(_tools);
+        services.AddSingleton<Sutazai.Agents.Tools.IToolProvider>(_tools);
     }
 
     public async Task InitializeAsync() => await RabbitMqCollection.PurgeAsync();
@@ -90,7 +91,7 @@ public sealed class AgentWorkersTests : IAsyncLifetime
                 executors.Add(step.GetProperty("data").GetProperty("worker").GetString()!);
         }
         Assert.Equal(2, executors.Count);
-        var apiIdentity = api.Services.GetRequiredService<Sutazai.Server.Agents.AgentWorkerIdentity>().Id;
+        var apiIdentity = api.Services.GetRequiredService<Sutazai.Agents.AgentWorkerIdentity>().Id;
         Assert.DoesNotContain(apiIdentity, executors);
         Assert.Equal(24, await api.WithDbAsync(db => db.AgentRunSteps.CountAsync(s => s.Kind == "model")));
         GC.KeepAlive(workers);

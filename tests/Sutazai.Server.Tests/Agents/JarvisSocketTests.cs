@@ -1,3 +1,4 @@
+using Sutazai.Agents;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.WebSockets;

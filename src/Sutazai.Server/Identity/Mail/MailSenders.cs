@@ -1,3 +1,4 @@
+using Sutazai.Data;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using Microsoft.Extensions.Options;

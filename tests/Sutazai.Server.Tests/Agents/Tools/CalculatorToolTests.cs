@@ -1,4 +1,4 @@
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using static Sutazai.Server.Tests.Agents.Tools.ToolHarness;
 
 namespace Sutazai.Server.Tests.Agents.Tools;

@@ -1,5 +1,5 @@
 using LibGit2Sharp;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using static Sutazai.Server.Tests.Agents.Tools.ToolHarness;
 
 namespace Sutazai.Server.Tests.Agents.Tools;

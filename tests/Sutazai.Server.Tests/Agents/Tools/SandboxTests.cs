@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Sutazai.Server.Agents.Sandbox;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Sandbox;
+using Sutazai.Agents.Tools;
 using static Sutazai.Server.Tests.Agents.Tools.ToolHarness;
 
 namespace Sutazai.Server.Tests.Agents.Tools;
@@ -166,6 +166,6 @@ public sealed class SandboxTests : IDisposable
     public async Task ModeNone_RunsAsTheServersUser_AsDocumented()
     {
         var result = await RunAsync("pwd; id -u", o => o.Mode = "none");
-        Assert.Equal($"{_ws.Root}\n{Sutazai.Server.Agents.Tools.Native.GetEffectiveUserId()}\n", result.Stdout);
+        Assert.Equal($"{_ws.Root}\n{Sutazai.Agents.Tools.Native.GetEffectiveUserId()}\n", result.Stdout);
     }
 }

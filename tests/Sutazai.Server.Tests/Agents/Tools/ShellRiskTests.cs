@@ -1,4 +1,4 @@
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 
 namespace Sutazai.Server.Tests.Agents.Tools;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using static Sutazai.Server.Tests.Agents.Tools.HostProcesses;
 using static Sutazai.Server.Tests.Agents.Tools.ToolHarness;
 

@@ -4,8 +4,9 @@ using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Logging.Abstractions;
-using Sutazai.Server.Agents.Sandbox;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Sandbox;
+using Sutazai.Agents.Tools;
+using Sutazai.Agents;
 using Sutazai.Server.Configuration;
 
 namespace Sutazai.Server.Tests.Agents.Tools;
@@ -65,7 +66,7 @@ public static class ToolHarness
         var options = new SandboxOptions();
         change?.Invoke(options);
         return new ProcessSandbox(Microsoft.Extensions.Options.Options.Create(options),
-            Microsoft.Extensions.Options.Options.Create(new SutazaiOptions { DataDir = dataDir }), NullLogger<ProcessSandbox>.Instance);
+            new AgentDataDir(Path.GetFullPath(dataDir)), NullLogger<ProcessSandbox>.Instance);
     }
 
     public static ShellToolProvider ShellProvider(string dataDir, Action<AgentToolOptions>? tools = null, Action<SandboxOptions>? sandbox = null) =>

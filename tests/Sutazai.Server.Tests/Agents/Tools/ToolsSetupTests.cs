@@ -1,8 +1,9 @@
+using Sutazai.Knowledge.Web;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using Sutazai.Server.Configuration;
 using Sutazai.Server.Knowledge;
 

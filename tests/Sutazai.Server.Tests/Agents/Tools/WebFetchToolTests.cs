@@ -1,3 +1,4 @@
+using Sutazai.Knowledge.Web;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -5,7 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Sutazai.Server.Agents.Tools;
+using Sutazai.Agents.Tools;
 using Sutazai.Server.Knowledge;
 using static Sutazai.Server.Tests.Agents.Tools.ToolHarness;
 
