@@ -3,9 +3,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Sutazai.Agents;
 using Sutazai.Agents.Tools;
 using Sutazai.Server.Configuration;
-using Sutazai.Server.Knowledge;
 
 namespace Sutazai.Server.Tests.Agents.Tools;
 
@@ -22,7 +22,7 @@ public sealed class ToolsSetupTests : IDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Sutazai:DataDir"] = _dataDir });
         builder.Configuration.AddInMemoryCollection(settings ?? []);
         // What the host registers elsewhere and the tools need: the data dir (the sandbox keeps its /etc files there).
-        builder.Services.AddOptions<SutazaiOptions>().BindConfiguration(SutazaiOptions.Section);
+        builder.Services.AddSingleton(new AgentDataDir(_dataDir));
         builder.Services.AddSingleton(new SsrfGuard([]));
         builder.Services.AddSingleton(TimeProvider.System);
         builder.AddAgentTools();
