@@ -30,5 +30,19 @@ public interface IRunControl
     void Done(Guid runId, CancellationTokenSource cts);
 }
 
-/// <summary>Where the agent runtime keeps its files: run workspaces and the sandbox's generated /etc, under the data directory.</summary>
-public sealed record AgentDataDir(string Path);
+/// <summary>
+/// Where the agent runtime keeps its files: run workspaces and the sandbox's generated /etc, under the data directory.
+/// Read when first needed, not when services are built, so a bad configuration is reported by its own validation.
+/// </summary>
+public sealed class AgentDataDir
+{
+    private readonly Lazy<string> _path;
+
+    public AgentDataDir(string path) : this(() => path)
+    {
+    }
+
+    public AgentDataDir(Func<string> path) => _path = new Lazy<string>(path);
+
+    public string Path => _path.Value;
+}

@@ -26,7 +26,11 @@ public static class AgentsSetup
         services.AddSingleton<AgentAccess>();
         services.AddSingleton<RunHub>();
         services.AddSingleton<IRunControl>(sp => sp.GetRequiredService<RunHub>());
-        services.AddSingleton(sp => new AgentDataDir(sp.GetRequiredService<IOptions<SutazaiOptions>>().Value.DataPath));
+        services.AddSingleton(sp =>
+        {
+            var sutazai = sp.GetRequiredService<IOptions<SutazaiOptions>>();
+            return new AgentDataDir(() => sutazai.Value.DataPath);
+        });
         services.AddSingleton<AgentWorkerIdentity>();
         services.AddSingleton<AgentWorkspaces>();
         services.AddScoped<AgentCatalog>();
