@@ -45,7 +45,10 @@ public sealed class SutazaiProcess
 
     public ProcessStartInfo StartInfo(IEnumerable<string> args, bool withDataDir = true)
     {
-        var start = new ProcessStartInfo("dotnet")
+        // A test run started in the background (`./scripts/test.sh &`, nohup) ignores SIGINT, and children inherit
+        // that: the Ctrl+C test would then send a signal nobody can catch. GNU env puts SIGINT back to its default
+        // and execs dotnet in place (same pid).
+        var start = new ProcessStartInfo(OperatingSystem.IsLinux() ? "/usr/bin/env" : "dotnet")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -55,6 +58,7 @@ public sealed class SutazaiProcess
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
+        if (OperatingSystem.IsLinux()) foreach (var arg in (string[])["--default-signal=INT", "dotnet"]) start.ArgumentList.Add(arg);
         start.ArgumentList.Add(Dll);
         foreach (var arg in args) start.ArgumentList.Add(arg);
         if (withDataDir) start.ArgumentList.Add($"--Sutazai:DataDir={DataDir}");
