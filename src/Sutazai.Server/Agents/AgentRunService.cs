@@ -21,8 +21,6 @@ public sealed record AgentRunView(
     IReadOnlyList<StepView> Steps, IReadOnlyList<ApprovalView> PendingApprovals, string? Output, string? Error,
     IReadOnlyList<ArtifactView> Artifacts, object Usage, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt)
 {
-    public static StepView Step(AgentRunStep s) => StepView.From(s);
-
     public static ApprovalView Approval(AgentApproval a) => new(a.Id, a.Tool, JsonDocument.Parse(a.EditedArguments ?? a.Arguments).RootElement.Clone(), a.Risk, a.Status, a.CreatedAt);
 }
 
@@ -144,7 +142,7 @@ public sealed class AgentRunService(
         var steps = await db.AgentRunSteps.AsNoTracking().Where(s => s.RunId == runId).OrderBy(s => s.Index).ToListAsync(ct);
         var pending = await db.AgentApprovals.AsNoTracking().Where(a => a.RunId == runId && a.Status == "pending").OrderBy(a => a.CreatedAt).ToListAsync(ct);
         return new AgentRunView(run.Id, run.AgentId, run.AgentName, run.Status, run.Input, run.Model, run.ConversationId,
-            steps.Select(AgentRunView.Step).ToList(), pending.Select(AgentRunView.Approval).ToList(), run.Output, run.Error,
+            steps.Select(StepView.From).ToList(), pending.Select(AgentRunView.Approval).ToList(), run.Output, run.Error,
             Artifacts(run), new { inputTokens = run.InputTokens, outputTokens = run.OutputTokens, totalTokens = run.InputTokens + run.OutputTokens },
             run.CreatedAt, run.StartedAt, run.FinishedAt);
     }

@@ -244,7 +244,7 @@ public static class AgentsApi
                 var steps = await db.AgentRunSteps.AsNoTracking().Where(s => s.RunId == id && s.Index > sent).OrderBy(s => s.Index).ToListAsync(ct);
                 foreach (var step in steps)
                 {
-                    await sse.WriteAsync("step", AgentRunView.Step(step), ct);
+                    await sse.WriteAsync("step", StepView.From(step), ct);
                     sent = step.Index;
                 }
                 if (run.Status != lastStatus)
