@@ -122,6 +122,7 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             message.Property(m => m.Provider).HasMaxLength(32);
             message.Property(m => m.FinishReason).HasMaxLength(32);
             message.Property(m => m.Error).HasMaxLength(2000);
+            message.Property(m => m.GeneratingNode).HasMaxLength(64);
             message.HasIndex(m => new { m.ConversationId, m.CreatedAt });
             message.HasIndex(m => m.ParentId);
             message.HasOne<Conversation>().WithMany().HasForeignKey(m => m.ConversationId).OnDelete(DeleteBehavior.Cascade);

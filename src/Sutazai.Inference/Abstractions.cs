@@ -48,6 +48,17 @@ public interface ITokenCounter
 /// <summary>The backend refused or could not be reached; the message says what to do.</summary>
 public sealed class InferenceUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>The input does not fit the model's context: a client error (400), never an unavailable server.</summary>
+public sealed class PromptTooLongException(string modelId, int promptTokens, int contextTokens)
+    : Exception($"The prompt is {promptTokens} tokens but model '{modelId}' holds at most {contextTokens}. Shorten it, or use a model with a longer context.")
+{
+    public string ModelId { get; } = modelId;
+
+    public int PromptTokens { get; } = promptTokens;
+
+    public int ContextTokens { get; } = contextTokens;
+}
+
 /// <summary>The named model is not offered by any configured provider.</summary>
 public sealed class ModelNotFoundException(string modelId)
     : Exception($"No model '{modelId}' is available. GET /api/v1/models lists the models you can use.")

@@ -14,6 +14,15 @@ public sealed class InferenceOptions
     /// <summary>Largest <c>maxTokens</c> a request may ask for.</summary>
     public int MaxOutputTokensLimit { get; set; } = 32768;
 
+    /// <summary>Longest prompt, in characters, a generation request may send; checked before tokenizing.</summary>
+    public int MaxPromptChars { get; set; } = 200_000;
+
+    /// <summary>Longest single embedding input, in characters; checked before embedding.</summary>
+    public int MaxEmbeddingInputChars { get; set; } = 32_768;
+
+    /// <summary>Most strings one embeddings request may hold.</summary>
+    public int MaxEmbeddingInputs { get; set; } = 2048;
+
     /// <summary>Used when a request gives no <c>maxTokens</c>.</summary>
     public int DefaultMaxOutputTokens { get; set; } = 1024;
 

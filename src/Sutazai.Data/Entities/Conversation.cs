@@ -45,8 +45,11 @@ public sealed class ChatMessageEntity
 
     public string Content { get; set; } = "";
 
-    /// <summary><c>complete</c>, <c>streaming</c>, <c>stopped</c> or <c>error</c>.</summary>
+    /// <summary><c>complete</c>, <c>streaming</c>, <c>stopped</c>, <c>error</c> or <c>interrupted</c>.</summary>
     public string Status { get; set; } = MessageStatus.Complete;
+
+    /// <summary>The node (<c>NodeIdentity</c>) generating a <c>streaming</c> reply, so a restarted node settles only its own.</summary>
+    public string? GeneratingNode { get; set; }
 
     public string? Model { get; set; }
 
@@ -82,4 +85,7 @@ public static class MessageStatus
     public const string Streaming = "streaming";
     public const string Stopped = "stopped";
     public const string Error = "error";
+
+    /// <summary>The process generating the reply ended without finishing it (a crash, kill -9, power loss).</summary>
+    public const string Interrupted = "interrupted";
 }

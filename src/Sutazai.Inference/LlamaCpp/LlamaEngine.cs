@@ -181,7 +181,7 @@ public sealed class LlamaEngine : IAsyncDisposable
     {
         if (prompt.Count == 0) throw new ArgumentException("The prompt is empty.", nameof(prompt));
         if (prompt.Count >= SequenceLimit)
-            throw new InferenceUnavailableException($"The prompt is {prompt.Count} tokens but model '{ModelId}' holds at most {SequenceLimit} per conversation. Shorten it.");
+            throw new PromptTooLongException(ModelId, prompt.Count, SequenceLimit);
         var job = new GenerationJob(prompt, sampling, maxTokens, stop, ct);
         Interlocked.Increment(ref _active);
         try

@@ -287,6 +287,14 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
                 message.SetLength(0);
                 continue;
             }
+            // The rules a JSON request body meets (UTF-8, well-formed, no lone surrogate); a bad frame is answered in
+            // band and the socket stays open.
+            if (Hosting.JsonInput.Problem(message.GetBuffer().AsSpan(0, (int)message.Length), "The frame") is { } problem)
+            {
+                await SendErrorAsync("invalid_json", problem, ct);
+                message.SetLength(0);
+                continue;
+            }
             return Encoding.UTF8.GetString(message.GetBuffer(), 0, (int)message.Length);
         }
     }

@@ -57,6 +57,9 @@ public static class SettingsRegistry
         new("Sutazai:Inference:Provider", "llamacpp", "Provider used when a request names no model: `llamacpp` (in-process), `ollama` or `openai`."),
         new("Sutazai:Inference:DefaultModel", "", "Model id used when a request names none; empty picks the default provider's first model."),
         new("Sutazai:Inference:MaxOutputTokensLimit", "32768", "Largest `maxTokens` a request may ask for (422 beyond)."),
+        new("Sutazai:Inference:MaxPromptChars", "200000", "Longest prompt (characters: `prompt`, or all `messages` together) of `/api/v1/generate`, `/v1/chat/completions` and `/v1/completions` (422, or 400 on `/v1`, naming the field), checked before tokenizing, so an oversized prompt is refused in milliseconds. A prompt within it but over the model's context gets 400 with both token counts."),
+        new("Sutazai:Inference:MaxEmbeddingInputChars", "32768", "Longest single embedding input (characters) of `/v1/embeddings`, checked before embedding (400 naming `input[i]`)."),
+        new("Sutazai:Inference:MaxEmbeddingInputs", "2048", "Most strings one `/v1/embeddings` request may embed (400 naming `input` beyond)."),
         new("Sutazai:Inference:DefaultMaxOutputTokens", "1024", "Tokens generated when a request gives no `maxTokens`."),
         new("Sutazai:Inference:LlamaCpp:ModelsDir", "", "Folder of GGUF models; empty means `<DataDir>/models`."),
         new("Sutazai:Inference:LlamaCpp:Threads", "0", "CPU threads llama.cpp decodes with; 0 uses every core."),
@@ -76,6 +79,7 @@ public static class SettingsRegistry
         new("Sutazai:Inference:Pull:HuggingFaceBaseUrl", "https://huggingface.co", "Where `hf:owner/repo/file.gguf` references are downloaded from."),
         new("Sutazai:Inference:Pull:MaxConcurrent", "2", "Model downloads running at once; more wait in the queue."),
 
+        new("Sutazai:Conversations:MaxMessageChars", "100000", "Longest message (characters) sent to a conversation, over `/ws/chat` or in an import (422 naming `content` beyond), checked before anything is tokenized."),
         new("Sutazai:Conversations:MaxImportMessages", "10000", "Most messages one `POST /api/v1/conversations/import` may hold (422 naming `messages` beyond); it also bounds the depth of the imported tree."),
 
         new("Sutazai:Agents:LeaseSeconds", "60", "How long a worker's claim on an agent run lasts without renewal; a crashed worker's run is resumed by another after it."),

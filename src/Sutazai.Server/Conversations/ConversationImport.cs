@@ -11,7 +11,7 @@ public static class ConversationImport
     public const string Format = "sutazai.conversation.v1";
 
     /// <summary>Field errors keyed like <c>messages[3].parentId</c>; empty when the export may be imported.</summary>
-    public static Dictionary<string, string[]> Validate(ConversationExport export, int maxMessages)
+    public static Dictionary<string, string[]> Validate(ConversationExport export, int maxMessages, int maxMessageChars)
     {
         var errors = new Dictionary<string, List<string>>();
         void Add(string field, string message)
@@ -45,8 +45,8 @@ public static class ConversationImport
             var m = messages[i];
             if (m is null) continue;
             if (m.Role is not ("user" or "assistant" or "system")) Add($"messages[{i}].role", "Role must be user, assistant or system.");
-            if (m.Content is null || m.Content.Length > ConversationService.MaxContentLength)
-                Add($"messages[{i}].content", $"Content is required (at most {ConversationService.MaxContentLength} characters).");
+            if (m.Content is null || m.Content.Length > maxMessageChars)
+                Add($"messages[{i}].content", $"Content is required (at most {maxMessageChars} characters, Sutazai:Conversations:MaxMessageChars).");
             if (m.ParentId is not { } parent) continue;
             if (parent == m.Id) Add($"messages[{i}].parentId", "A message cannot be its own parent.");
             else if (!indexById.ContainsKey(parent)) Add($"messages[{i}].parentId", "parentId must name another message of the export.");

@@ -18,7 +18,7 @@ public abstract record StartReplyResult
     public sealed record Rejected(int Status, string Field, string Detail) : StartReplyResult
     {
         /// <summary>The error code a socket frame carries for this refusal.</summary>
-        public string Code => Status switch { 404 => "not_found", 409 => "conflict", 422 => "invalid_request", 429 => "rate_limited", _ => "unavailable" };
+        public string Code => Status switch { 400 => "context_length_exceeded", 404 => "not_found", 409 => "conflict", 422 => "invalid_request", 429 => "rate_limited", _ => "unavailable" };
     }
 }
 
@@ -41,11 +41,11 @@ public sealed class ConversationService(
     Knowledge.KnowledgeSearch search,
     Graph.GraphQueries graph,
     IOptionsMonitor<Graph.GraphOptions> graphOptions,
-    IOptionsMonitor<ConversationOptions> options,
+    IOptionsMonitor<ConversationOptions> settings,
     GenerationLimiter limiter,
+    Hosting.NodeIdentity node,
     ILogger<ConversationService> logger)
 {
-    public const int MaxContentLength = 100_000;
     public const int MaxTitleLength = 200;
     public const int MaxSystemPromptLength = 8000;
 
@@ -128,7 +128,8 @@ public sealed class ConversationService(
         else
         {
             if (string.IsNullOrWhiteSpace(content)) return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "content", "Content is required.");
-            if (content.Length > MaxContentLength) return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "content", $"Content must be at most {MaxContentLength} characters.");
+            var maxChars = settings.CurrentValue.MaxMessageChars;
+            if (content.Length > maxChars) return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "content", $"Content is {content.Length} characters; the limit is {maxChars} (Sutazai:Conversations:MaxMessageChars).");
             var parent = edit ? parentId : parentId ?? conversation.ActiveLeafId;
             if (!edit && parentId is { } explicitParent && all.All(m => m.Id != explicitParent))
                 return new StartReplyResult.Rejected(StatusCodes.Status422UnprocessableEntity, "parentId", "parentId is not a message of this conversation.");
@@ -146,7 +147,7 @@ public sealed class ConversationService(
         var assistant = new ChatMessageEntity
         {
             Id = Guid.NewGuid(), ConversationId = conversation.Id, ParentId = userMessage.Id, Role = "assistant",
-            Status = MessageStatus.Streaming, CreatedAt = Now.AddTicks(1), UpdatedAt = Now,
+            Status = MessageStatus.Streaming, GeneratingNode = node.Id, CreatedAt = Now.AddTicks(1), UpdatedAt = Now,
         };
         db.Messages.Add(assistant);
         conversation.MessageCount++;
@@ -178,7 +179,16 @@ public sealed class ConversationService(
                 s => s.SetProperty(m => m.Citations, System.Text.Json.JsonSerializer.Serialize(citations, System.Text.Json.JsonSerializerOptions.Web)), ct);
         }
         var tree = new ConversationTree(all);
-        var history = await BuildPromptAsync(tree.Branch(userMessage.Id), systemPrompt, resolved, options, ct);
+        List<ChatMessage> history;
+        try
+        {
+            history = await BuildPromptAsync(tree.Branch(userMessage.Id), systemPrompt, resolved, options, ct);
+        }
+        catch (PromptTooLongException tooLong)
+        {
+            await RecordFailureAsync(assistant.Id, resolved.ModelId, resolved.Provider.Name, tooLong.Message, CancellationToken.None);
+            return new StartReplyResult.Rejected(StatusCodes.Status400BadRequest, "content", tooLong.Message);
+        }
         var reply = new RunningReply(conversation.Id, userId, assistant.Id);
         if (!hub.TryStart(reply))
         {
@@ -282,7 +292,7 @@ public sealed class ConversationService(
     /// </summary>
     public async Task<ImportResult> ImportAsync(Guid userId, ConversationExport export, CancellationToken ct)
     {
-        var errors = ConversationImport.Validate(export, options.CurrentValue.MaxImportMessages);
+        var errors = ConversationImport.Validate(export, settings.CurrentValue.MaxImportMessages, settings.CurrentValue.MaxMessageChars);
         if (errors.Count > 0) return new ImportResult.Invalid(errors);
 
         var messages = export.Messages ?? [];
@@ -303,7 +313,7 @@ public sealed class ConversationService(
             db.Messages.Add(new ChatMessageEntity
             {
                 Id = map[m.Id], ConversationId = conversation.Id, ParentId = m.ParentId is { } p ? map[p] : null, Role = m.Role, Content = m.Content,
-                Model = m.Model, Status = m.Status is MessageStatus.Complete or MessageStatus.Stopped or MessageStatus.Error ? m.Status : MessageStatus.Complete,
+                Model = m.Model, Status = m.Status is MessageStatus.Complete or MessageStatus.Stopped or MessageStatus.Error or MessageStatus.Interrupted ? m.Status : MessageStatus.Complete,
                 CreatedAt = m.CreatedAt == default ? Now : m.CreatedAt, UpdatedAt = Now,
             });
         }
@@ -374,6 +384,9 @@ public sealed class ConversationService(
         var budget = context - reserve - (string.IsNullOrEmpty(systemPrompt) ? 0 : await Count(systemPrompt));
         var sizes = new List<int>();
         foreach (var turn in turns) sizes.Add(await Count(turn.Text));
+        // The newest message is always kept, so one that cannot fit even alone is refused (a client error).
+        var needed = sizes.Count == 0 ? 0 : sizes[^1] + (context - reserve - budget);
+        if (needed >= context) throw new PromptTooLongException(model.ModelId, needed, context);
         var dropped = 0;
         while (turns.Count > 1 && sizes.Sum() > budget)
         {
@@ -412,7 +425,7 @@ public sealed class ConversationService(
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             status = MessageStatus.Error;
-            error = ex is InferenceUnavailableException or ModelNotFoundException ? ex.Message : $"Generation failed: {ex.Message}";
+            error = ex is InferenceUnavailableException or ModelNotFoundException or PromptTooLongException ? ex.Message : $"Generation failed: {ex.Message}";
             logger.LogWarning(ex, "Reply {Message} in conversation {Conversation} failed", reply.AssistantMessageId, reply.ConversationId);
         }
 

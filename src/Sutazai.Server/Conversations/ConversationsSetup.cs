@@ -8,6 +8,9 @@ public static class ConversationsSetup
         builder.Services.AddSingleton<ReplyHub>();
         builder.Services.AddScoped<ConversationService>();
         builder.Services.AddSingleton<Chat.ChatSocketRegistry>();
+        builder.Services.AddSingleton<Hosting.NodeIdentity>();
+        // Registered after the database set-up, so it runs once the schema is current.
+        builder.Services.AddHostedService<InterruptedReplies>();
         return builder;
     }
 }

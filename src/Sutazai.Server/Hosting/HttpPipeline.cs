@@ -75,22 +75,7 @@ public static partial class HttpPipeline
         if (context.Request.ContentLength > effective && context.GetEndpoint()?.Metadata.GetMetadata<IRequestSizeLimitMetadata>() is null)
         {
             var detail = $"The request body is {context.Request.ContentLength} bytes; the limit is {effective} bytes.";
-            if (Sutazai.Server.OpenAICompatible.OpenAIEndpointMetadata.Applies(context))
-            {
-                await Sutazai.Server.OpenAICompatible.OpenAIErrors.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, detail);
-                return;
-            }
-            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-            await context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-            {
-                HttpContext = context,
-                ProblemDetails = new ProblemDetails
-                {
-                    Status = StatusCodes.Status413PayloadTooLarge,
-                    Title = "Payload Too Large",
-                    Detail = detail,
-                },
-            });
+            await JsonInput.WriteProblemAsync(context, StatusCodes.Status413PayloadTooLarge, "Payload Too Large", detail);
             return;
         }
         await next(context);

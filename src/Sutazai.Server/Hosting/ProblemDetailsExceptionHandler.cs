@@ -14,6 +14,7 @@ public sealed class ProblemDetailsExceptionHandler(IProblemDetailsService proble
         var (status, title, detail) = exception switch
         {
             BadHttpRequestException bad => (bad.StatusCode, TitleFor(bad.StatusCode), DescribeBadRequest(bad)),
+            Sutazai.Inference.PromptTooLongException tooLong => (StatusCodes.Status400BadRequest, "Bad Request", tooLong.Message),
             Sutazai.Inference.ModelNotFoundException missing => (StatusCodes.Status404NotFound, "Not Found", missing.Message),
             Sutazai.Inference.NoModelAvailableException none => (StatusCodes.Status503ServiceUnavailable, "Service Unavailable", none.Message),
             Sutazai.Inference.InferenceUnavailableException down => (StatusCodes.Status503ServiceUnavailable, "Service Unavailable", down.Message),

@@ -171,6 +171,8 @@ public static class ServiceDefaults
         app.UseAuthorization();
         // After authentication, so per-user budgets know the user (the auth budget is per address either way).
         app.UseRateLimiter();
+        // After the checks that need no body: 401/429 come first, then 415/400 for a body that is not UTF-8 JSON.
+        app.UseJsonInputGuard();
 
         if (app.Configuration.ServesApi())
         {

@@ -38,6 +38,10 @@ public sealed class GenerationRunner(ModelCatalog catalog, IOptionsMonitor<Infer
                 if (m?.Content is null) Add($"messages[{i}].content", "Content is required.");
             }
         }
+        var maxChars = options.CurrentValue.MaxPromptChars;
+        var chars = (long)(request.Prompt?.Length ?? 0) + (request.Messages?.Sum(m => (long)(m?.Content?.Length ?? 0)) ?? 0);
+        if (chars > maxChars)
+            Add(hasPrompt ? "prompt" : "messages", $"The prompt is {chars} characters; the limit is {maxChars} (Sutazai:Inference:MaxPromptChars).");
         ValidateOptions(request.Options, Add);
         return errors.ToDictionary(e => e.Key, e => e.Value.ToArray());
     }

@@ -39,6 +39,7 @@ public static class OpenAIErrors
         InferenceUnavailableException down => Result(StatusCodes.Status503ServiceUnavailable, down.Message, Server, null, "service_unavailable"),
         EmbeddingsNotSupportedException unsupported => BadRequest(unsupported.Message, "model", "embeddings_not_supported"),
         InvalidInferenceInputException invalid => BadRequest(invalid.Message, "input"),
+        PromptTooLongException tooLong => BadRequest(tooLong.Message, "messages", "context_length_exceeded"),
         _ => null,
     };
 

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
 using Sutazai.Inference;
 using Sutazai.Inference.LlamaCpp;
 using Sutazai.Server.Hosting;
@@ -17,7 +18,6 @@ namespace Sutazai.Server.OpenAICompatible;
 /// </summary>
 public static class OpenAICompatibleApi
 {
-    public const int MaxEmbeddingInputs = 2048;
 
     public static WebApplicationBuilder AddSutazaiOpenAICompatible(this WebApplicationBuilder builder)
     {
@@ -30,11 +30,11 @@ public static class OpenAICompatibleApi
         var v1 = routes.MapGroup("/v1").WithTags("OpenAI-compatible").RequireAuthorization(ScopePolicies.Inference)
             .WithMetadata(OpenAIEndpointMetadata.Instance);
         v1.MapGet("/models", ListModels).WithSummary("Every available model, in OpenAI's list format.");
-        v1.MapPost("/chat/completions", ChatCompletions).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
+        v1.MapPost("/chat/completions", ChatCompletions).Accepts<ChatCompletionRequest>("application/json").RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
             .WithSummary("OpenAI chat completion; SSE chunks with \"stream\": true.");
-        v1.MapPost("/completions", Completions).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
+        v1.MapPost("/completions", Completions).Accepts<CompletionRequest>("application/json").RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
             .WithSummary("OpenAI legacy text completion of a raw prompt; SSE chunks with \"stream\": true.");
-        v1.MapPost("/embeddings", Embeddings).RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
+        v1.MapPost("/embeddings", Embeddings).Accepts<EmbeddingsRequest>("application/json").RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
             .WithSummary("OpenAI embeddings of a string or an array of strings.");
         // Any other /v1 path (or method) answers as OpenAI does, rather than with a problem document.
         v1.MapFallback("{**path}", (HttpContext http) => OpenAIErrors.Result(StatusCodes.Status404NotFound,
@@ -188,9 +188,13 @@ public static class OpenAICompatibleApi
                 return OpenAIErrors.BadRequest("'input' must be a string or an array of strings; token arrays are not supported.", "input");
         }
         if (inputs.Count == 0) return OpenAIErrors.BadRequest("'input' must not be an empty array.", "input");
-        if (inputs.Count > MaxEmbeddingInputs) return OpenAIErrors.BadRequest($"'input' may hold at most {MaxEmbeddingInputs} strings.", "input");
+        var limits = http.RequestServices.GetRequiredService<IOptionsMonitor<InferenceOptions>>().CurrentValue;
+        if (inputs.Count > limits.MaxEmbeddingInputs) return OpenAIErrors.BadRequest($"'input' may hold at most {limits.MaxEmbeddingInputs} strings (Sutazai:Inference:MaxEmbeddingInputs).", "input");
         var empty = inputs.FindIndex(string.IsNullOrEmpty);
         if (empty >= 0) return OpenAIErrors.BadRequest($"'input[{empty}]' is empty; every input must have text.", $"input[{empty}]");
+        var tooLong = inputs.FindIndex(i => i.Length > limits.MaxEmbeddingInputChars);
+        if (tooLong >= 0)
+            return OpenAIErrors.BadRequest($"'input[{tooLong}]' is {inputs[tooLong].Length} characters; the limit is {limits.MaxEmbeddingInputChars} (Sutazai:Inference:MaxEmbeddingInputChars).", $"input[{tooLong}]");
         var base64 = request.EncodingFormat switch
         {
             null or "float" => false,
