@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Data.Common;
 using System.Net.WebSockets;
 using System.Security.Claims;
-using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Sutazai.Server.Configuration;
@@ -114,10 +113,10 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         {
             while (socket.State == WebSocketState.Open && !ct.IsCancellationRequested)
             {
-                var text = await ReceiveAsync(buffer, ct);
-                if (text is null) return;
+                var frame = await ReceiveAsync(buffer, ct);
+                if (frame is null) return;
                 // A frame the peer sent before it saw our close is not acted on.
-                if (Volatile.Read(ref _refused) == 0) await HandleFrameAsync(text, ct);
+                if (Volatile.Read(ref _refused) == 0) await HandleFrameAsync(frame.Value, ct);
             }
             await AwaitCloseReplyAsync(buffer, ct);
         }
@@ -262,8 +261,8 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         _closing.CancelAfter(CloseReplyTimeout);
     }
 
-    /// <summary>One whole text message, null when the peer closed; oversized frames close the socket with 1009.</summary>
-    private async Task<string?> ReceiveAsync(byte[] buffer, CancellationToken ct)
+    /// <summary>One whole JSON text message, null when the peer closed; oversized frames close the socket with 1009.</summary>
+    private async Task<JsonElement?> ReceiveAsync(byte[] buffer, CancellationToken ct)
     {
         using var message = new MemoryStream();
         while (true)
@@ -295,22 +294,14 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
                 message.SetLength(0);
                 continue;
             }
-            return Encoding.UTF8.GetString(message.GetBuffer(), 0, (int)message.Length);
+            // Checked above, so parsing cannot fail.
+            using var document = JsonDocument.Parse(message.GetBuffer().AsMemory(0, (int)message.Length));
+            return document.RootElement.Clone();
         }
     }
 
-    private async Task HandleFrameAsync(string text, CancellationToken ct)
+    private async Task HandleFrameAsync(JsonElement frame, CancellationToken ct)
     {
-        JsonElement frame;
-        try
-        {
-            frame = JsonDocument.Parse(text).RootElement.Clone();
-        }
-        catch (JsonException ex)
-        {
-            await SendErrorAsync("invalid_json", $"The frame is not valid JSON: {ex.Message}", ct);
-            return;
-        }
         var type = frame.ValueKind == JsonValueKind.Object && frame.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         if (type == "ping")
         {

@@ -381,11 +381,12 @@ public sealed class ConversationService(
         var reserve = Math.Min(options?.MaxTokens ?? inference.CurrentValue.DefaultMaxOutputTokens, context / 4);
         var counter = model.Provider as ITokenCounter;
         async Task<int> Count(string text) => (counter is null ? text.Length / 3 : await counter.CountTokensAsync(model.ModelId, text, ct)) + 8;
-        var budget = context - reserve - (string.IsNullOrEmpty(systemPrompt) ? 0 : await Count(systemPrompt));
+        var system = string.IsNullOrEmpty(systemPrompt) ? 0 : await Count(systemPrompt);
+        var budget = context - reserve - system;
         var sizes = new List<int>();
         foreach (var turn in turns) sizes.Add(await Count(turn.Text));
         // The newest message is always kept, so one that cannot fit even alone is refused (a client error).
-        var needed = sizes.Count == 0 ? 0 : sizes[^1] + (context - reserve - budget);
+        var needed = sizes.Count == 0 ? 0 : sizes[^1] + system;
         if (needed >= context) throw new PromptTooLongException(model.ModelId, needed, context);
         var dropped = 0;
         while (turns.Count > 1 && sizes.Sum() > budget)

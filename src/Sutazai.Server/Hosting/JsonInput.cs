@@ -126,8 +126,13 @@ public static class JsonInput
     {
         if (OpenAICompatible.OpenAIEndpointMetadata.Applies(context))
         {
-            var code = status == StatusCodes.Status415UnsupportedMediaType ? "unsupported_media_type" : "invalid_json";
-            await OpenAICompatible.OpenAIErrors.WriteAsync(context, status, detail, code: status == StatusCodes.Status413PayloadTooLarge ? null : code);
+            var code = status switch
+            {
+                StatusCodes.Status415UnsupportedMediaType => "unsupported_media_type",
+                StatusCodes.Status400BadRequest => "invalid_json",
+                _ => null,
+            };
+            await OpenAICompatible.OpenAIErrors.WriteAsync(context, status, detail, code: code);
             return;
         }
         context.Response.StatusCode = status;

@@ -167,7 +167,7 @@ public static class OpenAICompatibleApi
 
     // ---- embeddings ----
 
-    private static async Task<IResult> Embeddings(HttpContext http, ModelCatalog catalog)
+    private static async Task<IResult> Embeddings(HttpContext http, ModelCatalog catalog, IOptionsMonitor<InferenceOptions> inference)
     {
         var ct = http.RequestAborted;
         var (request, parseError) = await ReadAsync<EmbeddingsRequest>(http);
@@ -188,7 +188,7 @@ public static class OpenAICompatibleApi
                 return OpenAIErrors.BadRequest("'input' must be a string or an array of strings; token arrays are not supported.", "input");
         }
         if (inputs.Count == 0) return OpenAIErrors.BadRequest("'input' must not be an empty array.", "input");
-        var limits = http.RequestServices.GetRequiredService<IOptionsMonitor<InferenceOptions>>().CurrentValue;
+        var limits = inference.CurrentValue;
         if (inputs.Count > limits.MaxEmbeddingInputs) return OpenAIErrors.BadRequest($"'input' may hold at most {limits.MaxEmbeddingInputs} strings (Sutazai:Inference:MaxEmbeddingInputs).", "input");
         var empty = inputs.FindIndex(string.IsNullOrEmpty);
         if (empty >= 0) return OpenAIErrors.BadRequest($"'input[{empty}]' is empty; every input must have text.", $"input[{empty}]");

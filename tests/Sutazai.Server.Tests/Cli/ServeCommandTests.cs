@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 
 namespace Sutazai.Server.Tests.Cli;
 
@@ -25,32 +23,12 @@ public sealed class ServeCommandTests : IDisposable
     {
         var cli = new SutazaiProcess(_dataDir);
         Assert.Equal(0, (await cli.RunAsync("migrate")).ExitCode); // a worker waits for the schema; it never migrates
-        int port;
-        using (var listener = new TcpListener(IPAddress.Loopback, 0))
-        {
-            listener.Start();
-            port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-        using var process = Process.Start(cli.StartInfo(["serve", "--role", "worker", "--urls", $"http://127.0.0.1:{port}", "--Sutazai:Tasks:Transport", "database"]))!;
-        var errors = process.StandardError.ReadToEndAsync();
-        var output = process.StandardOutput.ReadToEndAsync();
+        var port = SutazaiProcess.FreePort();
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
+        using var process = await cli.ServeAsync(port, http, "/health", "--role", "worker", "--Sutazai:Tasks:Transport", "database");
         try
         {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            HttpStatusCode? health = null;
-            while (health != HttpStatusCode.OK && DateTime.UtcNow < deadline && !process.HasExited)
-            {
-                try
-                {
-                    health = (await http.GetAsync("/health")).StatusCode;
-                }
-                catch (HttpRequestException)
-                {
-                    await Task.Delay(200);
-                }
-            }
-            Assert.True(health == HttpStatusCode.OK, process.HasExited ? await errors + await output : "no /health");
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
             Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/v1/models")).StatusCode);
         }
         finally

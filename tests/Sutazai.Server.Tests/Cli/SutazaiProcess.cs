@@ -94,4 +94,43 @@ public sealed class SutazaiProcess
     }
 
     public Task<CliResult> RunAsync(params string[] args) => RunAsync(args, null);
+
+    /// <summary>A loopback port nothing listens on now.</summary>
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>
+    /// Starts <c>sutazai serve</c> on 127.0.0.1:<paramref name="port"/> and returns it once <paramref name="readyPath"/>
+    /// answers 200; fails the test with the server's stderr when it exits or never gets there.
+    /// </summary>
+    public async Task<Process> ServeAsync(int port, HttpClient http, string readyPath = "/health", params string[] extraArgs)
+    {
+        var process = Process.Start(StartInfo(["serve", "--urls", $"http://127.0.0.1:{port}", .. extraArgs]))
+            ?? throw new InvalidOperationException("sutazai did not start.");
+        var errors = new StringBuilder();
+        process.ErrorDataReceived += (_, e) => { lock (errors) errors.AppendLine(e.Data); };
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline && !process.HasExited)
+        {
+            try
+            {
+                if ((await http.GetAsync(readyPath)).StatusCode == System.Net.HttpStatusCode.OK) return process;
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+            await Task.Delay(200);
+        }
+        if (!process.HasExited) process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync();
+        lock (errors) throw new Xunit.Sdk.XunitException($"sutazai serve never answered {readyPath} with 200:\n{errors}");
+    }
 }

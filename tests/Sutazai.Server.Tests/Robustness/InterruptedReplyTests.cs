@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using Sutazai.Data.Entities;
 using Sutazai.Server.Tests.Cli;
 using Sutazai.Server.Tests.Infrastructure;
@@ -46,11 +45,11 @@ public sealed class InterruptedReplyTests : IAsyncLifetime
         var cli = new SutazaiProcess(_dataDir);
         cli.Environment["Sutazai__Inference__Provider"] = "openai";
         cli.Environment["Sutazai__Inference__OpenAI__BaseUrl"] = _model.BaseUrl;
-        var port = FreePort();
+        var port = SutazaiProcess.FreePort();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
 
         Guid conversationId, assistantId;
-        var first = await StartAsync(cli, port, http);
+        var first = await cli.ServeAsync(port, http, "/health/ready");
         try
         {
             var (_, tokens) = await Accounts.RegisterAndLoginAsync(http);
@@ -87,7 +86,7 @@ public sealed class InterruptedReplyTests : IAsyncLifetime
             if (!first.HasExited) first.Kill(entireProcessTree: true);
         }
 
-        var second = await StartAsync(cli, port, http);
+        var second = await cli.ServeAsync(port, http, "/health/ready");
         try
         {
             var messages = await (await http.GetAsync($"/api/v1/conversations/{conversationId}/messages")).ReadJsonAsync();
@@ -107,37 +106,5 @@ public sealed class InterruptedReplyTests : IAsyncLifetime
             second.Kill(entireProcessTree: true);
             await second.WaitForExitAsync();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task<Process> StartAsync(SutazaiProcess cli, int port, HttpClient http)
-    {
-        var process = Process.Start(cli.StartInfo(["serve", "--urls", $"http://127.0.0.1:{port}"]))!;
-        var errors = new System.Text.StringBuilder();
-        process.ErrorDataReceived += (_, e) => { lock (errors) errors.AppendLine(e.Data); };
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (DateTime.UtcNow < deadline && !process.HasExited)
-        {
-            try
-            {
-                if ((await http.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK) return process;
-            }
-            catch (HttpRequestException)
-            {
-                // not listening yet
-            }
-            await Task.Delay(200);
-        }
-        if (!process.HasExited) process.Kill(entireProcessTree: true);
-        lock (errors) throw new Xunit.Sdk.XunitException($"The server did not become ready: {errors}");
     }
 }
