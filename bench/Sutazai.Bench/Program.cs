@@ -32,6 +32,8 @@ if (argsMap.GetValueOrDefault("scenario") == "decode-scaling")
 List<int> Ints(string name, string fallback) => (argsMap.GetValueOrDefault(name) ?? fallback).Split(',').Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToList();
 if (argsMap.GetValueOrDefault("scenario") == "ingest")
     return await KnowledgeBench.IngestAsync(serverDll, Arg("documents", 20), Arg("words", 3000));
+if (argsMap.GetValueOrDefault("scenario") == "fuzz")
+    return await FuzzBench.RunAsync(serverDll, Arg("cases", 100_000), Arg("seed", 1), Arg("concurrency", 4), Arg("socket-sessions", 400));
 if (argsMap.GetValueOrDefault("scenario") == "sandbox")
     return await SandboxBench.RunAsync(Arg("iterations", 50), Arg("warmups", 5));
 if (argsMap.GetValueOrDefault("write-model") is { } modelOut)
@@ -242,7 +244,7 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public string Url { get; }
 
-    public static async Task<ServerProcess> StartAsync(string dll, string dataDir, int threads)
+    public static async Task<ServerProcess> StartAsync(string dll, string dataDir, int threads, params string[] settings)
     {
         var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
@@ -258,6 +260,7 @@ internal sealed class ServerProcess : IAsyncDisposable
             RedirectStandardError = true,
             WorkingDirectory = Path.GetDirectoryName(dll)!,
         };
+        foreach (var setting in settings) start.ArgumentList.Add(setting);
         foreach (var extra in (Environment.GetEnvironmentVariable("BENCH_SERVER_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
             start.ArgumentList.Add(extra);
         foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_SERVER_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))

@@ -97,4 +97,13 @@ public sealed class PullOptions
 
     /// <summary>Downloads running at once.</summary>
     public int MaxConcurrent { get; set; } = 2;
+
+    /// <summary>Hugging Face access token for gated or private repositories; when empty, the <c>HF_TOKEN</c> environment
+    /// variable (Hugging Face's own convention) is used.</summary>
+    public string? HuggingFaceToken { get; set; }
+
+    /// <summary>The token to send to the Hugging Face host: the setting, else <c>HF_TOKEN</c>, else none.</summary>
+    public string? EffectiveHuggingFaceToken =>
+        !string.IsNullOrWhiteSpace(HuggingFaceToken) ? HuggingFaceToken
+        : Environment.GetEnvironmentVariable("HF_TOKEN") is { Length: > 0 } env ? env : null;
 }

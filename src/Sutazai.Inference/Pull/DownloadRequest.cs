@@ -10,4 +10,11 @@ public sealed record DownloadRequest(Uri Url, string DestinationDirectory, strin
 
     /// <summary>Size in bytes the file must have. The server's Content-Length / Content-Range / X-Linked-Size must agree.</summary>
     public long? ExpectedSize { get; init; }
+
+    /// <summary>A bearer token (a Hugging Face access token for a gated or private repository). It is sent only to the
+    /// scheme and host of <see cref="Url"/>, never to a host a redirect points at (Hugging Face's file CDN gets a signed
+    /// URL instead), and never written to a log or an error.</summary>
+    public string? BearerToken { get; init; }
+
+    public override string ToString() => $"DownloadRequest {{ Url = {Url}, FileName = {FileName}, BearerToken = {(BearerToken is null ? "none" : "***")} }}";
 }

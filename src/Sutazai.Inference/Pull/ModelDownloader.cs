@@ -174,7 +174,7 @@ public sealed class ModelDownloader
 
     private sealed record Target(
         Uri Url, string Directory, string FileName, string FinalPath, string PartialDirectory, string PartialPath,
-        string? ExpectedSha256, long? ExpectedSize)
+        string? ExpectedSha256, long? ExpectedSize, string? BearerToken)
     {
         public static Target From(DownloadRequest request)
         {
@@ -210,7 +210,8 @@ public sealed class ModelDownloader
             var partialDirectory = Path.Combine(directory, PartialDirectoryName);
             return new Target(
                 request.Url, directory, request.FileName, Path.Combine(directory, request.FileName), partialDirectory,
-                Path.Combine(partialDirectory, request.FileName + PartialFileSuffix), sha, request.ExpectedSize);
+                Path.Combine(partialDirectory, request.FileName + PartialFileSuffix), sha, request.ExpectedSize,
+                string.IsNullOrWhiteSpace(request.BearerToken) ? null : request.BearerToken.Trim());
         }
     }
 
@@ -374,8 +375,13 @@ public sealed class ModelDownloader
             }
             else
             {
+                var hint = status is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+                    ? target.BearerToken is null
+                        ? " The file needs an access token (a gated or private repository): set HF_TOKEN or Sutazai:Inference:Pull:HuggingFaceToken."
+                        : " The access token was refused: check that it is valid and that its account has accepted the repository's terms."
+                    : "";
                 throw new ModelDownloadException(
-                    ModelDownloadError.HttpError, $"Download of {target.Url} failed: HTTP {(int)status} ({status}).")
+                    ModelDownloadError.HttpError, $"Download of {target.Url} failed: HTTP {(int)status} ({status}).{hint}")
                 { StatusCode = status };
             }
 
@@ -395,6 +401,11 @@ public sealed class ModelDownloader
                 }
 
                 message.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
+                if (target.BearerToken is not null && url.Scheme == target.Url.Scheme && string.Equals(url.Authority, target.Url.Authority, StringComparison.OrdinalIgnoreCase))
+                {
+                    message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", target.BearerToken);
+                }
+
                 HttpResponseMessage response;
                 try
                 {

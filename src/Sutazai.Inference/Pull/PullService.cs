@@ -124,8 +124,13 @@ public sealed class PullService(
                 }
                 else
                 {
+                    var current = options.CurrentValue;
+                    // The Hugging Face token goes to the hub's own host only (hf: references and https URLs on it).
+                    var hub = new Uri(current.Pull.HuggingFaceBaseUrl);
+                    var toHub = string.Equals(source.DownloadUrl!.Authority, hub.Authority, StringComparison.OrdinalIgnoreCase) && source.DownloadUrl.Scheme == hub.Scheme;
                     var result = await downloader.DownloadAsync(
-                        new DownloadRequest(source.DownloadUrl!, options.CurrentValue.LlamaCpp.ModelsDir, source.FileName!), progress, ct);
+                        new DownloadRequest(source.DownloadUrl!, current.LlamaCpp.ModelsDir, source.FileName!) { BearerToken = toHub ? current.Pull.EffectiveHuggingFaceToken : null },
+                        progress, ct);
                     modelId = Path.GetFileNameWithoutExtension(result.FilePath);
                     job.Update(s => s with { Bytes = result.Size, TotalBytes = result.Size });
                     logger.LogInformation("Pulled {Source} to {Path} ({Size} bytes, sha256 {Sha})", source.Reference, result.FilePath, result.Size, result.Sha256);

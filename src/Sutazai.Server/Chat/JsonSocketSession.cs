@@ -294,8 +294,10 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
                 message.SetLength(0);
                 continue;
             }
-            // Checked above, so parsing cannot fail.
-            using var document = JsonDocument.Parse(message.GetBuffer().AsMemory(0, (int)message.Length));
+            // Checked above (which allows a leading byte order mark, as JSON bodies do), so parsing cannot fail.
+            var frame = message.GetBuffer().AsMemory(0, (int)message.Length);
+            if (frame.Span.StartsWith(System.Text.Encoding.UTF8.Preamble)) frame = frame[System.Text.Encoding.UTF8.Preamble.Length..];
+            using var document = JsonDocument.Parse(frame);
             return document.RootElement.Clone();
         }
     }

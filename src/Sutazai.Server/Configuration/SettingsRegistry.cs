@@ -77,6 +77,7 @@ public static class SettingsRegistry
         new("Sutazai:Inference:OpenAI:ApiKey", "", "API key sent as a bearer token to the OpenAI-compatible server."),
         new("Sutazai:Inference:OpenAI:Model", "", "Model the openai provider uses when a caller gives it no model id (listing always asks the server's /models)."),
         new("Sutazai:Inference:Pull:HuggingFaceBaseUrl", "https://huggingface.co", "Where `hf:owner/repo/file.gguf` references are downloaded from."),
+        new("Sutazai:Inference:Pull:HuggingFaceToken", null, "Hugging Face access token for gated or private repositories (`hf:` references and https URLs on the hub's host); when unset, the `HF_TOKEN` environment variable is used. Sent only to the hub's host, never to the CDN a download redirects to; masked by `config list`."),
         new("Sutazai:Inference:Pull:MaxConcurrent", "2", "Model downloads running at once; more wait in the queue."),
 
         new("Sutazai:Conversations:MaxMessageChars", "100000", "Longest message (characters) sent to a conversation, over `/ws/chat` or in an import (422 naming `content` beyond), checked before anything is tokenized."),

@@ -80,6 +80,10 @@ public static class JsonInput
     private static bool IsJson(string type) =>
         MediaTypeHeaderValue.TryParse(type, out var media) && IsJsonMediaType(media);
 
+    /// <summary>The endpoint routing selects when a route exists but declares other request media types (its
+    /// content-type matcher policy); it answers a bare 415.</summary>
+    private const string RoutingUnsupportedMediaType = "415 HTTP Unsupported Media Type";
+
     /// <summary>
     /// For endpoints that accept a JSON body: 415 for another or a malformed media type, 400 for a body that is not
     /// acceptable JSON; otherwise the handler reads the checked body from memory. A body in another type the endpoint
@@ -87,7 +91,16 @@ public static class JsonInput
     /// </summary>
     public static IApplicationBuilder UseJsonInputGuard(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
-        var accepts = context.GetEndpoint()?.Metadata.GetMetadata<IAcceptsMetadata>();
+        var endpoint = context.GetEndpoint();
+        if (endpoint?.DisplayName == RoutingUnsupportedMediaType)
+        {
+            // Routing already knows no endpoint reads this media type; say which type was sent and what to send.
+            var sentType = context.Request.ContentType;
+            await WriteProblemAsync(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type",
+                ContentTypeProblem(sentType) ?? $"This endpoint does not read '{sentType}' bodies.");
+            return;
+        }
+        var accepts = endpoint?.Metadata.GetMetadata<IAcceptsMetadata>();
         var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? context.Request.ContentLength > 0;
         if (accepts is null || !canHaveBody || context.Request.ContentLength == 0 || !accepts.ContentTypes.Any(IsJson))
         {
@@ -124,7 +137,7 @@ public static class JsonInput
     /// <summary>An error before any handler ran: ProblemDetails, or OpenAI's error shape on the /v1 endpoints.</summary>
     public static async Task WriteProblemAsync(HttpContext context, int status, string title, string detail)
     {
-        if (OpenAICompatible.OpenAIEndpointMetadata.Applies(context))
+        if (OpenAICompatible.OpenAIEndpointMetadata.Applies(context) || context.Request.Path.StartsWithSegments("/v1"))
         {
             var code = status switch
             {

@@ -35,6 +35,9 @@ public static class ServiceDefaults
             ctx.ProblemDetails.Instance ??= ctx.HttpContext.Request.Path;
             ctx.ProblemDetails.Extensions["requestId"] = ctx.HttpContext.TraceIdentifier;
         });
+        // After the default writer, which declines when Accept names neither JSON nor */* (e.g. application/xml):
+        // an error is still answered as JSON rather than turning into a second, unhandled one.
+        services.AddSingleton<IProblemDetailsWriter, FallbackProblemDetailsWriter>();
         services.AddExceptionHandler<ProblemDetailsExceptionHandler>();
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.Configure<JsonOptions>(o =>

@@ -53,7 +53,7 @@ public static class AuthApi
         string? login, password;
         if (http.Request.HasFormContentType)
         {
-            var form = await http.Request.ReadFormAsync(ct);
+            var form = await http.Request.ReadFormCheckedAsync(ct);
             login = form["username"].FirstOrDefault() ?? form["login"].FirstOrDefault();
             password = form["password"].FirstOrDefault();
         }

@@ -43,7 +43,7 @@ public static class KnowledgeApi
     {
         if (!http.Request.HasFormContentType)
             return Problems.Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", "Send multipart/form-data with one or more 'file' fields.");
-        var form = await http.Request.ReadFormAsync(ct);
+        var form = await http.Request.ReadFormCheckedAsync(ct);
         var files = form.Files.GetFiles("file");
         if (files.Count == 0) return Problems.Validation("file", "Attach at least one file in a 'file' field.");
         var userId = http.User.UserId();

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.Extensions.Options;
 using Sutazai.Inference;
 using Sutazai.Inference.LlamaCpp;
@@ -37,9 +38,28 @@ public static class OpenAICompatibleApi
         v1.MapPost("/embeddings", Embeddings).Accepts<EmbeddingsRequest>("application/json").RequireRateLimiting(ServiceDefaults.ExpensiveRateLimitPolicy)
             .WithSummary("OpenAI embeddings of a string or an array of strings.");
         // Any other /v1 path (or method) answers as OpenAI does, rather than with a problem document.
-        v1.MapFallback("{**path}", (HttpContext http) => OpenAIErrors.Result(StatusCodes.Status404NotFound,
-            $"Invalid URL ({http.Request.Method} {http.Request.Path}).", OpenAIErrors.InvalidRequest)).ExcludeFromDescription();
+        v1.MapFallback("{**path}", Fallback).ExcludeFromDescription();
         return routes;
+    }
+
+    /// <summary>
+    /// Routing falls back here also when a /v1 route exists but rejects the request's media type (the fallback
+    /// outranks routing's own 415 answer), so that is told apart from an unknown URL.
+    /// </summary>
+    private static IResult Fallback(HttpContext http, EndpointDataSource endpoints)
+    {
+        var path = http.Request.Path.Value?.TrimEnd('/') ?? "";
+        var routes = endpoints.Endpoints.OfType<RouteEndpoint>()
+            .Where(e => e.Metadata.GetMetadata<OpenAIEndpointMetadata>() is not null && e.RoutePattern.Parameters.Count == 0
+                && string.Equals("/" + e.RoutePattern.RawText?.Trim('/'), path, StringComparison.OrdinalIgnoreCase))
+            .ToList();
+        var methods = routes.SelectMany(e => e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? []).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        // A wrong method is "Invalid URL", as OpenAI answers it.
+        if (!methods.Contains(http.Request.Method, StringComparer.OrdinalIgnoreCase))
+            return OpenAIErrors.Result(StatusCodes.Status404NotFound, $"Invalid URL ({http.Request.Method} {http.Request.Path}).", OpenAIErrors.InvalidRequest);
+        return OpenAIErrors.Result(StatusCodes.Status415UnsupportedMediaType,
+            Hosting.JsonInput.ContentTypeProblem(http.Request.ContentType) ?? $"This endpoint does not read '{http.Request.ContentType}' bodies.",
+            OpenAIErrors.InvalidRequest, code: "unsupported_media_type");
     }
 
     private static async Task<IResult> ListModels(ModelCatalog catalog, LlamaCppProvider llama, CancellationToken ct)

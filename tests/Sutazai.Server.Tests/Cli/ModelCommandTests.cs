@@ -41,4 +41,26 @@ public sealed class ModelCommandTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_dataDir, "models", "cli-model.gguf")));
         Assert.Empty((await cli.RunAsync("models", "list", "--json")).Json.GetProperty("models").EnumerateArray());
     }
+
+    [Fact]
+    public async Task Pull_ReadsHfTokenFromTheEnvironment_ForAGatedRepository()
+    {
+        await using var files = await ModelFileServer.StartAsync();
+        files.Put("acme/gated-GGUF/resolve/main/gated-cli.gguf");
+        files.Gate("acme/gated-GGUF/", "hf_cli_secret");
+        var cli = new SutazaiProcess(_dataDir);
+        string[] pull = ["models", "pull", "hf:acme/gated-GGUF/gated-cli.gguf", $"--Sutazai:Inference:Pull:HuggingFaceBaseUrl={files.BaseUrl}"];
+
+        var refused = await cli.RunAsync(pull);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("HTTP 401 (Unauthorized). The file needs an access token (a gated or private repository): set HF_TOKEN", refused.Error);
+
+        cli.Environment["HF_TOKEN"] = "hf_cli_secret";
+        var pulled = await cli.RunAsync(pull);
+        Assert.True(pulled.ExitCode == 0, pulled.ToString());
+        Assert.EndsWith("Pulled hf:acme/gated-GGUF/gated-cli.gguf as model 'gated-cli'.\n", pulled.Output);
+        Assert.DoesNotContain("hf_cli_secret", pulled.Output + pulled.Error);
+        Assert.All(files.CdnAuthorizations, Assert.Null);
+        Assert.True(File.Exists(Path.Combine(_dataDir, "models", "gated-cli.gguf")));
+    }
 }

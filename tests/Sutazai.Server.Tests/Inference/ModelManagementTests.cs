@@ -104,6 +104,38 @@ public sealed class ModelManagementTests
     }
 
     [Fact]
+    public async Task PullFromAGatedRepository_NeedsTheToken_WhichNeverReachesTheCdn()
+    {
+        await using var files = await ModelFileServer.StartAsync();
+        files.Put("acme/gated-GGUF/resolve/main/gated.gguf");
+        files.Gate("acme/gated-GGUF/", "hf_gate_secret");
+
+        var (without, admin, _) = await StartAsync(files.BaseUrl);
+        await using (without)
+        {
+            var start = await admin.PostAsJsonAsync("/api/v1/models/pull", new { source = "hf:acme/gated-GGUF/gated.gguf" });
+            var failed = await WaitForPullAsync(admin, (await start.ReadJsonAsync()).GetProperty("id").GetString()!);
+            Assert.Equal("failed", failed.GetProperty("status").GetString());
+            Assert.EndsWith("failed: HTTP 401 (Unauthorized). The file needs an access token (a gated or private repository): set HF_TOKEN or Sutazai:Inference:Pull:HuggingFaceToken.",
+                failed.GetProperty("error").GetString());
+            Assert.False(File.Exists(Path.Combine(without.DataDir, "models", "gated.gguf")));
+        }
+
+        var settings = NoOllama(files.BaseUrl);
+        settings["Sutazai:Inference:Pull:HuggingFaceToken"] = "hf_gate_secret";
+        await using var app = TestApp.Create(DbProvider.Sqlite, settings);
+        using var anon = app.Client();
+        using var withToken = app.Client((await Accounts.LoginAsync(anon, (await Accounts.RegisterAsync(anon)).Username)).AccessToken);
+        var pull = await withToken.PostAsJsonAsync("/api/v1/models/pull", new { source = "hf:acme/gated-GGUF/gated.gguf" });
+        var done = await WaitForPullAsync(withToken, (await pull.ReadJsonAsync()).GetProperty("id").GetString()!);
+        Assert.True(done.GetProperty("status").GetString() == "completed", done.ToString());
+        Assert.True(File.Exists(Path.Combine(app.DataDir, "models", "gated.gguf")));
+        Assert.Equal(new[] { null, "Bearer hf_gate_secret" }, files.GatedAuthorizations.ToArray());
+        Assert.NotEmpty(files.CdnAuthorizations);
+        Assert.All(files.CdnAuthorizations, Assert.Null);
+    }
+
+    [Fact]
     public async Task PullOfANonGgufFile_FailsAndLeavesNothing()
     {
         await using var files = await ModelFileServer.StartAsync();

@@ -42,7 +42,46 @@ public sealed class InputPipelineTests(ModelAppFixture fixture) : IClassFixture<
         var before = await fixture.App.WithDbAsync(db => Task.FromResult(db.Conversations.Count()));
         var response = await client.PostAsync("/api/v1/conversations", Body("{\"title\":\"x\"}", "text/plain"));
         Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Equal("This endpoint reads JSON; the body was sent as 'text/plain'. Send application/json.", (await response.ReadJsonAsync()).GetProperty("detail").GetString());
         Assert.Equal(before, await fixture.App.WithDbAsync(db => Task.FromResult(db.Conversations.Count())));
+    }
+
+    [Fact]
+    public async Task PlainText_ToAnOpenAIRoute_Is415InOpenAIsShape()
+    {
+        using var client = Client();
+        var response = await client.PostAsync("/v1/embeddings", Body("{}", "text/plain"));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        var error = (await response.ReadJsonAsync()).GetProperty("error");
+        Assert.Equal("unsupported_media_type", error.GetProperty("code").GetString());
+        Assert.Equal("This endpoint reads JSON; the body was sent as 'text/plain'. Send application/json.", error.GetProperty("message").GetString());
+    }
+
+    [Fact]
+    public async Task AnErrorForAClientThatAcceptsOnlyXml_IsStillAProblemDocument()
+    {
+        using var client = Client();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/generate") { Content = Body("{\"prompt\":", "application/json") };
+        request.Headers.Accept.ParseAdd("application/xml");
+        var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.StartsWith("The request body is not valid JSON: ", (await response.ReadJsonAsync()).GetProperty("detail").GetString());
+    }
+
+    [Theory]
+    [InlineData("/api/v1/documents", "multipart/form-data; boundary=zz", "{\"a\":1}")]
+    [InlineData("/api/v1/documents", "multipart/form-data", "--zz\r\nContent-Disposition: form-data; name=\"file\"")]
+    [InlineData("/api/v1/auth/login", "application/x-www-form-urlencoded", null)]
+    public async Task AMalformedFormBody_Is400NamingWhy(string path, string contentType, string? body)
+    {
+        using var client = Client();
+        var before = await fixture.App.WithDbAsync(db => Task.FromResult(db.Documents.Count()));
+        // A form key longer than the reader's 2048-character limit.
+        var response = await client.PostAsync(path, Body(body ?? new string('[', 20_000) + "=1", contentType));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.StartsWith("The form body could not be read: ", (await response.ReadJsonAsync()).GetProperty("detail").GetString());
+        Assert.Equal(before, await fixture.App.WithDbAsync(db => Task.FromResult(db.Documents.Count())));
     }
 
     [Fact]
@@ -133,7 +172,8 @@ public sealed class InputPipelineTests(ModelAppFixture fixture) : IClassFixture<
         Assert.Equal("invalid_json", error.GetProperty("code").GetString());
         await socket.Socket.SendAsync(new byte[] { 0xFF, 0xFE }, WebSocketMessageType.Text, true, CancellationToken.None);
         Assert.Equal("invalid_json", (await socket.ReceiveAsync())!.Value.GetProperty("code").GetString());
-        await socket.SendAsync(new { type = "ping" });
+        // A leading byte order mark is allowed, as in request bodies.
+        await socket.Socket.SendAsync(Encoding.UTF8.GetBytes("\ufeff{\"type\":\"ping\"}"), WebSocketMessageType.Text, true, CancellationToken.None);
         Assert.Equal("pong", (await socket.ReceiveAsync())!.Value.GetProperty("type").GetString());
         Assert.Equal(WebSocketState.Open, socket.Socket.State);
     }
