@@ -66,6 +66,12 @@ if [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
 fi
 
+# --- tmux: the CLI's chat test drives `sutazai chat` in a real pseudo-terminal -------------------------------------
+if ! command -v tmux >/dev/null 2>&1; then
+  log "installing tmux (terminal tests)"
+  apt_install tmux
+fi
+
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then

@@ -102,12 +102,15 @@ public static class JsonInput
         }
         var accepts = endpoint?.Metadata.GetMetadata<IAcceptsMetadata>();
         var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? context.Request.ContentLength > 0;
-        if (accepts is null || !canHaveBody || context.Request.ContentLength == 0 || !accepts.ContentTypes.Any(IsJson))
+        var hasBody = canHaveBody && context.Request.ContentLength != 0;
+        var contentType = context.Request.ContentType;
+        // An empty body is the handler's to judge, but a media type it names is still checked (a handler that
+        // trusted it would fail to decode, say, charset="utf-16").
+        if (accepts is null || !accepts.ContentTypes.Any(IsJson) || (!hasBody && contentType is null))
         {
             await next(context);
             return;
         }
-        var contentType = context.Request.ContentType;
         if (contentType is not null && MediaTypeHeaderValue.TryParse(contentType, out var sent) && !IsJsonMediaType(sent)
             && accepts.ContentTypes.Any(t => MediaTypeHeaderValue.TryParse(t, out var other) && sent.IsSubsetOf(other)))
         {
@@ -117,6 +120,11 @@ public static class JsonInput
         if (ContentTypeProblem(contentType) is { } unsupported)
         {
             await WriteProblemAsync(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", unsupported);
+            return;
+        }
+        if (!hasBody)
+        {
+            await next(context);
             return;
         }
 

@@ -34,13 +34,11 @@ public static class UrlIngestion
         }
         catch (FetchException ex)
         {
-            return ex.Failure switch
-            {
-                FetchFailure.Blocked or FetchFailure.NotHttp => Problems.Validation("url", ex.Message),
-                FetchFailure.TooLarge => Problems.Status(StatusCodes.Status413PayloadTooLarge, "Payload Too Large", ex.Message),
-                FetchFailure.Timeout => Problems.Status(StatusCodes.Status504GatewayTimeout, "Gateway Timeout", ex.Message),
-                _ => Problems.Status(StatusCodes.Status502BadGateway, "Bad Gateway", ex.Message),
-            };
+            // The URL is the client's input: one that cannot be fetched (no such host, refused, an error page, too
+            // slow) is a 422 on `url` saying why, not a server error; this server and its backends are fine.
+            return ex.Failure == FetchFailure.TooLarge
+                ? Problems.Status(StatusCodes.Status413PayloadTooLarge, "Payload Too Large", ex.Message)
+                : Problems.Validation("url", ex.Message);
         }
         url = fetched.Url;
         var content = fetched.Content;

@@ -191,6 +191,93 @@ public sealed class ClientCommandTests(CliServerFixture server) : IClassFixture<
         Assert.StartsWith("you: Hello\nassistant [stopped]: Hello! How can I help you? la la", history);
     }
 
+    /// <summary>
+    /// <c>sutazai chat</c> in a real pseudo-terminal (tmux): the prompt, the exact streamed reply, <c>/model</c>, and a
+    /// Ctrl+C typed into the terminal (the terminal driver's SIGINT to the foreground process) that stops a reply
+    /// which would otherwise never end, keeps the partial answer and leaves the chat running.
+    /// </summary>
+    [Fact]
+    public async Task Chat_InAPseudoTerminal_StreamsTheExactReply_AndCtrlCStopsItMidway()
+    {
+        var socket = "sutazai-test-" + Guid.NewGuid().ToString("N")[..12];
+        var start = Cli().StartInfo(["chat"]);
+        var exitFile = Path.Combine(_dir, "chat-exit-status");
+        // SIGINT from the terminal goes to its whole foreground group: the shell ignores it (env gives dotnet the
+        // default back), so it stays to write the exit status.
+        var command = "trap '' INT; " + string.Join(' ', new[] { start.FileName }.Concat(start.ArgumentList).Select(Quote)) + "; echo $? > " + Quote(exitFile);
+        var tmuxArgs = new List<string> { "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "chat", "-x", "200", "-y", "50" };
+        foreach (var (name, value) in start.Environment)
+            if (value is not null && (name.StartsWith("SUTAZAI", StringComparison.Ordinal) || name.StartsWith("Sutazai", StringComparison.Ordinal) || name is "HOME" or "XDG_CONFIG_HOME" or "ASPNETCORE_ENVIRONMENT"))
+                tmuxArgs.AddRange(["-e", $"{name}={value}"]);
+        tmuxArgs.Add(command);
+        async Task<string> Tmux(params string[] args)
+        {
+            using var tmux = Process.Start(new ProcessStartInfo("tmux", ["-L", socket, .. args]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var output = await tmux.StandardOutput.ReadToEndAsync();
+            var error = await tmux.StandardError.ReadToEndAsync();
+            await tmux.WaitForExitAsync();
+            Assert.True(tmux.ExitCode == 0, $"tmux {string.Join(' ', args)}: {error}");
+            return output;
+        }
+        // Joined lines (-J) from the start of the history (-S -), without colours.
+        Task<string> Screen() => Tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "chat");
+        async Task<string> WaitForAsync(Func<string, bool> done, string what)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(90);
+            while (true)
+            {
+                var screen = await Screen();
+                if (done(screen)) return screen;
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"No {what} on the terminal:\n{screen}");
+                await Task.Delay(100);
+            }
+        }
+
+        using (var create = Process.Start(new ProcessStartInfo("tmux", tmuxArgs) { RedirectStandardError = true })!)
+        {
+            var error = await create.StandardError.ReadToEndAsync();
+            await create.WaitForExitAsync();
+            Assert.True(create.ExitCode == 0, error);
+        }
+        try
+        {
+            await Tmux("set-option", "-t", "chat", "remain-on-exit", "on");
+            await WaitForAsync(s => s.Contains("> ", StringComparison.Ordinal), "prompt");
+            await Tmux("send-keys", "-t", "chat", "-l", "Hi there");
+            await Tmux("send-keys", "-t", "chat", "Enter");
+            await WaitForAsync(s => s.Contains($"> Hi there\n{CliServerFixture.ChatReply}\n> ", StringComparison.Ordinal), "reply");
+
+            await Tmux("send-keys", "-t", "chat", "-l", "/model " + CliServerFixture.Looping);
+            await Tmux("send-keys", "-t", "chat", "Enter");
+            await WaitForAsync(s => s.Contains($"(model: {CliServerFixture.Looping})", StringComparison.Ordinal), "model switch");
+            await Tmux("send-keys", "-t", "chat", "-l", "Hello");
+            await Tmux("send-keys", "-t", "chat", "Enter");
+            await WaitForAsync(s => s.Contains("> Hello\nHello! How can I help you? la la", StringComparison.Ordinal), "the looping reply");
+            await Tmux("send-keys", "-t", "chat", "C-c");
+            await WaitForAsync(s => s.Contains("[stopped]\n> ", StringComparison.Ordinal), "[stopped] and a new prompt");
+
+            await Tmux("send-keys", "-t", "chat", "-l", "/history");
+            await Tmux("send-keys", "-t", "chat", "Enter");
+            var history = await WaitForAsync(s => s.Contains("assistant [stopped]: ", StringComparison.Ordinal), "history");
+            Assert.Contains($"you: Hi there\nassistant: {CliServerFixture.ChatReply}\nyou: Hello\nassistant [stopped]: Hello! How can I help you? la la", history);
+
+            await Tmux("send-keys", "-t", "chat", "-l", "/exit");
+            await Tmux("send-keys", "-t", "chat", "Enter");
+            // The shell around the command records its exit status (tmux reaps the pane's process only lazily).
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!(File.Exists(exitFile) && (await File.ReadAllTextAsync(exitFile)).EndsWith('\n')) && DateTime.UtcNow < deadline) await Task.Delay(100);
+            Assert.True(File.Exists(exitFile), "sutazai chat did not exit after /exit:\n" + await Screen());
+            Assert.Equal("0\n", await File.ReadAllTextAsync(exitFile));
+            Assert.Matches("go on with sutazai chat --conversation [0-9a-f-]{36}", await Screen());
+        }
+        finally
+        {
+            await Tmux("kill-server");
+        }
+    }
+
+    private static string Quote(string arg) => "'" + arg.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
     [Fact]
     public async Task RunShell_AsksFirst_RunsOnlyAfterYes()
     {

@@ -36,6 +36,25 @@ public sealed class InputPipelineTests(ModelAppFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task AnEmptyBodyWithAnUnreadableCharset_Is415_NotAServerError()
+    {
+        using var client = Client();
+        var response = await client.PostAsync("/api/v1/auth/login", Body([], "application/json; charset=\"utf-16\""));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Equal("The body must be UTF-8; the Content-Type names charset 'utf-16'.", (await response.ReadJsonAsync()).GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task AUrlThatCannotBeFetched_Is422OnUrl_NotABadGateway()
+    {
+        using var client = Client();
+        var response = await client.PostJsonAsync("/api/v1/documents/url", new { url = "https://example.invalid/" });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var error = Assert.Single((await response.ReadJsonAsync()).GetProperty("errors").GetProperty("url").EnumerateArray()).GetString();
+        Assert.StartsWith("https://example.invalid/ could not be fetched: ", error);
+    }
+
+    [Fact]
     public async Task PlainText_ToAJsonRoute_Is415_AndStoresNothing()
     {
         using var client = Client();

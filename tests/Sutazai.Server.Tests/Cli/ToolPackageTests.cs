@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using System.Net;
+
+namespace Sutazai.Server.Tests.Cli;
+
+/// <summary>
+/// The `dotnet tool` path users take: the server project packed as the `sutazai` tool package from this build,
+/// `dotnet tool install -g --add-source <folder> sutazai` into a fresh tool home, and the installed command run from an
+/// unrelated folder — its help, and `sutazai serve` answering /health and serving the web UI's assets.
+/// </summary>
+public sealed class ToolPackageTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("sutazai-tool-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, string workingDirectory, IDictionary<string, string>? environment = null, int timeoutSeconds = 300)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(timeoutSeconds));
+        return (process.ExitCode, await output + await error);
+    }
+
+    [Fact]
+    public async Task PackedTool_InstallsWithDotnetTool_AndServesFromAnyFolder()
+    {
+        // The build this test run made (Debug or Release), packed without building again.
+        var dll = SutazaiProcess.Dll;
+        var configuration = new DirectoryInfo(Path.GetDirectoryName(dll)!).Parent!.Name;
+        var project = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(dll)!, "..", "..", ".."));
+        var packages = Path.Combine(_dir, "packages");
+        var pack = await RunAsync("dotnet", ["pack", project, "-c", configuration, "--no-build", "-nologo", "-o", packages], _dir);
+        Assert.True(pack.ExitCode == 0, pack.Output);
+        var package = Assert.Single(Directory.GetFiles(packages, "sutazai.*.nupkg"));
+        var version = Path.GetFileNameWithoutExtension(package)["sutazai.".Length..];
+
+        // A fresh tool home (DOTNET_CLI_HOME), so -g installs there and not into this machine's tools.
+        var home = Path.Combine(_dir, "home");
+        var environment = new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = home, ["DOTNET_NOLOGO"] = "1" };
+        if (Environment.GetEnvironmentVariable("NUGET_PACKAGES") is null)
+            environment["NUGET_PACKAGES"] = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var install = await RunAsync("dotnet", ["tool", "install", "-g", "--add-source", packages, "sutazai", "--version", version], _dir, environment);
+        Assert.True(install.ExitCode == 0, install.Output);
+        Assert.Contains($"Tool 'sutazai' (version '{version}') was successfully installed.", install.Output);
+        var sutazai = Path.Combine(home, ".dotnet", "tools", "sutazai");
+        Assert.True(File.Exists(sutazai), install.Output);
+
+        var elsewhere = Directory.CreateDirectory(Path.Combine(_dir, "elsewhere")).FullName;
+        var help = await RunAsync(sutazai, ["--help"], elsewhere, environment, 60);
+        Assert.Equal(0, help.ExitCode);
+        Assert.Contains("SutazAI: a self-hosted AI assistant.", help.Output);
+        Assert.Contains("serve", help.Output);
+
+        var port = SutazaiProcess.FreePort();
+        var data = Path.Combine(_dir, "data");
+        var serve = new ProcessStartInfo(sutazai) { WorkingDirectory = elsewhere, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in (string[])["serve", "--urls", $"http://127.0.0.1:{port}", $"--Sutazai:DataDir={data}", "--Sutazai:Inference:Ollama:AutoDetect=false"]) serve.ArgumentList.Add(arg);
+        foreach (var (name, value) in environment) serve.Environment[name] = value;
+        using var server = Process.Start(serve)!;
+        server.OutputDataReceived += (_, _) => { };
+        server.ErrorDataReceived += (_, _) => { };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            HttpStatusCode? health = null;
+            for (var i = 0; i < 300 && health != HttpStatusCode.OK && !server.HasExited; i++)
+            {
+                try
+                {
+                    health = (await http.GetAsync("/health")).StatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                    await Task.Delay(200);
+                }
+            }
+            Assert.Equal(HttpStatusCode.OK, health);
+            // The UI's static assets come from the installed tool's own folder, not the working directory.
+            var login = await http.GetAsync("/login");
+            Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+            Assert.Contains("<html", await login.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/app.css")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/_framework/blazor.web.js")).StatusCode);
+            Assert.True(File.Exists(Path.Combine(data, "sutazai.db")));
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+}
