@@ -42,31 +42,25 @@ public sealed class TokenService(AppDbContext db, JwtKeyStore keys, IOptions<Aut
         }
         if (token.ExpiresAt <= now) return (RefreshOutcome.Expired, null);
 
-        // Consume atomically: of two concurrent exchanges of the same token exactly one wins; the other is reuse.
-        var consumed = await db.RefreshTokens
-            .Where(t => t.Id == token.Id && t.ConsumedAt == null && t.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(t => t.ConsumedAt, now), ct);
-        if (consumed == 0)
+        // Consume and issue in one transaction: the consume takes the token row's write lock, so of concurrent
+        // exchanges of one token exactly one wins and gets a pair; every other waits for that commit, finds the token
+        // consumed, and is reuse — and its family revocation then also covers the winner's new token (it was committed
+        // first), so nothing of a family flagged for reuse stays usable.
+        RefreshOutcome outcome;
+        TokenPair? pair = null;
+        await using (var transaction = await db.Database.BeginTransactionAsync(ct))
         {
-            await RevokeFamilyAsync(token.FamilyId, "reuse", ct);
-            return (RefreshOutcome.Reused, null);
+            var consumed = await db.RefreshTokens
+                .Where(t => t.Id == token.Id && t.ConsumedAt == null && t.RevokedAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(t => t.ConsumedAt, now), ct);
+            var user = consumed == 0 ? null : await db.Users.FirstOrDefaultAsync(u => u.Id == token.UserId, ct);
+            outcome = consumed == 0 ? RefreshOutcome.Reused : user is null || !user.IsActive ? RefreshOutcome.Inactive : RefreshOutcome.Issued;
+            if (outcome == RefreshOutcome.Issued) pair = await IssueInFamilyAsync(user!, token.FamilyId, http, ct);
+            await transaction.CommitAsync(ct);
         }
-
-        var user = await db.Users.FirstOrDefaultAsync(u => u.Id == token.UserId, ct);
-        if (user is null || !user.IsActive)
-        {
-            await RevokeFamilyAsync(token.FamilyId, "inactive", ct);
-            return (RefreshOutcome.Inactive, null);
-        }
-        var pair = await IssueInFamilyAsync(user, token.FamilyId, http, ct);
-        // A concurrent reuse may have revoked the family between our consume and our insert: the new token must
-        // die with the family rather than outlive the revocation.
-        if (await db.RefreshTokens.AnyAsync(t => t.FamilyId == token.FamilyId && t.RevokedReason == "reuse", ct))
-        {
-            await RevokeFamilyAsync(token.FamilyId, "reuse", ct);
-            return (RefreshOutcome.Reused, null);
-        }
-        return (RefreshOutcome.Issued, pair);
+        if (outcome == RefreshOutcome.Reused) await RevokeFamilyAsync(token.FamilyId, "reuse", ct);
+        if (outcome == RefreshOutcome.Inactive) await RevokeFamilyAsync(token.FamilyId, "inactive", ct);
+        return (outcome, pair);
     }
 
     /// <summary>Finds the family of a refresh token that belongs to <paramref name="userId"/>, or null.</summary>

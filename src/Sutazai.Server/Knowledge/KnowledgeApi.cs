@@ -38,8 +38,7 @@ public static class KnowledgeApi
     /// <summary>Marks the upload endpoint so the global body limit gives way to Sutazai:Knowledge:MaxUploadBytes.</summary>
     public sealed class UploadLimitMetadata;
 
-    private static async Task<IResult> Upload(HttpContext http, AppDbContext db, DocumentStorage storage, IngestionWorker worker, IOptions<KnowledgeOptions> options,
-        IOptions<Configuration.QuotaOptions> quotas, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> Upload(HttpContext http, AppDbContext db, DocumentService documents, CancellationToken ct)
     {
         if (!http.Request.HasFormContentType)
             return Problems.Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", "Send multipart/form-data with one or more 'file' fields.");
@@ -55,11 +54,10 @@ public static class KnowledgeApi
             collectionId = parsed;
         }
 
-        var limit = options.Value.MaxUploadBytes;
         var accepted = new List<DocumentResponse>();
         foreach (var file in files)
         {
-            switch (await DocumentIntake.AcceptFileAsync(db, storage, time, limit, quotas.Value.StorageBytesPerUser, userId, collectionId, file.FileName, file.Length, file.OpenReadStream, ct))
+            switch (await documents.AddFileAsync(userId, collectionId, file.FileName, file.Length, file.OpenReadStream, ct))
             {
                 case DocumentIntake.FileOutcome.Accepted a:
                     accepted.Add(a.Document);
@@ -68,18 +66,14 @@ public static class KnowledgeApi
                     return r.ToProblem();
             }
         }
-        worker.Notify();
         return TypedResults.Accepted((string?)null, new UploadResponse(accepted));
     }
 
-    private static async Task<Ok<PagedResponse<DocumentResponse>>> ListDocuments(HttpContext http, AppDbContext db, Guid? collectionId = null, int page = 1, int pageSize = 50, CancellationToken ct = default)
+    private static async Task<Ok<PagedResponse<DocumentResponse>>> ListDocuments(HttpContext http, DocumentService documents, Guid? collectionId = null, int page = 1, int pageSize = 50, CancellationToken ct = default)
     {
         page = Math.Max(1, page);
         pageSize = Math.Clamp(pageSize, 1, 200);
-        var userId = http.User.UserId();
-        var query = db.Documents.AsNoTracking().Where(d => d.OwnerId == userId && (collectionId == null || d.CollectionId == collectionId));
-        var total = await query.CountAsync(ct);
-        var items = await query.OrderByDescending(d => d.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        var (items, total) = await documents.ListAsync(http.User.UserId(), collectionId, page, pageSize, ct);
         return TypedResults.Ok(new PagedResponse<DocumentResponse>(items.Select(d => DocumentResponse.From(d)).ToList(), total, page, pageSize));
     }
 
@@ -110,15 +104,8 @@ public static class KnowledgeApi
         return Results.Empty;
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteDocument(Guid id, HttpContext http, AppDbContext db, DocumentStorage storage, IngestionWorker worker, CancellationToken ct)
-    {
-        var userId = http.User.UserId();
-        if (!await db.Documents.AnyAsync(d => d.Id == id && d.OwnerId == userId, ct)) return Problems.NotFound("No document with that id.");
-        await worker.RemoveChunksAsync(db, id, ct);
-        await db.Documents.Where(d => d.Id == id).ExecuteDeleteAsync(ct);
-        storage.Delete(id);
-        return TypedResults.NoContent();
-    }
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteDocument(Guid id, HttpContext http, DocumentService documents, CancellationToken ct) =>
+        await documents.DeleteAsync(http.User.UserId(), id, ct) ? TypedResults.NoContent() : Problems.NotFound("No document with that id.");
 
     private static ProblemHttpResult Problem(CollectionOutcome outcome) => outcome switch
     {

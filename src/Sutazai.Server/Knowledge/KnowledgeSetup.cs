@@ -43,6 +43,7 @@ public static class KnowledgeSetup
         services.AddScoped<KnowledgeSearch>();
         services.AddScoped<IKnowledgeSearch>(sp => sp.GetRequiredService<KnowledgeSearch>());
         services.AddScoped<CollectionService>();
+        services.AddScoped<DocumentService>();
         return builder;
     }
 }
