@@ -68,6 +68,7 @@ public sealed partial class ChatTests(BrowserFixture fixture)
     {
         await using var backend = await Sutazai.Inference.Tests.Fakes.FakeOpenAIServer.StartNewAsync();
         backend.HoldAfterFirstChunk = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        backend.HoldAfterChunk = 2; // the role chunk, then "Hi"
         await using var server = await E2EServer.StartAsync(withModels: false, environment: new Dictionary<string, string>
         {
             ["Sutazai__Inference__Provider"] = "openai",

@@ -36,6 +36,10 @@ public abstract class FakeServer : IAsyncDisposable
     /// <summary>When set, a streaming reply waits for this after its first chunk (or until the client goes away).</summary>
     public TaskCompletionSource? HoldAfterFirstChunk { get; set; }
 
+    /// <summary>Which chunk <see cref="HoldAfterFirstChunk"/> holds after (1: the first; 2 for a chat stream's first
+    /// text, which follows the role chunk).</summary>
+    public int HoldAfterChunk { get; set; } = 1;
+
     /// <summary>Completes when a held stream sees the client abort the connection.</summary>
     public TaskCompletionSource StreamAborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -77,7 +81,7 @@ public abstract class FakeServer : IAsyncDisposable
     {
         await context.Response.WriteAsync(text, context.RequestAborted);
         await context.Response.Body.FlushAsync(context.RequestAborted);
-        if (Interlocked.Increment(ref _chunksSent) == 1 && HoldAfterFirstChunk is { } hold)
+        if (Interlocked.Increment(ref _chunksSent) == HoldAfterChunk && HoldAfterFirstChunk is { } hold)
         {
             var aborted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             await using var registration = context.RequestAborted.Register(() => aborted.TrySetResult());
