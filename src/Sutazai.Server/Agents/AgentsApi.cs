@@ -314,52 +314,8 @@ public static class AgentsApi
         await service.FindAsync(http.User.UserId(), id, ct) is { } run ? TypedResults.Ok(service.Artifacts(run)) : RunNotFound();
 
     private static Task WorkspaceZip(Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct) =>
-        WriteWorkspaceZipAsync(http.User.UserId(), id, http, service, workspaces, ct);
+        Sutazai.Server.Agents.WorkspaceZip.WriteAsync(http.User.UserId(), id, http, service, workspaces, ct);
 
-    /// <summary>
-    /// Sends the owner's run workspace as a zip (404 problem for another user's run or a run without files). Shared by
-    /// the API route and the UI's cookie-authenticated download.
-    /// </summary>
-    public static async Task WriteWorkspaceZipAsync(Guid userId, Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct)
-    {
-        var run = await service.FindAsync(userId, id, ct);
-        if (run is null)
-        {
-            await RunNotFound().ExecuteAsync(http);
-            return;
-        }
-        var root = workspaces.For(run);
-        if (CrewSpec.Repository(run.Options) is not null || !Directory.Exists(root))
-        {
-            await Problems.NotFound("This run has no workspace files.").ExecuteAsync(http);
-            return;
-        }
-        http.Response.ContentType = "application/zip";
-        http.Response.Headers.ContentDisposition = $"attachment; filename=\"run-{id:N}-workspace.zip\"";
-        // Build in a temp file: ZipArchive needs a seekable stream for its central directory, and the response is not.
-        var temp = Path.GetTempFileName();
-        try
-        {
-            await using (var file = File.Create(temp))
-            using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
-            {
-                foreach (var f in AgentRunService.ArtifactFiles(root))
-                {
-                    var entry = zip.CreateEntry(Path.GetRelativePath(root, f.FullName).Replace('\\', '/'), CompressionLevel.Fastest);
-                    await using var target = await entry.OpenAsync(ct);
-                    await using var source = f.OpenRead();
-                    await source.CopyToAsync(target, ct);
-                }
-            }
-            await using var read = File.OpenRead(temp);
-            http.Response.ContentLength = read.Length;
-            await read.CopyToAsync(http.Response.Body, ct);
-        }
-        finally
-        {
-            File.Delete(temp);
-        }
-    }
 
     // ---- memory ---------------------------------------------------------------------------------------------------
 

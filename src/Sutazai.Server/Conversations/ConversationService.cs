@@ -51,6 +51,26 @@ public sealed class ConversationService(
 
     private DateTime Now => time.GetUtcNow().UtcDateTime;
 
+    /// <summary>Field errors for a title and system prompt (null: not being set), keyed by field, for every transport.</summary>
+    public static Dictionary<string, string[]> ValidateFields(string? title, string? systemPrompt)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (title is { Length: > MaxTitleLength }) errors["title"] = [$"Title must be at most {MaxTitleLength} characters."];
+        if (title is not null && title.Trim().Length == 0) errors["title"] = ["Title must not be empty."];
+        if (systemPrompt is { Length: > MaxSystemPromptLength }) errors["systemPrompt"] = [$"System prompt must be at most {MaxSystemPromptLength} characters."];
+        return errors;
+    }
+
+    /// <summary>The user's conversations, pinned first, then most recently updated.</summary>
+    public async Task<(List<Conversation> Items, int Total)> ListAsync(Guid userId, bool archived, int page, int pageSize, CancellationToken ct)
+    {
+        var query = db.Conversations.AsNoTracking().Where(c => c.UserId == userId && c.Archived == archived);
+        var total = await query.CountAsync(ct);
+        var items = await query.OrderByDescending(c => c.Pinned).ThenByDescending(c => c.UpdatedAt).ThenByDescending(c => c.Id)
+            .Skip((Math.Max(1, page) - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        return (items, total);
+    }
+
     public Task<Conversation?> FindAsync(Guid userId, Guid id, CancellationToken ct) =>
         db.Conversations.FirstOrDefaultAsync(c => c.Id == id && c.UserId == userId, ct);
 

@@ -38,32 +38,19 @@ public static class ConversationsApi
 
     private static ProblemHttpResult NotFound() => Problems.NotFound("No conversation with that id.");
 
-    public static Dictionary<string, string[]> ValidateFields(string? title, string? systemPrompt)
-    {
-        var errors = new Dictionary<string, string[]>();
-        if (title is { Length: > ConversationService.MaxTitleLength }) errors["title"] = [$"Title must be at most {ConversationService.MaxTitleLength} characters."];
-        if (title is not null && title.Trim().Length == 0) errors["title"] = ["Title must not be empty."];
-        if (systemPrompt is { Length: > ConversationService.MaxSystemPromptLength }) errors["systemPrompt"] = [$"System prompt must be at most {ConversationService.MaxSystemPromptLength} characters."];
-        return errors;
-    }
-
     private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Create(CreateConversationRequest request, HttpContext http, ConversationService service, CancellationToken ct)
     {
-        var errors = ValidateFields(request.Title, request.SystemPrompt);
+        var errors = ConversationService.ValidateFields(request.Title, request.SystemPrompt);
         if (errors.Count > 0) return Problems.Validation(errors);
         var conversation = await service.CreateAsync(http.User.UserId(), request, ct);
         return TypedResults.Created($"/api/v1/conversations/{conversation.Id}", ConversationResponse.From(conversation, false));
     }
 
-    private static async Task<Ok<PagedResponse<ConversationResponse>>> List(HttpContext http, AppDbContext db, ReplyHub hub, int page = 1, int pageSize = 50, bool archived = false, CancellationToken ct = default)
+    private static async Task<Ok<PagedResponse<ConversationResponse>>> List(HttpContext http, ConversationService service, ReplyHub hub, int page = 1, int pageSize = 50, bool archived = false, CancellationToken ct = default)
     {
         page = Math.Max(1, page);
         pageSize = Math.Clamp(pageSize, 1, 200);
-        var userId = http.User.UserId();
-        var query = db.Conversations.AsNoTracking().Where(c => c.UserId == userId && c.Archived == archived);
-        var total = await query.CountAsync(ct);
-        var items = await query.OrderByDescending(c => c.Pinned).ThenByDescending(c => c.UpdatedAt).ThenByDescending(c => c.Id)
-            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(ct);
+        var (items, total) = await service.ListAsync(http.User.UserId(), archived, page, pageSize, ct);
         return TypedResults.Ok(new PagedResponse<ConversationResponse>(items.Select(c => ConversationResponse.From(c, hub.IsRunning(c.Id))).ToList(), total, page, pageSize));
     }
 
@@ -72,7 +59,7 @@ public static class ConversationsApi
 
     private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Update(Guid id, UpdateConversationRequest request, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct)
     {
-        var errors = ValidateFields(request.Title, request.SystemPrompt);
+        var errors = ConversationService.ValidateFields(request.Title, request.SystemPrompt);
         if (errors.Count > 0) return Problems.Validation(errors);
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();

@@ -126,6 +126,7 @@ public static class ServiceDefaults
 
         services.AddSingleton<SutazaiMetrics>();
         services.AddSingleton<MonitorSampler>();
+        services.AddScoped<ActivityStatistics>();
         services.AddHostedService(sp => sp.GetRequiredService<MonitorSampler>());
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("sutazai"))

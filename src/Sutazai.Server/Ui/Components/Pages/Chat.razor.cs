@@ -135,10 +135,7 @@ public sealed partial class Chat
     private async Task LoadListAsync()
     {
         await using var scope = Scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var userId = _userId!.Value;
-        var items = await db.Conversations.AsNoTracking().Where(c => c.UserId == userId && !c.Archived)
-            .OrderByDescending(c => c.Pinned).ThenByDescending(c => c.UpdatedAt).ThenByDescending(c => c.Id).Take(200).ToListAsync(_disposed.Token);
+        var (items, _) = await scope.ServiceProvider.GetRequiredService<ConversationService>().ListAsync(_userId!.Value, archived: false, 1, 200, _disposed.Token);
         _conversations = items.Select(c => ConversationResponse.From(c, Hub.IsRunning(c.Id))).ToList();
     }
 
@@ -196,7 +193,7 @@ public sealed partial class Chat
     private async Task SaveSystemPromptAsync()
     {
         if (await Session.UserIdAsync() is not { } userId) return;
-        var errors = ConversationsApi.ValidateFields(null, _systemPrompt);
+        var errors = ConversationService.ValidateFields(null, _systemPrompt);
         if (errors.Count > 0)
         {
             _error = string.Join(" ", errors.SelectMany(e => e.Value));
@@ -457,7 +454,7 @@ public sealed partial class Chat
     private async Task SaveRenameAsync(Guid id)
     {
         if (await Session.UserIdAsync() is not { } userId) return;
-        var errors = ConversationsApi.ValidateFields(_renameText, null);
+        var errors = ConversationService.ValidateFields(_renameText, null);
         if (errors.Count > 0)
         {
             _error = string.Join(" ", errors.SelectMany(e => e.Value));

@@ -1,0 +1,57 @@
+using System.IO.Compression;
+using Sutazai.Agents;
+using Sutazai.Server.Identity;
+
+namespace Sutazai.Server.Agents;
+
+/// <summary>
+/// A run's workspace as a zip download, owner-scoped (another user's run is 404). Shared by the API route
+/// (<c>GET /api/v1/runs/{id}/artifacts/workspace.zip</c>) and the web UI's cookie route, so neither calls the other.
+/// </summary>
+public static class WorkspaceZip
+{
+    /// <summary>
+    /// Sends the owner's run workspace as a zip (404 problem for another user's run or a run without files). Shared by
+    /// the API route and the UI's cookie-authenticated download.
+    /// </summary>
+    public static async Task WriteAsync(Guid userId, Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct)
+    {
+        var run = await service.FindAsync(userId, id, ct);
+        if (run is null)
+        {
+            await Problems.NotFound("No run with that id.").ExecuteAsync(http);
+            return;
+        }
+        var root = workspaces.For(run);
+        if (CrewSpec.Repository(run.Options) is not null || !Directory.Exists(root))
+        {
+            await Problems.NotFound("This run has no workspace files.").ExecuteAsync(http);
+            return;
+        }
+        http.Response.ContentType = "application/zip";
+        http.Response.Headers.ContentDisposition = $"attachment; filename=\"run-{id:N}-workspace.zip\"";
+        // Build in a temp file: ZipArchive needs a seekable stream for its central directory, and the response is not.
+        var temp = Path.GetTempFileName();
+        try
+        {
+            await using (var file = File.Create(temp))
+            using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
+            {
+                foreach (var f in AgentRunService.ArtifactFiles(root))
+                {
+                    var entry = zip.CreateEntry(Path.GetRelativePath(root, f.FullName).Replace('\\', '/'), CompressionLevel.Fastest);
+                    await using var target = await entry.OpenAsync(ct);
+                    await using var source = f.OpenRead();
+                    await source.CopyToAsync(target, ct);
+                }
+            }
+            await using var read = File.OpenRead(temp);
+            http.Response.ContentLength = read.Length;
+            await read.CopyToAsync(http.Response.Body, ct);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+}
