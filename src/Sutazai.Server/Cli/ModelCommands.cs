@@ -51,7 +51,7 @@ public static class ModelCommands
         {
             await using var host = await OfflineHost.StartAsync(context.Settings, withInference: true, ct);
             var model = parse.GetRequiredValue(id);
-            if (await ModelsApi.DeleteLocalModelAsync(host.Services, model, ct) is { } problem) throw new CliException(ExitCodes.NotFound, problem);
+            if (await host.Services.GetRequiredService<LocalModels>().DeleteAsync(model, ct) is { } problem) throw new CliException(ExitCodes.NotFound, problem);
             context.Console.Line($"Deleted model '{model}'.");
             return ExitCodes.Ok;
         });

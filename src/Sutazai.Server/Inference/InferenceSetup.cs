@@ -63,6 +63,7 @@ public static class InferenceSetup
         services.AddSingleton<StoredDefaultModel>();
         services.AddSingleton<IDefaultModelStore>(sp => sp.GetRequiredService<StoredDefaultModel>());
         services.AddSingleton<ModelCatalog>();
+        services.AddSingleton<LocalModels>();
         services.AddHttpClient(PullHttpClient, c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
         services.AddSingleton(sp => new ModelDownloader(

@@ -68,20 +68,6 @@ public static partial class ModelsApi
             new CatalogueEntryResponse(e.Name, e.Source, e.Description, e.ApproximateBytes, installed.Contains(e.Source[(e.Source.LastIndexOf('/') + 1)..]))));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, IServiceProvider services) =>
-        await DeleteLocalModelAsync(services, id, CancellationToken.None) is { } problem ? Problems.NotFound(problem) : TypedResults.NoContent();
-
-    /// <summary>Unloads and deletes a local GGUF model (the API and the web UI); returns why it could not, or null.</summary>
-    public static async Task<string?> DeleteLocalModelAsync(IServiceProvider services, string id, CancellationToken ct)
-    {
-        var llama = services.GetRequiredService<LlamaCppProvider>();
-        var file = llama.FindFile(id);
-        if (file is null) return $"No local model '{id}'. Models served by Ollama or an OpenAI-compatible server are managed there.";
-        ct.ThrowIfCancellationRequested();
-        await llama.UnloadAsync(id);
-        File.Delete(file.Path);
-        services.GetRequiredService<ModelCatalog>().Invalidate();
-        services.GetRequiredService<ILoggerFactory>().CreateLogger("Sutazai.Models").LogInformation("Deleted model {Model} ({Path})", id, file.Path);
-        return null;
-    }
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(string id, LocalModels models) =>
+        await models.DeleteAsync(id, CancellationToken.None) is { } problem ? Problems.NotFound(problem) : TypedResults.NoContent();
 }
