@@ -214,21 +214,6 @@ public sealed class OllamaProviderTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Unknown_model_throws_ModelNotFoundException_for_chat_stream_and_completion()
-    {
-        var client = _provider.GetChatClient("mistral:7b");
-
-        var fromChat = await Assert.ThrowsAsync<ModelNotFoundException>(() => client.GetResponseAsync(Hello));
-        var fromStream = await Assert.ThrowsAsync<ModelNotFoundException>(() => CollectAsync(client.GetStreamingResponseAsync(Hello)));
-        var fromCompletion = await Assert.ThrowsAsync<ModelNotFoundException>(
-            () => CollectAsync(_provider.CompleteAsync("mistral:7b", "x", null, CancellationToken.None)));
-
-        Assert.Equal("mistral:7b", fromChat.ModelId);
-        Assert.Equal("mistral:7b", fromStream.ModelId);
-        Assert.Equal("mistral:7b", fromCompletion.ModelId);
-    }
-
-    [Fact]
     public async Task Server_error_throws_InferenceUnavailableException_with_the_server_text()
     {
         _server.FailWithStatus = 500;

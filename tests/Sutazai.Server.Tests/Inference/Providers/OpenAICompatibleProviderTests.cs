@@ -245,21 +245,6 @@ public sealed class OpenAICompatibleProviderTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Unknown_model_throws_ModelNotFoundException()
-    {
-        var client = _provider.GetChatClient("gpt-nope");
-
-        var fromChat = await Assert.ThrowsAsync<ModelNotFoundException>(() => client.GetResponseAsync(Hello));
-        var fromStream = await Assert.ThrowsAsync<ModelNotFoundException>(() => CollectAsync(client.GetStreamingResponseAsync(Hello)));
-        var fromCompletion = await Assert.ThrowsAsync<ModelNotFoundException>(
-            () => CollectAsync(_provider.CompleteAsync("gpt-nope", "x", null, CancellationToken.None)));
-
-        Assert.Equal("gpt-nope", fromChat.ModelId);
-        Assert.Equal("gpt-nope", fromStream.ModelId);
-        Assert.Equal("gpt-nope", fromCompletion.ModelId);
-    }
-
-    [Fact]
     public async Task Wrong_base_url_is_not_mistaken_for_a_missing_model()
     {
         using var provider = new OpenAICompatibleProvider(new OpenAIOptions { BaseUrl = _server.Root.ToString(), ApiKey = Key });
