@@ -8,7 +8,7 @@ using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Knowledge;
 
-public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<SqliteAppFixture>
+public abstract class DocumentsApiTests(AppFixture fixture)
 {
     private TestApp App => fixture.App;
 
@@ -204,3 +204,9 @@ public sealed class DocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<
         Assert.Equal(HttpStatusCode.UnprocessableEntity, (await client.GetAsync("/api/v1/search?q=x&k=1000")).StatusCode);
     }
 }
+
+/// <summary>The suite on SQLite (and the SQLite full-text index).</summary>
+public sealed class SqliteDocumentsApiTests(SqliteAppFixture fixture) : DocumentsApiTests(fixture), IClassFixture<SqliteAppFixture>;
+
+/// <summary>The suite on PostgreSQL (its full-text search and JSON columns).</summary>
+public sealed class PostgresDocumentsApiTests(PostgresAppFixture fixture) : DocumentsApiTests(fixture), IClassFixture<PostgresAppFixture>;

@@ -14,7 +14,7 @@ namespace Sutazai.Server.Tests.Knowledge;
 /// app, so it would show up in the strangers' empty results that <see cref="DocumentsApiTests"/> asserts. Tests here
 /// share one app too, so they assert on their own collections and documents, never on a total.
 /// </summary>
-public sealed class SharedDocumentsApiTests(SqliteAppFixture fixture) : IClassFixture<SqliteAppFixture>
+public abstract class SharedDocumentsApiTests(AppFixture fixture)
 {
     private TestApp App => fixture.App;
 
@@ -158,3 +158,9 @@ public sealed class SharedDocumentsApiTests(SqliteAppFixture fixture) : IClassFi
         Assert.Empty(await collections.NamedInAsync(carol.Id, "What does #nothing-of-that-name say? Not a tag: a#" + name, CancellationToken.None));
     }
 }
+
+/// <summary>The suite on SQLite.</summary>
+public sealed class SqliteSharedDocumentsApiTests(SqliteAppFixture fixture) : SharedDocumentsApiTests(fixture), IClassFixture<SqliteAppFixture>;
+
+/// <summary>The suite on PostgreSQL.</summary>
+public sealed class PostgresSharedDocumentsApiTests(PostgresAppFixture fixture) : SharedDocumentsApiTests(fixture), IClassFixture<PostgresAppFixture>;

@@ -8,7 +8,7 @@ using Sutazai.Server.Tests.Infrastructure;
 namespace Sutazai.Server.Tests.Knowledge;
 
 /// <summary>The raw vector API on hand-made 3-d vectors whose cosine similarities to (1, 0, 0) are known exactly.</summary>
-public sealed class VectorsApiTests(SqliteAppFixture fixture) : IClassFixture<SqliteAppFixture>
+public abstract class VectorsApiTests(AppFixture fixture)
 {
     private TestApp App => fixture.App;
 
@@ -196,6 +196,12 @@ public sealed class VectorsApiTests(SqliteAppFixture fixture) : IClassFixture<Sq
         Assert.Equal(HttpStatusCode.Unauthorized, (await anon.GetAsync("/api/v1/vectors")).StatusCode);
     }
 }
+
+/// <summary>The suite on SQLite.</summary>
+public sealed class SqliteVectorsApiTests(SqliteAppFixture fixture) : VectorsApiTests(fixture), IClassFixture<SqliteAppFixture>;
+
+/// <summary>The suite on PostgreSQL.</summary>
+public sealed class PostgresVectorsApiTests(PostgresAppFixture fixture) : VectorsApiTests(fixture), IClassFixture<PostgresAppFixture>;
 
 public sealed class VectorsApiLimitTests
 {

@@ -12,7 +12,7 @@ using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Knowledge.Graph;
 
-public sealed class GraphApiTests(SqliteAppFixture fixture) : IClassFixture<SqliteAppFixture>
+public abstract class GraphApiTests(AppFixture fixture)
 {
     private TestApp App => fixture.App;
 
@@ -174,3 +174,9 @@ public sealed class GraphApiTests(SqliteAppFixture fixture) : IClassFixture<Sqli
         client.Dispose();
     }
 }
+
+/// <summary>The suite on SQLite (and the SQLite full-text index).</summary>
+public sealed class SqliteGraphApiTests(SqliteAppFixture fixture) : GraphApiTests(fixture), IClassFixture<SqliteAppFixture>;
+
+/// <summary>The suite on PostgreSQL (its full-text search and JSON columns).</summary>
+public sealed class PostgresGraphApiTests(PostgresAppFixture fixture) : GraphApiTests(fixture), IClassFixture<PostgresAppFixture>;
