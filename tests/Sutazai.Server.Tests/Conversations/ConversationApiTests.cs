@@ -13,7 +13,7 @@ namespace Sutazai.Server.Tests.Conversations;
 /// Two tiny models: the standard one (every chat reply is "Hello! How can I help you?") and a looping one whose reply
 /// continues with " la" forever, for stopping and disconnecting mid-reply.
 /// </summary>
-public sealed class ConversationAppFixture : IAsyncLifetime
+public abstract class ConversationAppFixtureBase(DbProvider provider) : IAsyncLifetime
 {
     public const string Model = "tiny-deterministic";
     public const string Looping = "tiny-looping";
@@ -25,7 +25,7 @@ public sealed class ConversationAppFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        App = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
+        App = TestApp.Create(provider, new Dictionary<string, string?>
         {
             // The looping model is made slow (8 inert layers) and long (16,384 tokens of context), so stop and disconnect
             // tests act seconds before its reply could end.
@@ -48,7 +48,16 @@ public sealed class ConversationAppFixture : IAsyncLifetime
     public async Task DisposeAsync() => await App.DisposeAsync();
 }
 
-public sealed class ConversationApiTests(ConversationAppFixture fixture) : IClassFixture<ConversationAppFixture>
+/// <summary>The conversation app on SQLite (also used by the /ws/chat tests).</summary>
+public sealed class ConversationAppFixture() : ConversationAppFixtureBase(DbProvider.Sqlite);
+
+public sealed class PostgresConversationAppFixture() : ConversationAppFixtureBase(DbProvider.Postgres);
+
+public sealed class SqliteConversationApiTests(ConversationAppFixture fixture) : ConversationApiTests(fixture), IClassFixture<ConversationAppFixture>;
+
+public sealed class PostgresConversationApiTests(PostgresConversationAppFixture fixture) : ConversationApiTests(fixture), IClassFixture<PostgresConversationAppFixture>;
+
+public abstract class ConversationApiTests(ConversationAppFixtureBase fixture)
 {
     private TestApp App => fixture.App;
 
