@@ -7,7 +7,11 @@ using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Agents;
 
-public sealed class AgentRuntimeTests(AgentAppFixture fixture) : IClassFixture<AgentAppFixture>
+public sealed class SqliteAgentRuntimeTests(AgentAppFixture fixture) : AgentRuntimeTests(fixture), IClassFixture<AgentAppFixture>;
+
+public sealed class PostgresAgentRuntimeTests(PostgresAgentAppFixture fixture) : AgentRuntimeTests(fixture), IClassFixture<PostgresAgentAppFixture>;
+
+public abstract class AgentRuntimeTests(AgentAppFixtureBase fixture)
 {
     private static Func<IReadOnlyList<Microsoft.Extensions.AI.ChatMessage>, Microsoft.Extensions.AI.ChatResponse> Reply(Func<IReadOnlyList<Microsoft.Extensions.AI.ChatMessage>, Microsoft.Extensions.AI.ChatResponse> f) => f;
 

@@ -119,7 +119,7 @@ public sealed class TestKitTools : IToolProvider
 }
 
 /// <summary>A server with the scripted model as its only model and the test tools installed.</summary>
-public sealed class AgentAppFixture : IAsyncLifetime
+public abstract class AgentAppFixtureBase(DbProvider provider) : IAsyncLifetime
 {
     public ScriptedModels Models { get; } = new();
 
@@ -143,7 +143,7 @@ public sealed class AgentAppFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        App = TestApp.Create(DbProvider.Sqlite, Settings, services: Register);
+        App = TestApp.Create(provider, Settings, services: Register);
         using var client = App.Client();
         var admin = await Accounts.RegisterAsync(client);
         AdminTokens = await Accounts.LoginAsync(client, admin.Username);
@@ -157,6 +157,12 @@ public sealed class AgentAppFixture : IAsyncLifetime
         return App.Client(tokens.AccessToken);
     }
 }
+
+/// <summary>The agent app (scripted models, test tools) on SQLite.</summary>
+public sealed class AgentAppFixture() : AgentAppFixtureBase(DbProvider.Sqlite);
+
+/// <summary>The agent app on PostgreSQL.</summary>
+public sealed class PostgresAgentAppFixture() : AgentAppFixtureBase(DbProvider.Postgres);
 
 public static class Runs
 {
