@@ -3,7 +3,7 @@ using Sutazai.Inference.Gguf;
 namespace Sutazai.Server.Tests.Infrastructure;
 
 /// <summary>A server with the tiny deterministic GGUF model in its models folder, and an admin signed in.</summary>
-public sealed class ModelAppFixture : IAsyncLifetime
+public abstract class ModelAppFixtureBase(DbProvider provider) : IAsyncLifetime
 {
     public const string ModelId = "tiny-deterministic";
 
@@ -24,7 +24,7 @@ public sealed class ModelAppFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        App = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
+        App = TestApp.Create(provider, new Dictionary<string, string?>
         {
             ["Sutazai:Inference:LlamaCpp:ContextSize"] = "4096",
             ["Sutazai:Inference:LlamaCpp:ParallelSlots"] = "4",
@@ -41,3 +41,7 @@ public sealed class ModelAppFixture : IAsyncLifetime
 
     public async Task DisposeAsync() => await App.DisposeAsync();
 }
+
+public sealed class ModelAppFixture() : ModelAppFixtureBase(DbProvider.Sqlite);
+
+public sealed class PostgresModelAppFixture() : ModelAppFixtureBase(DbProvider.Postgres);

@@ -29,7 +29,7 @@ public static class ExternalTestTools
 }
 
 /// <summary>SutazAI on a real Kestrel port with the scripted model, and a second MCP server (built with the SDK) on loopback.</summary>
-public sealed class McpFixture : IAsyncLifetime
+public abstract class McpFixtureBase(DbProvider provider) : IAsyncLifetime
 {
     public ScriptedModels Models { get; } = new();
 
@@ -45,7 +45,7 @@ public sealed class McpFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        App = TestApp.Create(DbProvider.Sqlite, AgentAppFixture.Settings, services: s => s.AddSingleton<IModelProvider>(Models));
+        App = TestApp.Create(provider, AgentAppFixture.Settings, services: s => s.AddSingleton<IModelProvider>(Models));
         BaseAddress = App.StartKestrel();
         using var anon = Http();
         var admin = await Accounts.RegisterAsync(anon);
@@ -94,7 +94,15 @@ public sealed class McpFixture : IAsyncLifetime
     }
 }
 
-public sealed class McpTests(McpFixture fixture) : IClassFixture<McpFixture>
+public sealed class McpFixture() : McpFixtureBase(DbProvider.Sqlite);
+
+public sealed class PostgresMcpFixture() : McpFixtureBase(DbProvider.Postgres);
+
+public sealed class SqliteMcpTests(McpFixture fixture) : McpTests(fixture), IClassFixture<McpFixture>;
+
+public sealed class PostgresMcpTests(PostgresMcpFixture fixture) : McpTests(fixture), IClassFixture<PostgresMcpFixture>;
+
+public abstract class McpTests(McpFixtureBase fixture)
 {
     private static string Text(CallToolResult result) => string.Concat(result.Content.OfType<TextContentBlock>().Select(b => b.Text));
 

@@ -10,7 +10,11 @@ using Expect = Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations;
 namespace Sutazai.Server.Tests.OpenAICompatible;
 
 /// <summary>/v1 in OpenAI's wire format on the in-process engine with the tiny deterministic model.</summary>
-public sealed class OpenAICompatibleApiTests(ModelAppFixture fixture) : IClassFixture<ModelAppFixture>, IAsyncLifetime
+public sealed class SqliteOpenAICompatibleApiTests(ModelAppFixture fixture) : OpenAICompatibleApiTests(fixture), IClassFixture<ModelAppFixture>;
+
+public sealed class PostgresOpenAICompatibleApiTests(PostgresModelAppFixture fixture) : OpenAICompatibleApiTests(fixture), IClassFixture<PostgresModelAppFixture>;
+
+public abstract class OpenAICompatibleApiTests(ModelAppFixtureBase fixture) : IAsyncLifetime
 {
     private const string Model = ModelAppFixture.ModelId;
     private TestApp App => fixture.App;
