@@ -96,9 +96,11 @@ public sealed class FuzzValues(JsonElement document, FuzzOptions options)
     public string PathValue(Random rng, string name, JsonElement schema, bool write)
     {
         var roll = rng.Next(100);
-        if (roll < 60 && Named(rng, name, write) is { } named) return named;
-        if (roll < 80) return Scalar(rng, schema, name);
-        return Hostile[rng.Next(Hostile.Length)];
+        var value = roll < 60 && Named(rng, name, write) is { } named ? named
+            : roll < 80 ? Scalar(rng, schema, name)
+            : Hostile[rng.Next(Hostile.Length)];
+        // Generated values may still land on a protected one (a learned model id); a write never aims at it.
+        return write && options.Protected.Contains(value) ? Guid.NewGuid().ToString() : value;
     }
 
     public string QueryValue(Random rng, string name, JsonElement schema)
