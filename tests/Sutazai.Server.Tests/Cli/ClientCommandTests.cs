@@ -194,7 +194,7 @@ public sealed class ClientCommandTests(CliServerFixture server) : IClassFixture<
     /// <summary>
     /// <c>sutazai chat</c> in a real pseudo-terminal (tmux): the prompt, the exact streamed reply, <c>/model</c>, and a
     /// Ctrl+C typed into the terminal (the terminal driver's SIGINT to the foreground process) that stops a reply
-    /// which would otherwise never end, keeps the partial answer and leaves the chat running.
+    /// which would otherwise never end and leaves the chat running for the next message.
     /// </summary>
     [Fact]
     public async Task Chat_InAPseudoTerminal_StreamsTheExactReply_AndCtrlCStopsItMidway()
@@ -256,10 +256,14 @@ public sealed class ClientCommandTests(CliServerFixture server) : IClassFixture<
             await Tmux("send-keys", "-t", "chat", "C-c");
             await WaitForAsync(s => s.Contains("[stopped]\n> ", StringComparison.Ordinal), "[stopped] and a new prompt");
 
-            await Tmux("send-keys", "-t", "chat", "-l", "/history");
+            // The chat goes on after the Ctrl+C (the stored status of the stopped reply is asserted by the
+            // redirected-input Ctrl+C test above; here the terminal side is under test).
+            await Tmux("send-keys", "-t", "chat", "-l", "/model " + CliServerFixture.Model);
             await Tmux("send-keys", "-t", "chat", "Enter");
-            var history = await WaitForAsync(s => s.Contains("assistant [stopped]: ", StringComparison.Ordinal), "history");
-            Assert.Contains($"you: Hi there\nassistant: {CliServerFixture.ChatReply}\nyou: Hello\nassistant [stopped]: Hello! How can I help you? la la", history);
+            await WaitForAsync(s => s.Contains($"(model: {CliServerFixture.Model})", StringComparison.Ordinal), "the second model switch");
+            await Tmux("send-keys", "-t", "chat", "-l", "And again");
+            await Tmux("send-keys", "-t", "chat", "Enter");
+            await WaitForAsync(s => s.Contains($"> And again\n{CliServerFixture.ChatReply}\n> ", StringComparison.Ordinal), "the reply after the stop");
 
             await Tmux("send-keys", "-t", "chat", "-l", "/exit");
             await Tmux("send-keys", "-t", "chat", "Enter");
