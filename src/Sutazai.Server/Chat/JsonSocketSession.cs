@@ -296,8 +296,7 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
             }
             // Checked above (which allows a leading byte order mark, as JSON bodies do), so parsing cannot fail.
             var frame = message.GetBuffer().AsMemory(0, (int)message.Length);
-            if (frame.Span.StartsWith(System.Text.Encoding.UTF8.Preamble)) frame = frame[System.Text.Encoding.UTF8.Preamble.Length..];
-            using var document = JsonDocument.Parse(frame);
+            using var document = JsonDocument.Parse(frame[Hosting.JsonInput.BomLength(frame.Span)..]);
             return document.RootElement.Clone();
         }
     }

@@ -22,7 +22,7 @@ public static class JsonInput
     /// <summary>Why <paramref name="utf8"/> is not acceptable JSON, or null when it is; <paramref name="what"/> names it.</summary>
     public static string? Problem(ReadOnlySpan<byte> utf8, string what = "The request body")
     {
-        if (utf8.StartsWith(Encoding.UTF8.Preamble)) utf8 = utf8[Encoding.UTF8.Preamble.Length..];
+        utf8 = utf8[BomLength(utf8)..];
         if (!System.Text.Unicode.Utf8.IsValid(utf8))
             return $"{what} is not valid UTF-8 (the first invalid byte is at offset {FirstInvalidByte(utf8)}).";
         var reader = new Utf8JsonReader(utf8, ReaderOptions);
@@ -47,6 +47,9 @@ public static class JsonInput
             return $"{what} holds a string (near byte {reader.TokenStartIndex}) that is not valid Unicode: {ex.Message}";
         }
     }
+
+    /// <summary>The length of a leading UTF-8 byte order mark (allowed before JSON, as System.Text.Json's readers allow it), else 0.</summary>
+    public static int BomLength(ReadOnlySpan<byte> utf8) => utf8.StartsWith(Encoding.UTF8.Preamble) ? Encoding.UTF8.Preamble.Length : 0;
 
     private static int FirstInvalidByte(ReadOnlySpan<byte> utf8)
     {
@@ -145,7 +148,7 @@ public static class JsonInput
     /// <summary>An error before any handler ran: ProblemDetails, or OpenAI's error shape on the /v1 endpoints.</summary>
     public static async Task WriteProblemAsync(HttpContext context, int status, string title, string detail)
     {
-        if (OpenAICompatible.OpenAIEndpointMetadata.Applies(context) || context.Request.Path.StartsWithSegments("/v1"))
+        if (OpenAICompatible.OpenAIEndpointMetadata.Applies(context))
         {
             var code = status switch
             {
