@@ -190,6 +190,25 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     m = re.match(r"^\s+(Passed|Failed|Skipped):\s+(\d+)\s*$", line)
     if m:
         counts[m.group(1)] += int(m.group(2))
+# Each failed test with the first lines of its message and stack, so a CI log's tail says what broke.
+failures, current = [], None
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    line = line.rstrip("\n")
+    m = re.match(r"^\s+Failed (\S.*?)(?: \[[^\]]*\])?\s*$", line)
+    if m:
+        current = [m.group(1)]
+        failures.append(current)
+    elif current is not None:
+        if re.match(r"^\s+(Passed|Skipped|Failed) ", line) or line.startswith("[xUnit") or len(current) > 14:
+            current = None
+        elif line.strip():
+            current.append("    " + line.strip()[:300])
+if failures:
+    print("Failed tests:")
+    for f in failures:
+        print("  " + f[0])
+        for l in f[1:]:
+            print(l)
 print(f"{counts['Passed']} passed, {counts['Failed']} failed, {counts['Skipped']} skipped")
 PY
 exit "$status"
