@@ -61,11 +61,22 @@ public static class ShellRunner
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(timeout);
         var timedOut = false;
+        ToolException? gateFailure = null;
         try
         {
             if (gate is not null)
             {
-                await gate(process.Id, deadline.Token);
+                try
+                {
+                    await gate(process.Id, deadline.Token);
+                }
+                catch (ToolException ex) when (process.WaitForExit(TimeSpan.FromSeconds(1)))
+                {
+                    // The process itself ended while the gate waited on it: its own error (bwrap's) is the cause
+                    // that matters, so it is reported with the gate's below.
+                    gateFailure = ex;
+                    throw;
+                }
                 await process.StandardInput.WriteAsync("\n");
                 await process.StandardInput.FlushAsync(deadline.Token);
             }
@@ -80,6 +91,10 @@ public static class ShellRunner
         {
             // The process ended before it read its gate line; its exit code tells why.
         }
+        catch (ToolException) when (gateFailure is not null)
+        {
+            // Reported below, once the process's error output is read.
+        }
         finally
         {
             KillTree(process);
@@ -88,6 +103,8 @@ public static class ShellRunner
         // Every writer is dead now, so both pipes reach end of file; a process that escaped and kept a pipe open
         // (possible only without the sandbox's pid namespace) is not waited for.
         await Task.WhenAny(reading, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        if (gateFailure is not null)
+            throw new ToolException($"{gateFailure.Message} The sandbox had already ended (exit {process.ExitCode}): {stderr.Text.Trim()}");
         ct.ThrowIfCancellationRequested();
         await process.WaitForExitAsync(CancellationToken.None);
         return new ShellResult(process.ExitCode, stdout.Text, stderr.Text, timedOut, stdout.Truncated || stderr.Truncated, watch.ElapsedMilliseconds);

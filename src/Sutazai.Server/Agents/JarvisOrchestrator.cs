@@ -10,7 +10,7 @@ namespace Sutazai.Server.Agents;
 /// reply (stored, titled, searchable). Both callers then follow the run on <see cref="RunHub"/> or the reply on its
 /// <see cref="RunningReply"/>.
 /// </summary>
-public sealed class JarvisOrchestrator(JarvisRouter router, AgentRunService runs, ConversationService conversations)
+public sealed class JarvisOrchestrator(JarvisRouter router, AgentRunService runs, ConversationStore conversations, ReplyPipeline replies)
 {
     public abstract record Outcome
     {
@@ -42,10 +42,10 @@ public sealed class JarvisOrchestrator(JarvisRouter router, AgentRunService runs
             ? await conversations.FindAsync(userId, id, ct)
             : await conversations.CreateAsync(userId, new CreateConversationRequest("JARVIS", null, null), ct);
         if (conversation is null) return new Outcome.Failed("not_found", "No conversation with that id.");
-        var started = await conversations.StartReplyAsync(userId, conversation, text, null, null, model, null, ct, edit: false, null);
+        var started = await replies.StartReplyAsync(userId, conversation, text, null, null, model, null, ct, edit: false, null);
         return started switch
         {
-            StartReplyResult.Rejected rejected => new Outcome.Failed(rejected.Code, rejected.Detail),
+            StartReplyResult.Rejected rejected => new Outcome.Failed(ReplyOutcomes.Code(rejected.Reason), rejected.Detail),
             StartReplyResult.Started s => new Outcome.Answering(s.Reply),
             _ => throw new InvalidOperationException("Unknown reply result."),
         };

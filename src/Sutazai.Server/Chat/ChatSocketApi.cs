@@ -7,25 +7,6 @@ using Sutazai.Server.Inference;
 
 namespace Sutazai.Server.Chat;
 
-/// <summary>Open chat sockets by user, so a reply started anywhere is shown on the user's other sockets too.</summary>
-public sealed class ChatSocketRegistry
-{
-    private readonly ConcurrentDictionary<string, ChatSocketSession> _sessions = new();
-
-    public ChatSocketRegistry(ReplyHub hub) => hub.ReplyStarted += reply =>
-    {
-        foreach (var session in _sessions.Values)
-        {
-            if (session.UserId == reply.UserId && session.IsWatching(reply.ConversationId) && !session.IsStreamingLocally(reply.ConversationId))
-                session.Follow(reply, stream: true);
-        }
-    };
-
-    public void Add(ChatSocketSession session) => _sessions[session.SessionId] = session;
-
-    public void Remove(ChatSocketSession session) => _sessions.TryRemove(session.SessionId, out _);
-}
-
 public static class ChatSocketApi
 {
     public static IEndpointRouteBuilder MapChatSockets(this IEndpointRouteBuilder routes)
@@ -34,21 +15,38 @@ public static class ChatSocketApi
         return routes;
     }
 
-    private static Task HandleAsync(HttpContext http, ChatSocketRegistry registry, IServiceScopeFactory scopes, ILogger<ChatSocketSession> logger) =>
-        JsonSocketSession.ServeAsync(http, "/ws/chat", (socket, user) => new ChatSocketSession(socket, scopes, logger, user), registry.Add, registry.Remove);
+    private static Task HandleAsync(HttpContext http, ReplyHub hub, IServiceScopeFactory scopes, ILogger<ChatSocketSession> logger) =>
+        JsonSocketSession.ServeAsync(http, "/ws/chat", (socket, user) => new ChatSocketSession(socket, hub, scopes, logger, user));
 }
 
-/// <summary>One /ws/chat connection: JSON text frames in, JSON text frames out (protocol in docs/api.md).</summary>
-public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory scopes, ILogger logger, SocketCredential? credential)
+/// <summary>
+/// One /ws/chat connection: JSON text frames in, JSON text frames out (protocol in docs/api.md). The socket follows
+/// every reply that starts in a conversation it watches (one it chatted in or asked the history of), its own and those
+/// started elsewhere (another tab, the REST API, another node), through one subscription on <see cref="ReplyHub"/>:
+/// a <c>chat</c> frame only starts the reply, and the reply reaches the socket the same way as any other.
+/// </summary>
+public sealed class ChatSocketSession(WebSocket socket, ReplyHub hub, IServiceScopeFactory scopes, ILogger logger, SocketCredential? credential)
     : JsonSocketSession(socket, scopes, logger, credential)
 {
-    private readonly ConcurrentDictionary<Guid, byte> _watching = new();
-    private readonly ConcurrentDictionary<Guid, byte> _local = new();
+    /// <summary>Watched conversations, each with whether its replies stream token by token (the last chat frame's <c>stream</c>).</summary>
+    private readonly ConcurrentDictionary<Guid, bool> _watching = new();
+    private IDisposable? _subscription;
     private Guid? _lastConversation;
 
-    public bool IsWatching(Guid conversationId) => _watching.ContainsKey(conversationId);
+    private void Watch(Guid conversationId, bool stream)
+    {
+        _watching[conversationId] = stream;
+        if (Volatile.Read(ref _subscription) is not null) return;
+        var subscription = hub.WatchUser(User.UserId(), OnReplyStarted);
+        if (Interlocked.CompareExchange(ref _subscription, subscription, null) is not null) subscription.Dispose();
+    }
 
-    public bool IsStreamingLocally(Guid conversationId) => _local.ContainsKey(conversationId);
+    private void OnReplyStarted(RunningReply reply)
+    {
+        if (reply.UserId == UserId && _watching.TryGetValue(reply.ConversationId, out var stream)) Follow(reply, stream);
+    }
+
+    protected override void OnClosed() => Interlocked.Exchange(ref _subscription, null)?.Dispose();
 
     protected override string KnownTypes => "ping, auth, chat, stop, get_history";
 
@@ -99,13 +97,13 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
             await SendErrorAsync("invalid_request", string.Join(" ", errors), ct);
             return;
         }
-        var conversations = services.GetRequiredService<ConversationService>();
+        var conversations = services.GetRequiredService<ConversationStore>();
         var userId = User.UserId();
         var collectionIds = frame.TryGetProperty("collectionIds", out var cids) && cids.ValueKind == JsonValueKind.Array
             ? cids.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String && Guid.TryParse(e.GetString(), out var g) ? g : Guid.Empty).ToList()
             : null;
         var useKnowledge = frame.TryGetProperty("useKnowledge", out var uk) && uk.ValueKind == JsonValueKind.True;
-        var (knowledge, unreadable) = await conversations.KnowledgeForAsync(userId, collectionIds, useKnowledge, ct);
+        var (knowledge, unreadable) = await services.GetRequiredService<ReplyGrounding>().KnowledgeForAsync(userId, collectionIds, useKnowledge, ct);
         if (unreadable is not null)
         {
             await SendErrorAsync("invalid_request", "collectionIds: " + unreadable, ct);
@@ -120,21 +118,15 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
             await SendErrorAsync("not_found", "No conversation with that id.", ct);
             return;
         }
-        _watching[conversation.Id] = 0;
+        Watch(conversation.Id, stream);
         _lastConversation = conversation.Id;
-        _local[conversation.Id] = 0;
-        var result = await conversations.StartReplyAsync(userId, conversation, message, null, null, model, options, ct, edit: false, knowledge);
-        if (result is StartReplyResult.Rejected rejected)
-        {
-            _local.TryRemove(conversation.Id, out _);
-            await SendErrorAsync(rejected.Code, rejected.Detail, ct);
-            return;
-        }
-        Follow(((StartReplyResult.Started)result).Reply, stream, local: true);
+        // A started reply reaches this socket through the hub subscription (OnReplyStarted), like any other.
+        var result = await services.GetRequiredService<ReplyPipeline>().StartReplyAsync(userId, conversation, message, null, null, model, options, ct, edit: false, knowledge);
+        if (result is StartReplyResult.Rejected rejected) await SendErrorAsync(ReplyOutcomes.Code(rejected.Reason), rejected.Detail, ct);
     }
 
     /// <summary>Streams a reply's events to this socket in the background, so the socket keeps reading (stop, ping).</summary>
-    public void Follow(RunningReply reply, bool stream, bool local = false) => _ = Task.Run(async () =>
+    private void Follow(RunningReply reply, bool stream) => _ = Task.Run(async () =>
     {
         var ct = Closing;
         try
@@ -166,17 +158,11 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
         {
             // The socket closed while following; the reply itself goes on and is stored.
         }
-        finally
-        {
-            if (local) _local.TryRemove(reply.ConversationId, out _);
-        }
     });
 
     private async Task StopAsync(JsonElement frame, CancellationToken ct)
     {
         var conversationId = ReadGuid(frame, "conversationId") ?? _lastConversation;
-        using var scope = Scopes.CreateScope();
-        var hub = scope.ServiceProvider.GetRequiredService<ReplyHub>();
         if (conversationId is null || hub.Get(conversationId.Value, User.UserId()) is not { } reply)
         {
             await SendErrorAsync("not_generating", "No reply is being generated in that conversation.", ct);
@@ -193,14 +179,14 @@ public sealed class ChatSocketSession(WebSocket socket, IServiceScopeFactory sco
             return;
         }
         await using var scope = Scopes.CreateAsyncScope();
-        var conversations = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var conversations = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         var conversation = await conversations.FindAsync(User.UserId(), conversationId, ct);
         if (conversation is null)
         {
             await SendErrorAsync("not_found", "No conversation with that id.", ct);
             return;
         }
-        _watching[conversationId] = 0;
+        Watch(conversationId, _watching.GetValueOrDefault(conversationId, true));
         var all = await conversations.AllMessagesAsync(conversationId, ct);
         await SendAsync(new { type = "history", conversationId, title = conversation.Title, messages = conversations.ActiveBranch(all, conversation.ActiveLeafId) }, ct);
     }

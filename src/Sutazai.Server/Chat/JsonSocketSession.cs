@@ -57,7 +57,7 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
     /// Accepts the upgrade and runs the session until it ends. Before the upgrade: 403 ProblemDetails for a page of a
     /// foreign origin, 400 for a plain HTTP request, 403 insufficient_scope for a credential without the chat scope.
     /// </summary>
-    public static async Task ServeAsync<TSession>(HttpContext http, string path, Func<WebSocket, SocketCredential?, TSession> create, Action<TSession> opened, Action<TSession> closed)
+    public static async Task ServeAsync<TSession>(HttpContext http, string path, Func<WebSocket, SocketCredential?, TSession> create, Action<TSession>? opened = null, Action<TSession>? closed = null)
         where TSession : JsonSocketSession
     {
         var services = http.RequestServices;
@@ -83,14 +83,14 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         }
         var socket = await http.WebSockets.AcceptWebSocketAsync();
         var session = create(socket, SocketCredential.Of(http));
-        opened(session);
+        opened?.Invoke(session);
         try
         {
             await session.RunAsync(recheckEvery, http.RequestAborted);
         }
         finally
         {
-            closed(session);
+            closed?.Invoke(session);
             session.Dispose();
         }
     }
@@ -397,8 +397,14 @@ public abstract class JsonSocketSession(WebSocket socket, IServiceScopeFactory s
         await _closing.CancelAsync();
     }
 
+    /// <summary>Runs once when the socket's session ends (before its resources are released).</summary>
+    protected virtual void OnClosed()
+    {
+    }
+
     public void Dispose()
     {
+        OnClosed();
         _closing.Cancel();
         _closing.Dispose();
         _send.Dispose();

@@ -21,8 +21,8 @@ public static class ConversationImport
         }
 
         if (export.Format != Format) Add("format", $"Only '{Format}' exports can be imported.");
-        if (string.IsNullOrWhiteSpace(export.Title) || export.Title.Length > ConversationService.MaxTitleLength)
-            Add("title", $"Title must be 1 to {ConversationService.MaxTitleLength} characters.");
+        if (string.IsNullOrWhiteSpace(export.Title) || export.Title.Length > ConversationStore.MaxTitleLength)
+            Add("title", $"Title must be 1 to {ConversationStore.MaxTitleLength} characters.");
         var messages = export.Messages ?? [];
         if (messages.Count > maxMessages)
         {

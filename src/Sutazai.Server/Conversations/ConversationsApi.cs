@@ -38,15 +38,15 @@ public static class ConversationsApi
 
     private static ProblemHttpResult NotFound() => Problems.NotFound("No conversation with that id.");
 
-    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Create(CreateConversationRequest request, HttpContext http, ConversationService service, CancellationToken ct)
+    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Create(CreateConversationRequest request, HttpContext http, ConversationStore service, CancellationToken ct)
     {
-        var errors = ConversationService.ValidateFields(request.Title, request.SystemPrompt);
+        var errors = ConversationStore.ValidateFields(request.Title, request.SystemPrompt);
         if (errors.Count > 0) return Problems.Validation(errors);
         var conversation = await service.CreateAsync(http.User.UserId(), request, ct);
         return TypedResults.Created($"/api/v1/conversations/{conversation.Id}", ConversationResponse.From(conversation, false));
     }
 
-    private static async Task<Ok<PagedResponse<ConversationResponse>>> List(HttpContext http, ConversationService service, ReplyHub hub, int page = 1, int pageSize = 50, bool archived = false, CancellationToken ct = default)
+    private static async Task<Ok<PagedResponse<ConversationResponse>>> List(HttpContext http, ConversationStore service, ReplyHub hub, int page = 1, int pageSize = 50, bool archived = false, CancellationToken ct = default)
     {
         page = Math.Max(1, page);
         pageSize = Math.Clamp(pageSize, 1, 200);
@@ -54,12 +54,12 @@ public static class ConversationsApi
         return TypedResults.Ok(new PagedResponse<ConversationResponse>(items.Select(c => ConversationResponse.From(c, hub.IsRunning(c.Id))).ToList(), total, page, pageSize));
     }
 
-    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct) =>
+    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, ConversationStore service, ReplyHub hub, CancellationToken ct) =>
         await service.FindAsync(http.User.UserId(), id, ct) is { } c ? TypedResults.Ok(ConversationResponse.From(c, hub.IsRunning(c.Id))) : NotFound();
 
-    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Update(Guid id, UpdateConversationRequest request, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct)
+    private static async Task<Results<Ok<ConversationResponse>, ProblemHttpResult>> Update(Guid id, UpdateConversationRequest request, HttpContext http, ConversationStore service, ReplyHub hub, CancellationToken ct)
     {
-        var errors = ConversationService.ValidateFields(request.Title, request.SystemPrompt);
+        var errors = ConversationStore.ValidateFields(request.Title, request.SystemPrompt);
         if (errors.Count > 0) return Problems.Validation(errors);
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
@@ -67,7 +67,7 @@ public static class ConversationsApi
         return TypedResults.Ok(ConversationResponse.From(conversation, hub.IsRunning(conversation.Id)));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, HttpContext http, ConversationService service, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, HttpContext http, ConversationStore service, CancellationToken ct)
     {
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
@@ -75,13 +75,13 @@ public static class ConversationsApi
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<Ok<List<SearchHit>>, ProblemHttpResult>> Search(string? q, HttpContext http, ConversationService service, CancellationToken ct)
+    private static async Task<Results<Ok<List<SearchHit>>, ProblemHttpResult>> Search(string? q, HttpContext http, ConversationStore service, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(q) || q.Length > 200) return Problems.Validation("q", "Give a search text of 1 to 200 characters.");
         return TypedResults.Ok(await service.SearchAsync(http.User.UserId(), q, ct));
     }
 
-    private static async Task<Results<Ok<List<MessageResponse>>, ProblemHttpResult>> Messages(Guid id, HttpContext http, ConversationService service, CancellationToken ct)
+    private static async Task<Results<Ok<List<MessageResponse>>, ProblemHttpResult>> Messages(Guid id, HttpContext http, ConversationStore service, CancellationToken ct)
     {
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
@@ -89,7 +89,7 @@ public static class ConversationsApi
         return TypedResults.Ok(service.ActiveBranch(all, conversation.ActiveLeafId));
     }
 
-    private static async Task<IResult> PostMessage(Guid id, PostMessageRequest request, HttpContext http, ConversationService service, GenerationRunner runner, CancellationToken ct)
+    private static async Task<IResult> PostMessage(Guid id, PostMessageRequest request, HttpContext http, ConversationStore service, ReplyPipeline replies, ReplyGrounding grounding, GenerationRunner runner, CancellationToken ct)
     {
         var errors = new Dictionary<string, List<string>>();
         runner.ValidateOptions(request.Options, (field, message) => AccountService.Add(errors, field, message));
@@ -97,20 +97,20 @@ public static class ConversationsApi
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
         if (request.EditOf is not null && request.ParentId is not null) return Problems.Validation("editOf", "Give either parentId or editOf, not both.");
-        var (knowledge, unreadable) = await service.KnowledgeForAsync(http.User.UserId(), request.CollectionIds, request.UseKnowledge == true, ct);
+        var (knowledge, unreadable) = await grounding.KnowledgeForAsync(http.User.UserId(), request.CollectionIds, request.UseKnowledge == true, ct);
         if (unreadable is not null) return Problems.Validation("collectionIds", unreadable);
-        var result = await service.StartReplyAsync(http.User.UserId(), conversation, request.Content, request.ParentId, request.EditOf, request.Model, request.Options, ct, edit: request.EditOf is not null, knowledge);
+        var result = await replies.StartReplyAsync(http.User.UserId(), conversation, request.Content, request.ParentId, request.EditOf, request.Model, request.Options, ct, edit: request.EditOf is not null, knowledge);
         return await RespondAsync(http, result);
     }
 
-    private static async Task<IResult> Regenerate(Guid id, Guid messageId, RegenerateRequest? request, HttpContext http, ConversationService service, GenerationRunner runner, CancellationToken ct)
+    private static async Task<IResult> Regenerate(Guid id, Guid messageId, RegenerateRequest? request, HttpContext http, ConversationStore service, ReplyPipeline replies, GenerationRunner runner, CancellationToken ct)
     {
         var errors = new Dictionary<string, List<string>>();
         runner.ValidateOptions(request?.Options, (field, message) => AccountService.Add(errors, field, message));
         if (errors.Count > 0) return Problems.Validation(AccountService.Freeze(errors));
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
-        var result = await service.StartReplyAsync(http.User.UserId(), conversation, null, null, messageId, request?.Model, request?.Options, ct, edit: false);
+        var result = await replies.StartReplyAsync(http.User.UserId(), conversation, null, null, messageId, request?.Model, request?.Options, ct, edit: false);
         return await RespondAsync(http, result);
     }
 
@@ -119,11 +119,12 @@ public static class ConversationsApi
     {
         if (result is StartReplyResult.Rejected rejected)
         {
-            if (rejected.Status == StatusCodes.Status429TooManyRequests)
+            if (rejected.Reason == ReplyRefusal.RateLimited)
                 http.Response.Headers.RetryAfter = GenerationLimiter.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return rejected.Status == StatusCodes.Status422UnprocessableEntity
+            var status = ReplyOutcomes.Status(rejected.Reason);
+            return rejected.Reason == ReplyRefusal.Invalid
                 ? Problems.Validation(rejected.Field, rejected.Detail)
-                : Problems.Status(rejected.Status, ReasonPhrase(rejected.Status), rejected.Detail);
+                : Problems.Status(status, ReasonPhrase(status), rejected.Detail);
         }
         var reply = ((StartReplyResult.Started)result).Reply;
         if (ServerSentEvents.Wanted(http.Request)) return await StreamAsync(http, reply);
@@ -139,7 +140,7 @@ public static class ConversationsApi
                 case ReplyEvent.Ended ended:
                     return TypedResults.Created($"/api/v1/conversations/{reply.ConversationId}/messages", new ExchangeResponse(user!, ended.Message));
                 case ReplyEvent.Failed failed:
-                    return Problems.Status(failed.Status, ReasonPhrase(failed.Status), failed.Detail,
+                    return Problems.Status(ReplyOutcomes.Status(failed.Failure), ReasonPhrase(ReplyOutcomes.Status(failed.Failure)), failed.Detail,
                         new Dictionary<string, object?> { ["userMessage"] = user, ["assistantMessage"] = failed.Message });
             }
         }
@@ -167,7 +168,7 @@ public static class ConversationsApi
                         await sse.WriteAsync("message_end", new { message = ended.Message, usage = ended.Message.Usage, timings = ended.Message.Timings }, ct);
                         break;
                     case ReplyEvent.Failed failed:
-                        await sse.WriteAsync("error", new { status = failed.Status, detail = failed.Detail, message = failed.Message }, ct);
+                        await sse.WriteAsync("error", new { status = ReplyOutcomes.Status(failed.Failure), detail = failed.Detail, message = failed.Message }, ct);
                         break;
                 }
             }
@@ -179,14 +180,14 @@ public static class ConversationsApi
         return Results.Empty;
     }
 
-    private static async Task<IResult> Watch(Guid id, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct)
+    private static async Task<IResult> Watch(Guid id, HttpContext http, ConversationStore service, ReplyHub hub, CancellationToken ct)
     {
         if (await service.FindAsync(http.User.UserId(), id, ct) is null) return NotFound();
         var reply = hub.Get(id, http.User.UserId());
         return reply is null ? TypedResults.NoContent() : await StreamAsync(http, reply);
     }
 
-    private static async Task<Results<Ok<MessageResponse>, ProblemHttpResult>> Stop(Guid id, HttpContext http, ConversationService service, ReplyHub hub, CancellationToken ct)
+    private static async Task<Results<Ok<MessageResponse>, ProblemHttpResult>> Stop(Guid id, HttpContext http, ConversationStore service, ReplyHub hub, CancellationToken ct)
     {
         if (await service.FindAsync(http.User.UserId(), id, ct) is null) return NotFound();
         var reply = hub.Get(id, http.User.UserId());
@@ -202,7 +203,7 @@ public static class ConversationsApi
         return stopped is null ? Problems.Status(StatusCodes.Status500InternalServerError, "Internal Server Error", "The stopped reply could not be stored.") : TypedResults.Ok(stopped);
     }
 
-    private static async Task<Results<Ok<MessageResponse>, Ok<List<MessageResponse>>, ProblemHttpResult>> SwitchBranch(Guid id, BranchRequest request, HttpContext http, ConversationService service, CancellationToken ct)
+    private static async Task<Results<Ok<MessageResponse>, Ok<List<MessageResponse>>, ProblemHttpResult>> SwitchBranch(Guid id, BranchRequest request, HttpContext http, ConversationStore service, CancellationToken ct)
     {
         if (request.MessageId is not { } messageId) return Problems.Validation("messageId", "messageId is required.");
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
@@ -212,7 +213,7 @@ public static class ConversationsApi
             : Problems.Validation("messageId", "messageId is not a message of this conversation.");
     }
 
-    private static async Task<IResult> Export(Guid id, HttpContext http, ConversationService service, string? format = "json", CancellationToken ct = default)
+    private static async Task<IResult> Export(Guid id, HttpContext http, ConversationStore service, string? format = "json", CancellationToken ct = default)
     {
         var conversation = await service.FindAsync(http.User.UserId(), id, ct);
         if (conversation is null) return NotFound();
@@ -222,7 +223,7 @@ public static class ConversationsApi
             : Problems.Validation("format", "format must be 'markdown' or 'json'.");
     }
 
-    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Import(ConversationExport export, HttpContext http, ConversationService service, CancellationToken ct) =>
+    private static async Task<Results<Created<ConversationResponse>, ProblemHttpResult>> Import(ConversationExport export, HttpContext http, ConversationStore service, CancellationToken ct) =>
         await service.ImportAsync(http.User.UserId(), export, ct) switch
         {
             ImportResult.Imported imported => TypedResults.Created($"/api/v1/conversations/{imported.Conversation.Id}", ConversationResponse.From(imported.Conversation, false)),

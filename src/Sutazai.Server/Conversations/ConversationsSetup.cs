@@ -6,8 +6,11 @@ public static class ConversationsSetup
     {
         builder.Services.AddOptions<ConversationOptions>().BindConfiguration(ConversationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ReplyHub>();
-        builder.Services.AddScoped<ConversationService>();
-        builder.Services.AddSingleton<Chat.ChatSocketRegistry>();
+        builder.Services.AddScoped<ConversationStore>();
+        builder.Services.AddScoped<ReplyPipeline>();
+        builder.Services.AddScoped<ReplyGrounding>();
+        builder.Services.AddSingleton<ContextFitter>();
+        builder.Services.AddSingleton<ReplyGenerator>();
         builder.Services.AddSingleton<Hosting.NodeIdentity>();
         // Registered after the database set-up, so it runs once the schema is current.
         builder.Services.AddHostedService<InterruptedReplies>();

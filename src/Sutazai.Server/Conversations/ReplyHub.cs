@@ -14,7 +14,7 @@ public abstract record ReplyEvent
 
     public sealed record Ended(MessageResponse Message) : ReplyEvent;
 
-    public sealed record Failed(int Status, string Detail, MessageResponse? Message) : ReplyEvent;
+    public sealed record Failed(ReplyFailure Failure, string Detail, MessageResponse? Message) : ReplyEvent;
 }
 
 /// <summary>
@@ -104,7 +104,7 @@ public sealed class ReplyHub : IDisposable
 
     private sealed record WireReply(string Kind, Guid ConversationId, Guid UserId, Guid AssistantMessageId,
         string? Content = null, MessageResponse? UserMessage = null, string? Model = null, string? Provider = null,
-        MessageResponse? Message = null, int Status = 0, string? Detail = null);
+        MessageResponse? Message = null, ReplyFailure Failure = ReplyFailure.Generation, string? Detail = null);
 
     public ReplyHub(IClusterBus bus) : this(bus, AliveInterval, MirrorTimeout)
     {
@@ -124,14 +124,43 @@ public sealed class ReplyHub : IDisposable
         _alive = new Timer(_ => Heartbeat(), null, aliveInterval, aliveInterval);
     }
 
-    /// <summary>Raised when a reply starts (here or, mirrored, on another node), so open sockets of the same user can follow it.</summary>
-    public event Action<RunningReply>? ReplyStarted;
+    private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<object, Action<RunningReply>>> _watchers = new();
+
+    /// <summary>
+    /// Calls <paramref name="started"/> with every reply of <paramref name="userId"/> that starts from now on (here or,
+    /// mirrored, on another node) until the subscription is disposed: how a socket follows replies, its own included.
+    /// </summary>
+    public IDisposable WatchUser(Guid userId, Action<RunningReply> started)
+    {
+        var key = new object();
+        _watchers.GetOrAdd(userId, _ => new()).TryAdd(key, started);
+        return new Unsubscribe(() =>
+        {
+            if (_watchers.TryGetValue(userId, out var mine)) mine.TryRemove(key, out _);
+        });
+    }
+
+    private sealed class Unsubscribe(Action action) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) action();
+        }
+    }
+
+    private void Announce(RunningReply reply)
+    {
+        if (!_watchers.TryGetValue(reply.UserId, out var mine)) return;
+        foreach (var started in mine.Values) started(reply);
+    }
 
     public bool TryStart(RunningReply reply)
     {
         if (!_running.TryAdd(reply.ConversationId, reply)) return false;
         if (_bus.ReachesOtherNodes) reply.Forward = e => _bus.Publish(EventsTopic, JsonSerializer.Serialize(ToWire(reply, e), JsonSerializerOptions.Web));
-        ReplyStarted?.Invoke(reply);
+        Announce(reply);
         return true;
     }
 
@@ -155,7 +184,7 @@ public sealed class ReplyHub : IDisposable
         ReplyEvent.Started s => new("started", reply.ConversationId, reply.UserId, reply.AssistantMessageId, UserMessage: s.UserMessage, Model: s.Model, Provider: s.Provider),
         ReplyEvent.Token t => new("token", reply.ConversationId, reply.UserId, reply.AssistantMessageId, Content: t.Content),
         ReplyEvent.Ended d => new("ended", reply.ConversationId, reply.UserId, reply.AssistantMessageId, Message: d.Message),
-        ReplyEvent.Failed f => new("failed", reply.ConversationId, reply.UserId, reply.AssistantMessageId, Message: f.Message, Status: f.Status, Detail: f.Detail),
+        ReplyEvent.Failed f => new("failed", reply.ConversationId, reply.UserId, reply.AssistantMessageId, Message: f.Message, Failure: f.Failure, Detail: f.Detail),
         _ => throw new ArgumentOutOfRangeException(nameof(e)),
     };
 
@@ -168,7 +197,7 @@ public sealed class ReplyHub : IDisposable
             mirror.Stop.Token.Register(() => _bus.Publish(StopTopic, w.ConversationId.ToString()));
             _mirrors[w.ConversationId] = mirror;
             mirror.Publish(new ReplyEvent.Started(w.ConversationId, w.UserMessage!, w.AssistantMessageId, w.Model ?? "", w.Provider ?? ""));
-            ReplyStarted?.Invoke(mirror);
+            Announce(mirror);
             return;
         }
         if (!_mirrors.TryGetValue(w.ConversationId, out var known) || known.AssistantMessageId != w.AssistantMessageId) return; // started before this node listened
@@ -186,7 +215,7 @@ public sealed class ReplyHub : IDisposable
                 break;
             case "failed":
                 Finish(known);
-                known.Publish(new ReplyEvent.Failed(w.Status, w.Detail ?? "", w.Message));
+                known.Publish(new ReplyEvent.Failed(w.Failure, w.Detail ?? "", w.Message));
                 break;
         }
     }
@@ -199,7 +228,7 @@ public sealed class ReplyHub : IDisposable
         foreach (var mirror in _mirrors.Values.Where(m => now - m.LastEventAt > _mirrorTimeout.TotalMilliseconds).ToList())
         {
             Finish(mirror);
-            mirror.Publish(new ReplyEvent.Failed(StatusCodes.Status503ServiceUnavailable,
+            mirror.Publish(new ReplyEvent.Failed(ReplyFailure.NodeLost,
                 "The server generating this reply stopped answering; reload the conversation to see what was stored.", null));
         }
     }

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Sutazai.Data;
 using Sutazai.Data.Entities;
@@ -25,7 +24,7 @@ public static class DocumentIntake
             .FirstOrDefaultAsync(d => d.OwnerId == ownerId && d.Sha256 == sha256 && d.Status != DocumentStatus.Failed, ct);
         if (existing is not null) return new FileOutcome.Accepted(DocumentResponse.From(existing, duplicateOf: existing.Id));
         if (quotaBytes > 0 && await StoredBytesAsync(db, ownerId, ct) is var used && used + size > quotaBytes)
-            return new FileOutcome.Rejected(StatusCodes.Status507InsufficientStorage,
+            return new FileOutcome.Rejected(FileRefusal.OverQuota,
                 $"'{FileNames.Sanitize(name)}' ({size} bytes) would exceed your storage quota: {used} of {quotaBytes} bytes are used. Delete documents to make room.");
 
         var now = time.GetUtcNow().UtcDateTime;
@@ -47,11 +46,15 @@ public static class DocumentIntake
     {
         public sealed record Accepted(DocumentResponse Document) : FileOutcome;
 
-        public sealed record Rejected(int Status, string Detail) : FileOutcome
-        {
-            public ProblemHttpResult ToProblem() =>
-                Identity.Problems.Status(Status, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(Status), Detail);
-        }
+        public sealed record Rejected(FileRefusal Reason, string Detail) : FileOutcome;
+    }
+
+    /// <summary>Why a file was not taken (the API maps it: 413, 415, 507).</summary>
+    public enum FileRefusal
+    {
+        TooLarge,
+        UnsupportedType,
+        OverQuota,
     }
 
     /// <summary>
@@ -63,7 +66,7 @@ public static class DocumentIntake
         string fileName, long length, Func<Stream> open, CancellationToken ct)
     {
         if (length > limit)
-            return new FileOutcome.Rejected(StatusCodes.Status413PayloadTooLarge, $"'{FileNames.Sanitize(fileName)}' is {length} bytes; the limit is {limit} bytes.");
+            return new FileOutcome.Rejected(FileRefusal.TooLarge, $"'{FileNames.Sanitize(fileName)}' is {length} bytes; the limit is {limit} bytes.");
         var head = new byte[Math.Min(DocumentTypeDetector.HeadLength, (int)Math.Min(length, int.MaxValue))];
         await using (var peek = open())
         {
@@ -71,7 +74,7 @@ public static class DocumentIntake
         }
         var detection = DocumentTypeDetector.Detect(fileName, head);
         if (!detection.IsAccepted)
-            return new FileOutcome.Rejected(StatusCodes.Status415UnsupportedMediaType, $"'{FileNames.Sanitize(fileName)}': {detection.RejectionReason}");
+            return new FileOutcome.Rejected(FileRefusal.UnsupportedType, $"'{FileNames.Sanitize(fileName)}': {detection.RejectionReason}");
 
         string sha;
         await using (var hashing = open())

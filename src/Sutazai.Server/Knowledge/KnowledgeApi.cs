@@ -63,7 +63,7 @@ public static class KnowledgeApi
                     accepted.Add(a.Document);
                     break;
                 case DocumentIntake.FileOutcome.Rejected r:
-                    return r.ToProblem();
+                    return RefusalProblem(r);
             }
         }
         return TypedResults.Accepted((string?)null, new UploadResponse(accepted));
@@ -143,5 +143,17 @@ public static class KnowledgeApi
         if (m is not ("hybrid" or "vector" or "keyword")) errors["mode"] = ["mode must be hybrid, vector or keyword."];
         if (errors.Count > 0) return Problems.Validation(errors);
         return TypedResults.Ok(await search.SearchAsync(http.User.UserId(), q!, collection, k ?? 10, m, ct));
+    }
+
+    /// <summary>The one mapping of a refused file to its ProblemDetails.</summary>
+    internal static ProblemHttpResult RefusalProblem(DocumentIntake.FileOutcome.Rejected rejected)
+    {
+        var status = rejected.Reason switch
+        {
+            DocumentIntake.FileRefusal.TooLarge => StatusCodes.Status413PayloadTooLarge,
+            DocumentIntake.FileRefusal.UnsupportedType => StatusCodes.Status415UnsupportedMediaType,
+            _ => StatusCodes.Status507InsufficientStorage,
+        };
+        return Problems.Status(status, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status), rejected.Detail);
     }
 }

@@ -52,7 +52,7 @@ public static class UrlIngestion
         var sha = Convert.ToHexStringLower(SHA256.HashData(content));
         var outcome = await DocumentIntake.AcceptAsync(db, storage, time, quotas.Value.StorageBytesPerUser, userId, request.CollectionId, name, detection.Kind!.Value,
             content.Length, sha, () => new MemoryStream(content), url.ToString(), ct);
-        if (outcome is DocumentIntake.FileOutcome.Rejected rejected) return rejected.ToProblem();
+        if (outcome is DocumentIntake.FileOutcome.Rejected rejected) return KnowledgeApi.RefusalProblem(rejected);
         worker.Notify();
         return TypedResults.Accepted((string?)null, new UploadResponse([((DocumentIntake.FileOutcome.Accepted)outcome).Document]));
     }

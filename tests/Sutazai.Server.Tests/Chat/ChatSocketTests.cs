@@ -284,7 +284,16 @@ public sealed class ChatSocketTests(ConversationAppFixture fixture) : IClassFixt
         await first.SendAsync(new { type = "chat", conversationId, message = "again", options = new { temperature = 0 } });
         var mirrored = await second.ReceiveUntilAsync("stream_end");
         Assert.Equal(Expect.ChatReply, string.Concat(mirrored.Where(f => Type(f) == "stream_chunk").Select(f => f.GetProperty("content").GetString())));
-        Assert.Equal(Expect.ChatReply, (await first.ReceiveUntilAsync("stream_end"))[^1].GetProperty("fullResponse").GetString());
+        var own = await first.ReceiveUntilAsync("stream_end");
+        Assert.Equal(Expect.ChatReply, own[^1].GetProperty("fullResponse").GetString());
+        // Each socket gets the reply once: the sender through the same subscription as the other socket, no echo.
+        Assert.Equal(["message_received", "stream_start", "stream_end"], own.Select(Type).Where(t => t != "stream_chunk").ToArray());
+        Assert.Equal(["message_received", "stream_start", "stream_end"], mirrored.Select(Type).Where(t => t != "stream_chunk").ToArray());
+        foreach (var socket in new[] { first, second })
+        {
+            await socket.SendAsync(new { type = "ping" });
+            Assert.Equal("pong", Type((await socket.ReceiveAsync())!.Value));
+        }
 
         await other.SendAsync(new { type = "ping" });
         Assert.Equal("pong", Type((await other.ReceiveAsync())!.Value)); // nothing of the reply reached the stranger

@@ -328,8 +328,9 @@ public sealed class ReplyMirrorTests
         using var hubA = new Sutazai.Server.Conversations.ReplyHub(busA, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(400));
         using var hubB = new Sutazai.Server.Conversations.ReplyHub(busB, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(400));
         var started = new List<Sutazai.Server.Conversations.RunningReply>();
-        hubB.ReplyStarted += started.Add;
         var (conversation, user) = (Guid.NewGuid(), Guid.NewGuid());
+        using var watching = hubB.WatchUser(user, started.Add);
+        using var otherUser = hubB.WatchUser(Guid.NewGuid(), _ => Assert.Fail("another user's subscription saw the reply"));
         var reply = new Sutazai.Server.Conversations.RunningReply(conversation, user, Guid.NewGuid());
         Assert.True(hubA.TryStart(reply));
         reply.Publish(new Sutazai.Server.Conversations.ReplyEvent.Started(conversation, Messages.User(conversation), reply.AssistantMessageId, "m", "llamacpp"));
@@ -357,7 +358,7 @@ public sealed class ReplyMirrorTests
         await foreach (var e in mirror.WatchAsync(timeout.Token)) events.Add(e);
         Assert.Equal(["Hel", "lo"], events.OfType<Sutazai.Server.Conversations.ReplyEvent.Token>().Select(t => t.Content));
         var failed = Assert.IsType<Sutazai.Server.Conversations.ReplyEvent.Failed>(events[^1]);
-        Assert.Equal(503, failed.Status);
+        Assert.Equal(Sutazai.Server.Conversations.ReplyFailure.NodeLost, failed.Failure);
         Assert.Contains("stopped answering", failed.Detail);
         Assert.False(hubB.IsRunning(conversation));
         Assert.True(mirror.Completion.Task.IsCompleted);

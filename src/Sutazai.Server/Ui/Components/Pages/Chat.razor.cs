@@ -12,7 +12,7 @@ using Sutazai.Server.Knowledge;
 namespace Sutazai.Server.Ui.Components.Pages;
 
 /// <summary>
-/// The chat page. It works in-process on the same services the REST API and /ws/chat use: ConversationService starts a
+/// The chat page. It works in-process on the same services the REST API and /ws/chat use: ReplyPipeline starts a
 /// reply (detached from this circuit, so a dropped connection loses nothing) and the page watches it on ReplyHub —
 /// events so far, then live tokens. Opening a conversation with a running reply (a reload, another tab) follows it.
 /// </summary>
@@ -85,7 +85,7 @@ public sealed partial class Chat
         if (Id is { } conversationId)
         {
             await using var scope = Scopes.CreateAsyncScope();
-            var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+            var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
             _conversation = await service.FindAsync(_userId.Value, conversationId, _disposed.Token);
             if (_conversation is null)
             {
@@ -135,7 +135,7 @@ public sealed partial class Chat
     private async Task LoadListAsync()
     {
         await using var scope = Scopes.CreateAsyncScope();
-        var (items, _) = await scope.ServiceProvider.GetRequiredService<ConversationService>().ListAsync(_userId!.Value, archived: false, 1, 200, _disposed.Token);
+        var (items, _) = await scope.ServiceProvider.GetRequiredService<ConversationStore>().ListAsync(_userId!.Value, archived: false, 1, 200, _disposed.Token);
         _conversations = items.Select(c => ConversationResponse.From(c, Hub.IsRunning(c.Id))).ToList();
     }
 
@@ -143,7 +143,7 @@ public sealed partial class Chat
     {
         if (_conversation is null) return;
         await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         var fresh = await service.FindAsync(_userId!.Value, _conversation.Id, _disposed.Token);
         if (fresh is null)
         {
@@ -167,7 +167,7 @@ public sealed partial class Chat
         }
         if (await Session.UserIdAsync() is not { } userId) return;
         await using var scope = Scopes.CreateAsyncScope();
-        _searchHits = await scope.ServiceProvider.GetRequiredService<ConversationService>().SearchAsync(userId, _search, _disposed.Token);
+        _searchHits = await scope.ServiceProvider.GetRequiredService<ConversationStore>().SearchAsync(userId, _search, _disposed.Token);
     }
 
     private void CloseList()
@@ -193,7 +193,7 @@ public sealed partial class Chat
     private async Task SaveSystemPromptAsync()
     {
         if (await Session.UserIdAsync() is not { } userId) return;
-        var errors = ConversationService.ValidateFields(null, _systemPrompt);
+        var errors = ConversationStore.ValidateFields(null, _systemPrompt);
         if (errors.Count > 0)
         {
             _error = string.Join(" ", errors.SelectMany(e => e.Value));
@@ -213,7 +213,7 @@ public sealed partial class Chat
     private async Task UpdateConversationAsync(Guid userId, Guid conversationId, UpdateConversationRequest request)
     {
         await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         var conversation = await service.FindAsync(userId, conversationId, _disposed.Token);
         if (conversation is null)
         {
@@ -229,7 +229,7 @@ public sealed partial class Chat
     private async Task CreateConversationAsync(Guid userId)
     {
         await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         _conversation = await service.CreateAsync(userId, new CreateConversationRequest(null, _selectedModel, string.IsNullOrWhiteSpace(_systemPrompt) ? null : _systemPrompt), _disposed.Token);
         await JS.InvokeVoidAsync("sutazai.clearDraft", "new");
         Navigation.NavigateTo($"/c/{_conversation.Id}");
@@ -247,20 +247,20 @@ public sealed partial class Chat
         {
             if (_conversation is null) await CreateConversationAsync(userId);
             await using var scope = Scopes.CreateAsyncScope();
-            var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+            var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
             var conversation = await service.FindAsync(userId, _conversation!.Id, _disposed.Token);
             if (conversation is null)
             {
                 _notFound = true;
                 return;
             }
-            var (knowledge, knowledgeError) = await KnowledgeForAsync(scope.ServiceProvider, service, userId, text);
+            var (knowledge, knowledgeError) = await KnowledgeForAsync(scope.ServiceProvider, userId, text);
             if (knowledgeError is not null)
             {
                 _error = knowledgeError;
                 return;
             }
-            var result = await service.StartReplyAsync(userId, conversation, text, null, null, _selectedModel, null, _disposed.Token, edit: false, knowledge);
+            var result = await scope.ServiceProvider.GetRequiredService<ReplyPipeline>().StartReplyAsync(userId, conversation, text, null, null, _selectedModel, null, _disposed.Token, edit: false, knowledge);
             _draft = "";
             await JS.InvokeVoidAsync("sutazai.setValue", "composer", "");
             await JS.InvokeVoidAsync("sutazai.clearDraft", conversation.Id.ToString());
@@ -274,11 +274,11 @@ public sealed partial class Chat
     }
 
     /// <summary>"#name" words in a message attach my collections of that name, else those shared with me (<see cref="CollectionService.NamedInAsync"/>).</summary>
-    private static async Task<(KnowledgeRequest? Request, string? Error)> KnowledgeForAsync(IServiceProvider services, ConversationService service, Guid userId, string text)
+    private static async Task<(KnowledgeRequest? Request, string? Error)> KnowledgeForAsync(IServiceProvider services, Guid userId, string text)
     {
         var ids = await services.GetRequiredService<CollectionService>().NamedInAsync(userId, text, CancellationToken.None);
         if (ids.Count == 0) return (null, null); // a hashtag that names no collection is just text
-        return await service.KnowledgeForAsync(userId, ids, useKnowledge: false, CancellationToken.None);
+        return await services.GetRequiredService<ReplyGrounding>().KnowledgeForAsync(userId, ids, useKnowledge: false, CancellationToken.None);
     }
 
     private async Task HandleStartAsync(StartReplyResult result)
@@ -384,14 +384,14 @@ public sealed partial class Chat
     private async Task StartFromMessageAsync(Guid userId, Guid conversationId, string? text, Guid messageId, bool edit)
     {
         await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         var conversation = await service.FindAsync(userId, conversationId, _disposed.Token);
         if (conversation is null)
         {
             _notFound = true;
             return;
         }
-        var result = await service.StartReplyAsync(userId, conversation, text, null, messageId, _selectedModel, null, _disposed.Token, edit);
+        var result = await scope.ServiceProvider.GetRequiredService<ReplyPipeline>().StartReplyAsync(userId, conversation, text, null, messageId, _selectedModel, null, _disposed.Token, edit);
         await HandleStartAsync(result);
     }
 
@@ -407,7 +407,7 @@ public sealed partial class Chat
     {
         if (_conversation is null || await Session.UserIdAsync() is not { } userId) return;
         await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         var conversation = await service.FindAsync(userId, _conversation.Id, _disposed.Token);
         if (conversation is null)
         {
@@ -427,7 +427,7 @@ public sealed partial class Chat
     {
         if (_conversation is null || await Session.UserIdAsync() is not { } userId) return;
         await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         var conversation = await service.FindAsync(userId, _conversation.Id, _disposed.Token);
         if (conversation is null) return;
         var json = scope.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
@@ -454,7 +454,7 @@ public sealed partial class Chat
     private async Task SaveRenameAsync(Guid id)
     {
         if (await Session.UserIdAsync() is not { } userId) return;
-        var errors = ConversationService.ValidateFields(_renameText, null);
+        var errors = ConversationStore.ValidateFields(_renameText, null);
         if (errors.Count > 0)
         {
             _error = string.Join(" ", errors.SelectMany(e => e.Value));
@@ -477,7 +477,7 @@ public sealed partial class Chat
         if (await Session.UserIdAsync() is not { } userId) return;
         _confirmDelete = null;
         await using var scope = Scopes.CreateAsyncScope();
-        var service = scope.ServiceProvider.GetRequiredService<ConversationService>();
+        var service = scope.ServiceProvider.GetRequiredService<ConversationStore>();
         if (await service.FindAsync(userId, id, _disposed.Token) is { } conversation) await service.DeleteAsync(conversation, _disposed.Token);
         await LoadListAsync();
         if (_conversation?.Id == id)
