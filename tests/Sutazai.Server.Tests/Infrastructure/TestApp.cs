@@ -167,7 +167,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
 }
 
 /// <summary>One app per test class, shared by its tests (each test uses its own accounts).</summary>
-public abstract class AppFixture(DbProvider provider) : IAsyncLifetime
+public abstract class AppFixture(DbProvider provider, IDictionary<string, string?>? overrides = null) : IAsyncLifetime
 {
     public TestApp App { get; private set; } = null!;
 
@@ -178,7 +178,7 @@ public abstract class AppFixture(DbProvider provider) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        App = TestApp.Create(provider);
+        App = TestApp.Create(provider, overrides);
         using var client = App.Client();
         Admin = await Accounts.RegisterAsync(client, "admin" + Guid.NewGuid().ToString("N")[..8]);
         AdminTokens = await Accounts.LoginAsync(client, Admin.Username);
@@ -190,6 +190,24 @@ public abstract class AppFixture(DbProvider provider) : IAsyncLifetime
 public sealed class SqliteAppFixture() : AppFixture(DbProvider.Sqlite);
 
 public sealed class PostgresAppFixture() : AppFixture(DbProvider.Postgres);
+
+/// <summary>The scaled-out knowledge set-up: PostgreSQL for rows and full-text search, pgvector (the PGlite stand-in) for vectors.</summary>
+public sealed class PgVectorAppFixture() : AppFixture(DbProvider.Postgres, new Dictionary<string, string?>
+{
+    ["Sutazai:Knowledge:VectorStore"] = "pgvector",
+    ["Sutazai:Knowledge:PgVectorConnectionString"] = PgVectorCollection.ConnectionString,
+});
+
+/// <summary>Every test class that uses the one PGlite session (pgvector): they never run at the same time.</summary>
+[CollectionDefinition(Name)]
+public sealed class PgVectorCollection
+{
+    public const string Name = "pgvector";
+
+    public static string ConnectionString =>
+        Environment.GetEnvironmentVariable("SUTAZAI_TEST_PGVECTOR") is { Length: > 0 } cs ? cs
+            : throw new InvalidOperationException("SUTAZAI_TEST_PGVECTOR is not set: run the tests through ./scripts/test.sh.");
+}
 
 public static class Json
 {

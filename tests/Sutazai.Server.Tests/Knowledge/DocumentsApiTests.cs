@@ -210,3 +210,7 @@ public sealed class SqliteDocumentsApiTests(SqliteAppFixture fixture) : Document
 
 /// <summary>The suite on PostgreSQL (its full-text search and JSON columns).</summary>
 public sealed class PostgresDocumentsApiTests(PostgresAppFixture fixture) : DocumentsApiTests(fixture), IClassFixture<PostgresAppFixture>;
+
+/// <summary>The same suite with vectors in pgvector (PGlite), as a scaled-out deployment runs it.</summary>
+[Collection(PgVectorCollection.Name)]
+public sealed class PgVectorDocumentsApiTests(PgVectorAppFixture fixture) : DocumentsApiTests(fixture), IClassFixture<PgVectorAppFixture>;

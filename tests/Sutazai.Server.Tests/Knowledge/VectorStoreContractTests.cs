@@ -1,4 +1,5 @@
 using Sutazai.Knowledge.Vectors;
+using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Knowledge;
 
@@ -254,13 +255,12 @@ public sealed class USearchVectorStoreContractTests : VectorStoreContractTests
     }
 }
 
+[Collection(PgVectorCollection.Name)]
 public sealed class PgVectorStoreContractTests : VectorStoreContractTests
 {
     private readonly string _table = "vt_" + Guid.NewGuid().ToString("N")[..12];
 
-    private static string ConnectionString =>
-        Environment.GetEnvironmentVariable("SUTAZAI_TEST_PGVECTOR") is { Length: > 0 } cs ? cs
-            : throw new InvalidOperationException("SUTAZAI_TEST_PGVECTOR is not set: run the tests through ./scripts/test.sh.");
+    private static string ConnectionString => PgVectorCollection.ConnectionString;
 
     protected override IVectorStore CreateStore() => new PgVectorStore(ConnectionString, _table);
 

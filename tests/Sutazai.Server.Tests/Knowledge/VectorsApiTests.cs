@@ -203,6 +203,10 @@ public sealed class SqliteVectorsApiTests(SqliteAppFixture fixture) : VectorsApi
 /// <summary>The suite on PostgreSQL.</summary>
 public sealed class PostgresVectorsApiTests(PostgresAppFixture fixture) : VectorsApiTests(fixture), IClassFixture<PostgresAppFixture>;
 
+/// <summary>The same suite with vectors in pgvector (PGlite), as a scaled-out deployment runs it.</summary>
+[Collection(PgVectorCollection.Name)]
+public sealed class PgVectorVectorsApiTests(PgVectorAppFixture fixture) : VectorsApiTests(fixture), IClassFixture<PgVectorAppFixture>;
+
 public sealed class VectorsApiLimitTests
 {
     [Fact]
