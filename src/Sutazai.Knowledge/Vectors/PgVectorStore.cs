@@ -234,6 +234,8 @@ public sealed partial class PgVectorStore : IVectorStore, IAsyncDisposable
     private NpgsqlDataSource Ready() =>
         _dataSource ?? throw new InvalidOperationException("Call EnsureCollectionAsync before using the vector store.");
 
-    [GeneratedRegex("^[a-z_][a-z0-9_]{0,40}$")]
+    // At most 48 characters, so the longest name made from it (ix_<table>_embedding) stays within PostgreSQL's 63;
+    // a raw-vector collection's table (raw_vectors_ and 32 hex digits) is 44.
+    [GeneratedRegex("^[a-z_][a-z0-9_]{0,47}$")]
     private static partial Regex IdentifierPattern();
 }

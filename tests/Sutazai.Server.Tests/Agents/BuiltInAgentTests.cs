@@ -188,4 +188,36 @@ public sealed class BuiltInAgentTests : IAsyncLifetime
         Assert.Equal("", await GitAsync(_repository, "status", "--porcelain"));
         Assert.Equal(0, run.GetProperty("artifacts").GetArrayLength());
     }
+
+    [Fact]
+    public async Task Analyst_SearchesTheUsersDocuments_AndCitesThePassageItFound_NeverAnotherUsers()
+    {
+        var report = await Documents.UploadIndexedAsync(_client, "q3-report.txt",
+            "Quarterly report for the third quarter. Revenue grew twelve percent to 4.2 million euros. Headcount rose to 37.");
+        var (_, strangerTokens) = await Accounts.RegisterAndLoginAsync(_app.Client());
+        using var stranger = _app.Client(strangerTokens.AccessToken);
+        await Documents.UploadIndexedAsync(stranger, "rival-report.txt", "Quarterly report of a rival: revenue fell to 1.1 million euros.");
+
+        var task = "analyst-task-" + Guid.NewGuid().ToString("N")[..8] + ": how much did revenue grow last quarter?";
+        _kit.Models.Script(task,
+            ScriptedModels.Call("knowledge_search", new { query = "quarterly revenue growth", k = 5 }),
+            (Func<IReadOnlyList<ChatMessage>, ChatResponse>)(messages =>
+            {
+                // The scripted model answers from what the tool really returned: the first passage, cited by title and chunk.
+                var result = JsonDocument.Parse(messages.Last().Contents.OfType<FunctionResultContent>().Single().Result!.ToString()!).RootElement;
+                var hit = result.GetProperty("results")[0];
+                return ScriptedModels.Answer($"Revenue grew twelve percent [{hit.GetProperty("title").GetString()}, {hit.GetProperty("chunkId").GetGuid()}].");
+            }));
+        var runId = await Runs.StartAsync(_client, "analyst", task);
+        var (run, approved) = await ApproveUntilDoneAsync(runId);
+
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        Assert.Empty(approved); // searching is read-only: no approval asked
+        Assert.Equal(["model", "tool_call", "tool_result", "model"], Runs.StepKinds(run));
+        var hits = ResultOf(run, "knowledge_search").GetProperty("result").GetProperty("results").EnumerateArray().ToList();
+        Assert.NotEmpty(hits);
+        Assert.All(hits, h => Assert.Equal(report, h.GetProperty("documentId").GetGuid())); // the stranger's report is never a hit
+        Assert.Contains("4.2 million euros", hits[0].GetProperty("text").GetString(), StringComparison.Ordinal);
+        Assert.Equal($"Revenue grew twelve percent [q3-report.txt, {hits[0].GetProperty("chunkId").GetGuid()}].", run.GetProperty("output").GetString());
+    }
 }

@@ -264,6 +264,28 @@ public sealed class PgVectorStoreContractTests : VectorStoreContractTests
 
     protected override IVectorStore CreateStore() => new PgVectorStore(ConnectionString, _table);
 
+    [Fact]
+    public async Task LongestAllowedTableName_GetsItsTableAndIndexes_ALongerOneIsRefused()
+    {
+        var table = ("vt_" + Guid.NewGuid().ToString("N")).PadRight(48, 'x'); // raw-vector collections use 44 characters
+        await using (var store = new PgVectorStore(ConnectionString, table))
+        {
+            await store.EnsureCollectionAsync(3);
+            var (owner, document) = (Guid.NewGuid(), Guid.NewGuid());
+            await store.UpsertAsync([new VectorRecord(Guid.NewGuid(), owner, null, document, new float[] { 1, 0, 0 })]);
+            Assert.Equal(document, Assert.Single(await store.SearchAsync(new float[] { 1, 0, 0 }, 5, VectorFilter.Owner(owner))).DocumentId);
+        }
+        await using (var connection = new Npgsql.NpgsqlConnection(ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var indexes = new Npgsql.NpgsqlCommand($"SELECT count(*) FROM pg_indexes WHERE tablename = '{table}' AND indexname = 'ix_{table}_embedding'", connection);
+            Assert.Equal(1L, await indexes.ExecuteScalarAsync());
+            await using var drop = new Npgsql.NpgsqlCommand($"DROP TABLE {table}", connection);
+            await drop.ExecuteNonQueryAsync();
+        }
+        Assert.Throws<ArgumentException>(() => new PgVectorStore(ConnectionString, table + "x"));
+    }
+
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();
