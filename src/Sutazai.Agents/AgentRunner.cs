@@ -27,6 +27,7 @@ public sealed partial class AgentRunner(
     IRunControl hub,
     AgentWorkspaces workspaces,
     AgentAccess access,
+    MemoryStore memory,
     IServiceProvider services,
     IOptions<AgentOptions> options,
     IOptions<AgentToolOptions> toolOptions,
@@ -153,7 +154,7 @@ public sealed partial class AgentRunner(
 
         var system = _agent.Instructions.Trim();
         if (_agent.Kind == AgentKind.Memory)
-            system += "\n\n" + await services.GetRequiredService<MemoryStore>().CoreMemoryPromptAsync(_run.UserId, ct);
+            system += "\n\n" + await memory.CoreMemoryPromptAsync(_run.UserId, ct);
         system += $"\n\nToday is {time.GetUtcNow():yyyy-MM-dd}. Files you write go to the run's workspace.";
         var segment = new Segment(null, null, system, UserInput(), ToolsFor(_agent.Tools, context), null);
         return _agent.Kind == AgentKind.Engineer ? await BuildLoopAsync(segment, context, ct) : await LoopAsync(segment, ct);
