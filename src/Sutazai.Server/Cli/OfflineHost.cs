@@ -52,7 +52,7 @@ public static class OfflineHost
     /// </summary>
     public static WebApplicationBuilder CreateBuilder(string[] settings)
     {
-        var builder = WebApplication.CreateBuilder(settings);
+        var builder = WebApplication.CreateBuilder(Hosting.HostPaths.Options(settings));
         builder.Logging.ClearProviders();
         builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         // Registered after appsettings.json's levels, so these win over them.

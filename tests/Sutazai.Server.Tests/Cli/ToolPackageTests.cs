@@ -86,8 +86,19 @@ public sealed class ToolPackageTests : IDisposable
             var login = await http.GetAsync("/login");
             Assert.Equal(HttpStatusCode.OK, login.StatusCode);
             Assert.Contains("<html", await login.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
-            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/app.css")).StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/_framework/blazor.web.js")).StatusCode);
+            // Exactly the packaged files with their types: a server started elsewhere once answered 200 with an empty
+            // body and no Content-Type, which browsers refuse under nosniff (an unstyled page where Blazor never starts).
+            var installed = Directory.GetFiles(home, "*", SearchOption.AllDirectories).Where(f => f.Contains($"{Path.DirectorySeparatorChar}wwwroot{Path.DirectorySeparatorChar}", StringComparison.Ordinal)).ToList();
+            foreach (var (path, type) in new[] { ("app.css", "text/css"), ("_framework/blazor.web.js", "text/javascript") })
+            {
+                var asset = await http.GetAsync("/" + path);
+                Assert.Equal(HttpStatusCode.OK, asset.StatusCode);
+                Assert.Equal(type, asset.Content.Headers.ContentType?.MediaType);
+                var file = Assert.Single(installed, f => f.EndsWith(Path.DirectorySeparatorChar + path.Replace('/', Path.DirectorySeparatorChar), StringComparison.Ordinal));
+                var expected = await File.ReadAllBytesAsync(file);
+                Assert.NotEmpty(expected);
+                Assert.Equal(expected, await asset.Content.ReadAsByteArrayAsync());
+            }
             Assert.True(File.Exists(Path.Combine(data, "sutazai.db")));
         }
         finally
