@@ -72,6 +72,16 @@ if ! command -v tmux >/dev/null 2>&1; then
   apt_install tmux
 fi
 
+# --- deploy/ checks: nginx -t, promtool (Debian prometheus), systemd-analyze verify -------------------------------
+deploy_tools=()
+command -v nginx >/dev/null 2>&1 || deploy_tools+=(nginx)
+command -v promtool >/dev/null 2>&1 || deploy_tools+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || deploy_tools+=(systemd)
+if [ ${#deploy_tools[@]} -gt 0 ]; then
+  log "installing ${deploy_tools[*]} (deploy/ checks)"
+  apt_install "${deploy_tools[@]}"
+fi
+
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then

@@ -125,6 +125,14 @@ public static class ServiceDefaults
         services.AddOpenApi(o => o.AddDocumentTransformer<BearerSecuritySchemeTransformer>());
 
         services.AddSingleton<SutazaiMetrics>();
+        // Readiness as a metric (sutazai.health.status), so alert rules can see a degraded node.
+        services.AddSingleton<Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheckPublisher, Health.HealthMetricsPublisher>();
+        services.Configure<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckPublisherOptions>(o =>
+        {
+            o.Delay = TimeSpan.FromSeconds(5);
+            o.Period = TimeSpan.FromSeconds(30);
+            o.Predicate = check => check.Tags.Contains("ready");
+        });
         services.AddSingleton<MonitorSampler>();
         services.AddScoped<ActivityStatistics>();
         services.AddHostedService(sp => sp.GetRequiredService<MonitorSampler>());

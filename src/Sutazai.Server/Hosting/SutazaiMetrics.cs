@@ -18,8 +18,9 @@ public sealed class SutazaiMetrics
     private readonly Counter<long> _tasksFailed;
     private readonly Histogram<double> _taskDuration;
     private IReadOnlyDictionary<string, long> _taskQueueDepth = new Dictionary<string, long>();
+    private IReadOnlyDictionary<string, double> _health = new Dictionary<string, double>();
 
-    public SutazaiMetrics(IMeterFactory meterFactory)
+    public SutazaiMetrics(IMeterFactory meterFactory, Microsoft.Extensions.Options.IOptions<Configuration.SutazaiOptions> options)
     {
         var meter = meterFactory.Create(MeterName);
         _logins = meter.CreateCounter<long>("sutazai.auth.logins", description: "Login attempts by result.");
@@ -34,7 +35,29 @@ public sealed class SutazaiMetrics
         _taskDuration = meter.CreateHistogram<double>("sutazai.tasks.duration", unit: "s", description: "Time a delivery took from dispatch to settling.");
         meter.CreateObservableGauge("sutazai.tasks.queue_depth", () => _taskQueueDepth.Select(p => new Measurement<long>(p.Value, new KeyValuePair<string, object?>("status", p.Key))),
             unit: "{message}", description: "Messages in the task queue by status (refreshed every 15 s by the worker).");
+        meter.CreateObservableGauge("sutazai.health.status", () => _health.Select(p => new Measurement<double>(p.Value, new KeyValuePair<string, object?>("check", p.Key))),
+            description: "Readiness by check (and \"all\"): 1 healthy, 0.5 degraded, 0 unhealthy (refreshed every 30 s).");
+        var dataPath = options.Value.DataPath;
+        meter.CreateObservableGauge("sutazai.storage.free", () => Disk(dataPath, d => d.AvailableFreeSpace), unit: "By", description: "Free space on the data directory's file system.");
+        meter.CreateObservableGauge("sutazai.storage.size", () => Disk(dataPath, d => d.TotalSize), unit: "By", description: "Size of the data directory's file system.");
     }
+
+    private static IEnumerable<Measurement<long>> Disk(string path, Func<DriveInfo, long> read)
+    {
+        long value;
+        try
+        {
+            value = read(new DriveInfo(Path.GetFullPath(path)));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            yield break; // not created yet, or unreadable: no sample rather than a wrong one
+        }
+        yield return new Measurement<long>(value);
+    }
+
+    /// <summary>The latest readiness report, by check name plus "all".</summary>
+    public void SetHealth(IReadOnlyDictionary<string, double> byCheck) => _health = byCheck;
 
     /// <summary>result: success | invalid_credentials | locked | inactive.</summary>
     public void Login(string result) => _logins.Add(1, new KeyValuePair<string, object?>("result", result));

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Cli;
 
@@ -14,18 +15,6 @@ public sealed class ToolPackageTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, string workingDirectory, IDictionary<string, string>? environment = null, int timeoutSeconds = 300)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(timeoutSeconds));
-        return (process.ExitCode, await output + await error);
-    }
-
     [Fact]
     public async Task PackedTool_InstallsWithDotnetTool_AndServesFromAnyFolder()
     {
@@ -34,7 +23,7 @@ public sealed class ToolPackageTests : IDisposable
         var configuration = new DirectoryInfo(Path.GetDirectoryName(dll)!).Parent!.Name;
         var project = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(dll)!, "..", "..", ".."));
         var packages = Path.Combine(_dir, "packages");
-        var pack = await RunAsync("dotnet", ["pack", project, "-c", configuration, "--no-build", "-nologo", "-o", packages], _dir);
+        var pack = await Commands.RunAsync("dotnet", ["pack", project, "-c", configuration, "--no-build", "-nologo", "-o", packages], _dir);
         Assert.True(pack.ExitCode == 0, pack.Output);
         var package = Assert.Single(Directory.GetFiles(packages, "sutazai.*.nupkg"));
         var version = Path.GetFileNameWithoutExtension(package)["sutazai.".Length..];
@@ -44,14 +33,14 @@ public sealed class ToolPackageTests : IDisposable
         var environment = new Dictionary<string, string> { ["DOTNET_CLI_HOME"] = home, ["DOTNET_NOLOGO"] = "1" };
         if (Environment.GetEnvironmentVariable("NUGET_PACKAGES") is null)
             environment["NUGET_PACKAGES"] = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
-        var install = await RunAsync("dotnet", ["tool", "install", "-g", "--add-source", packages, "sutazai", "--version", version], _dir, environment);
+        var install = await Commands.RunAsync("dotnet", ["tool", "install", "-g", "--add-source", packages, "sutazai", "--version", version], _dir, environment);
         Assert.True(install.ExitCode == 0, install.Output);
         Assert.Contains($"Tool 'sutazai' (version '{version}') was successfully installed.", install.Output);
         var sutazai = Path.Combine(home, ".dotnet", "tools", "sutazai");
         Assert.True(File.Exists(sutazai), install.Output);
 
         var elsewhere = Directory.CreateDirectory(Path.Combine(_dir, "elsewhere")).FullName;
-        var help = await RunAsync(sutazai, ["--help"], elsewhere, environment, 60);
+        var help = await Commands.RunAsync(sutazai, ["--help"], elsewhere, environment, 60);
         Assert.Equal(0, help.ExitCode);
         Assert.Contains("SutazAI: a self-hosted AI assistant.", help.Output);
         Assert.Contains("serve", help.Output);
