@@ -20,7 +20,9 @@ public sealed class OllamaPuller(Func<CancellationToken, Task<OllamaProvider?>> 
         HttpResponseMessage response;
         try
         {
-            response = await http.PostAsJsonAsync(url, new { model, stream = true }, ct);
+            // Headers only: the progress lines are read as Ollama writes them, not once the pull has ended.
+            using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = JsonContent.Create(new { model, stream = true }) };
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         }
         catch (HttpRequestException ex)
         {

@@ -72,10 +72,10 @@ public sealed class FakeOllamaServer : FakeServer
                 "{\"status\":\"verifying sha256 digest\"}",
                 "{\"status\":\"success\"}",
             ];
+            // Each line flushed on its own, and HoldAfterFirstChunk can hold the stream after any of them.
             foreach (var line in lines)
             {
-                await c.Response.WriteAsync(line + "\n");
-                await c.Response.Body.FlushAsync();
+                if (!await WriteChunkAsync(c, line + "\n")) return;
             }
         });
         app.MapGet("/api/version", (HttpContext c) => JsonAsync(c, 200, new JsonObject { ["version"] = Version }));

@@ -330,4 +330,34 @@ public sealed class OllamaProviderTests : IAsyncLifetime
         Assert.Equal(new Uri("http://gpu-box:11434/"), noTimeout.BaseUri);
         Assert.Throws<ArgumentOutOfRangeException>(() => new OllamaProvider(new OllamaOptions { Timeout = TimeSpan.FromSeconds(-1) }));
     }
+
+    private sealed class Recorder(Action<Sutazai.Inference.Pull.DownloadProgress> seen) : IProgress<Sutazai.Inference.Pull.DownloadProgress>
+    {
+        public List<Sutazai.Inference.Pull.DownloadProgress> Reports { get; } = [];
+
+        public void Report(Sutazai.Inference.Pull.DownloadProgress value)
+        {
+            lock (Reports) Reports.Add(value);
+            seen(value);
+        }
+    }
+
+    [Fact]
+    public async Task Pull_ReportsProgress_WhileOllamaIsStillSending()
+    {
+        // Ollama holds the stream after its first byte count until that count has been reported here: a pull that
+        // read the whole response before reporting would never see it, and never end.
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _server.HoldAfterFirstChunk = gate;
+        _server.HoldAfterChunk = 2;
+        var progress = new Recorder(p =>
+        {
+            if (p.Bytes == 400) gate.TrySetResult();
+        });
+        using var http = new HttpClient();
+        var puller = new OllamaPuller(_ => Task.FromResult<OllamaProvider?>(_provider), http);
+        await puller.PullAsync("tinyllama:1.1b", progress, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal([(400L, 1000L), (1000L, 1000L)], progress.Reports.Select(r => (r.Bytes, r.TotalBytes!.Value)));
+        Assert.True(gate.Task.IsCompleted);
+    }
 }
