@@ -335,7 +335,7 @@ public sealed partial class AgentRunner(
             Tools = tools.Count > 0 ? tools : null,
             MaxOutputTokens = (int)Math.Clamp(_agent.Limits.MaxTokens - used, 16, 4096),
         };
-        var client = _model.Provider.GetChatClient(_model.ModelId);
+        var client = _model.ChatClient();
         if (options.Value.JsonProviders.Contains(_model.Provider.Name)) client = new JsonToolCallingChatClient(client);
 
         var updates = new List<ChatResponseUpdate>();

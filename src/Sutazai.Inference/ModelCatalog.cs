@@ -5,7 +5,18 @@ using Microsoft.Extensions.Options;
 namespace Sutazai.Inference;
 
 /// <summary>A model resolved to the provider that runs it, with what the provider said about it.</summary>
-public sealed record ResolvedModel(IModelProvider Provider, string ModelId, ModelInfo? Info = null);
+public sealed record ResolvedModel(IModelProvider Provider, string ModelId, ModelInfo? Info = null)
+{
+    /// <summary>The ActivitySource and Meter of model calls (OpenTelemetry GenAI conventions: spans with token usage, gen_ai.client.* metrics).</summary>
+    public const string TelemetrySource = "Sutazai.Inference";
+
+    /// <summary>
+    /// The model's chat client, traced and measured with the OpenTelemetry GenAI conventions (no prompt or reply text
+    /// is recorded); with no listener for <see cref="TelemetrySource"/> the wrapper does nothing.
+    /// </summary>
+    public IChatClient ChatClient() =>
+        Provider.GetChatClient(ModelId).AsBuilder().UseOpenTelemetry(sourceName: TelemetrySource).Build();
+}
 
 /// <summary>The default model an administrator chose at run time (stored by the host, for example in its database).</summary>
 public interface IDefaultModelStore

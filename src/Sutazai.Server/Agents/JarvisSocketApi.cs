@@ -57,7 +57,7 @@ public sealed partial class JarvisRouter(ModelCatalog models, IOptions<AgentOpti
             "Hands the request to an agent. agent: one of the agent ids; task: what the agent must do, self-contained.");
         try
         {
-            var response = await model.Provider.GetChatClient(model.ModelId).GetResponseAsync(
+            var response = await model.ChatClient().GetResponseAsync(
                 [
                     new ChatMessage(ChatRole.System, "You are JARVIS, the user's assistant. If one of these agents should act on the request, call start_agent; " +
                         "if you can answer directly, reply with the word ANSWER only.\nAgents:\n" + agents),

@@ -10,7 +10,9 @@ using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.ResponseCompression;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
+using OpenTelemetry;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 using Scalar.AspNetCore;
 using Sutazai.Server.Configuration;
 
@@ -136,13 +138,25 @@ public static class ServiceDefaults
         services.AddSingleton<MonitorSampler>();
         services.AddScoped<ActivityStatistics>();
         services.AddHostedService(sp => sp.GetRequiredService<MonitorSampler>());
-        services.AddOpenTelemetry()
+        var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("sutazai"))
             .WithMetrics(m => m
                 .AddAspNetCoreInstrumentation()
                 .AddRuntimeInstrumentation()
-                .AddMeter(SutazaiMetrics.MeterName, "Microsoft.EntityFrameworkCore", "Npgsql", "System.Net.Http")
+                .AddMeter(SutazaiMetrics.MeterName, Sutazai.Inference.ResolvedModel.TelemetrySource, "Microsoft.EntityFrameworkCore", "Npgsql", "System.Net.Http")
                 .AddPrometheusExporter());
+        // With the standard OTEL_EXPORTER_OTLP_* variables (or the same keys in configuration), traces, metrics and
+        // logs also go out over OTLP; without them no trace is recorded at all.
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            telemetry
+                .WithTracing(t => Npgsql.TracerProviderBuilderExtensions.AddNpgsql(t)
+                    .AddAspNetCoreInstrumentation(o => o.Filter = http => !http.Request.Path.StartsWithSegments("/metrics") && !http.Request.Path.StartsWithSegments("/health"))
+                    .AddHttpClientInstrumentation()
+                    .AddSource(Sutazai.Inference.ResolvedModel.TelemetrySource))
+                .WithLogging()
+                .UseOtlpExporter();
+        }
         return builder;
     }
 

@@ -156,7 +156,7 @@ public sealed class GenerationRunner(ModelCatalog catalog, IOptionsMonitor<Infer
         chatOptions.MaxOutputTokens ??= options.CurrentValue.DefaultMaxOutputTokens;
         var updates = prompt is not null
             ? model.Provider.CompleteAsync(model.ModelId, prompt, chatOptions, ct)
-            : model.Provider.GetChatClient(model.ModelId).GetStreamingResponseAsync(messages!, chatOptions, ct);
+            : model.ChatClient().GetStreamingResponseAsync(messages!, chatOptions, ct);
         return new Run(model, updates, metrics);
     }
 }

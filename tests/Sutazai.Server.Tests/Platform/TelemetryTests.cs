@@ -1,0 +1,65 @@
+using System.Net;
+using System.Net.Http.Json;
+using Sutazai.Server.Tests.Infrastructure;
+using Expect = Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations;
+
+namespace Sutazai.Server.Tests.Platform;
+
+/// <summary>
+/// OTLP export, read back by an in-test OTLP/HTTP receiver: one chat request gives a trace with the HTTP server span
+/// and, inside it, the model span with the GenAI conventions' token counts, and the GenAI metrics with their units.
+/// </summary>
+public sealed class TelemetryTests
+{
+    [Fact]
+    public async Task OneChatRequest_IsExportedAsATraceWithTheModelSpan_AndGenAiMetrics()
+    {
+        await using var receiver = await OtlpReceiver.StartAsync();
+        await using var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
+        {
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.Root.ToString().TrimEnd('/'),
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+            ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
+            ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
+        });
+        ModelAppFixtureBase.WriteModel(app.DataDir);
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(app.Client());
+        using var client = app.Client(tokens.AccessToken);
+        var response = await client.PostAsJsonAsync("/v1/chat/completions", new
+        {
+            model = ModelAppFixtureBase.ModelId,
+            messages = new object[] { new { role = "user", content = "Hi there" } },
+            temperature = 0,
+        });
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var usage = (await response.ReadJsonAsync()).GetProperty("usage");
+
+        OtlpReceiver.Span? server = null, model = null;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((server is null || model is null || !receiver.Metrics().Any(m => m.Name == "gen_ai.client.token.usage")) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+            var spans = receiver.Spans();
+            server = spans.FirstOrDefault(s => s.Attributes.TryGetValue("http.route", out var route) && (string)route == "/v1/chat/completions");
+            model = spans.FirstOrDefault(s => s.Name == $"chat {ModelAppFixtureBase.ModelId}");
+        }
+        Assert.NotNull(server);
+        Assert.NotNull(model);
+        Assert.Equal(2, server.Kind); // SERVER
+        Assert.Equal(200L, server.Attributes["http.response.status_code"]);
+        Assert.Equal(3, model.Kind); // CLIENT
+        Assert.Equal("Sutazai.Inference", model.Scope);
+        Assert.Equal(server.TraceId, model.TraceId); // the model call is part of the request's trace
+        Assert.Equal("chat", model.Attributes["gen_ai.operation.name"]);
+        Assert.Equal(ModelAppFixtureBase.ModelId, model.Attributes["gen_ai.request.model"]);
+        Assert.Equal((long)usage.GetProperty("prompt_tokens").GetInt32(), model.Attributes["gen_ai.usage.input_tokens"]);
+        Assert.Equal((long)Expect.ChatReplyTokens, model.Attributes["gen_ai.usage.output_tokens"]);
+        Assert.DoesNotContain(model.Attributes.Values.OfType<string>(), v => v.Contains("Hi there", StringComparison.Ordinal)); // no prompt text
+
+        var metrics = receiver.Metrics();
+        Assert.Equal("{token}", metrics.First(m => m.Name == "gen_ai.client.token.usage").Unit);
+        Assert.Equal("s", metrics.First(m => m.Name == "gen_ai.client.operation.duration").Unit);
+        Assert.Contains(metrics, m => m.Name == "http.server.request.duration" && m.Unit == "s");
+    }
+}
