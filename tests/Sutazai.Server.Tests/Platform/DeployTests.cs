@@ -84,10 +84,34 @@ public sealed partial class DeployTests : IDisposable
         Assert.Superset(alerts, tested);
     }
 
-    [Fact]
-    public async Task EveryMetricAnAlertNames_IsOneTheServerExports()
+    /// <summary>Every PromQL expression of the Grafana dashboard.</summary>
+    private static List<string> DashboardQueries()
     {
-        var names = MetricName().Matches(await File.ReadAllTextAsync(Path.Combine(Deploy, "prometheus", "alerts.yml"))).Select(m => m.Value).ToHashSet();
+        using var dashboard = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(Deploy, "grafana", "sutazai-dashboard.json")));
+        return [.. dashboard.RootElement.GetProperty("panels").EnumerateArray()
+            .SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!)];
+    }
+
+    [Fact]
+    public async Task GrafanaDashboard_QueriesAreValidPromQl()
+    {
+        var queries = DashboardQueries();
+        Assert.True(queries.Count >= 10, $"{queries.Count} queries");
+        // promtool parses every expression of a rule file: each query becomes a recording rule.
+        var rules = "groups:\n  - name: dashboard\n    rules:\n" + string.Concat(queries.Select((q, i) =>
+            $"      - record: dashboard:query_{i}\n        expr: {System.Text.Json.JsonSerializer.Serialize(q)}\n"));
+        await File.WriteAllTextAsync(Path.Combine(_dir, "dashboard.rules.yml"), rules);
+        var check = await Commands.RunAsync("promtool", ["check", "rules", "dashboard.rules.yml"], _dir, timeoutSeconds: 60);
+        Assert.True(check.ExitCode == 0, check.Output);
+        Assert.Contains($"SUCCESS: {queries.Count} rules found", check.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EveryMetricAnAlertOrTheDashboardNames_IsOneTheServerExports()
+    {
+        var names = MetricName().Matches(await File.ReadAllTextAsync(Path.Combine(Deploy, "prometheus", "alerts.yml"))).Select(m => m.Value)
+            .Concat(DashboardQueries().SelectMany(q => MetricName().Matches(q).Select(m => m.Value))).ToHashSet();
+        Assert.Contains("sutazai_inference_tokens_total", names);
         Assert.Contains("sutazai_inference_time_to_first_token_seconds_bucket", names);
         Assert.Contains("sutazai_tasks_processed_total", names);
 
