@@ -152,6 +152,9 @@ public sealed class HttpOptions : IValidatableObject
 
     public string KnownProxies { get; set; } = "";
 
+    /// <summary>See <see cref="Hosting.MetricsPort"/>.</summary>
+    public string MetricsUrl { get; set; } = "";
+
     public string[] KnownProxyList =>
         KnownProxies.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
@@ -162,6 +165,8 @@ public sealed class HttpOptions : IValidatableObject
             var valid = entry.Contains('/', StringComparison.Ordinal) ? System.Net.IPNetwork.TryParse(entry, out _) : System.Net.IPAddress.TryParse(entry, out _);
             if (!valid) yield return new ValidationResult($"Sutazai:Http:KnownProxies: '{entry}' is neither an IP address nor a CIDR range (e.g. 10.0.0.0/8).", [nameof(KnownProxies)]);
         }
+        if (MetricsUrl.Length > 0 && !(Uri.TryCreate(MetricsUrl, UriKind.Absolute, out var metrics) && metrics.Scheme == Uri.UriSchemeHttp && metrics.AbsolutePath == "/" && MetricsUrl.Contains($":{metrics.Port}", StringComparison.Ordinal)))
+            yield return new ValidationResult($"Sutazai:Http:MetricsUrl: '{MetricsUrl}' must be an http:// address with a port, e.g. http://0.0.0.0:9464.", [nameof(MetricsUrl)]);
     }
 }
 

@@ -52,6 +52,7 @@ public static class SettingsRegistry
         new("Sutazai:Http:MaxRequestBodyBytes", "10485760", "Largest request body accepted (413 beyond). Upload endpoints set their own limit."),
         new("Sutazai:Http:CorsOrigins", "", "Comma-separated origins allowed by CORS; empty allows none (same-origin UI needs none)."),
         new("Sutazai:Http:KnownProxies", "", "Comma-separated IPs or CIDR ranges of reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (client address for rate limits and logs, https scheme). Empty: the headers are ignored, so a client cannot spoof its address."),
+        new("Sutazai:Http:MetricsUrl", "", "A separate management address for `/metrics` (e.g. `http://0.0.0.0:9464`), added to the addresses the server listens on: there `/metrics` is the only route, and the main addresses answer 404 for it. Empty serves `/metrics` on the main addresses."),
         new("Sutazai:WebSockets:CredentialRecheckSeconds", "30", "How often every open `/ws/*` socket checks its credential again (it is also checked on every frame that starts work): a deactivated account, a password change or reset, \"log out everywhere\" or an expired token or cookie closes the socket with 1008."),
 
         new("Sutazai:Inference:Provider", "llamacpp", "Provider used when a request names no model: `llamacpp` (in-process), `ollama` or `openai`."),

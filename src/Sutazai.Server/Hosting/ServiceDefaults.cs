@@ -28,6 +28,7 @@ public static class ServiceDefaults
     {
         builder.AddSutazaiSettings();
         builder.AddSutazaiClusterBus();
+        MetricsPort.Listen(builder);
         var services = builder.Services;
         services.AddHostedService<DataDirGuard>();
         var http = builder.Configuration.Read<HttpOptions>(HttpOptions.Section);
@@ -182,6 +183,7 @@ public static class ServiceDefaults
 
     public static WebApplication UseSutazaiDefaults(this WebApplication app)
     {
+        MetricsPort.Separate(app);
         if (app.Services.GetRequiredService<IOptions<HttpOptions>>().Value.KnownProxyList.Length > 0) app.UseForwardedHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
