@@ -51,20 +51,23 @@ public sealed class OtlpReceiver : IAsyncDisposable
     }
 
     public List<Span> Spans() =>
-        [.. from export in _traces.ToArray()
-            from resource in Fields(export, 1)
-            from scope in Fields(resource, 2)
-            let scopeName = Fields(scope, 1).Select(s => Text(s, 1)).FirstOrDefault() ?? ""
-            from span in Fields(scope, 2)
-            select new Span(Hex(span, 1), Hex(span, 2), Hex(span, 4), Text(span, 5) ?? "", (int)Varint(span, 6), scopeName, Attributes(span, 9))];
+        [.. from item in Items(_traces)
+            let span = item.Item
+            select new Span(Hex(span, 1), Hex(span, 2), Hex(span, 4), Text(span, 5) ?? "", (int)Varint(span, 6), item.Scope, Attributes(span, 9))];
 
-    public List<Metric> Metrics() =>
-        [.. from export in _metrics.ToArray()
-            from resource in Fields(export, 1)
-            from scope in Fields(resource, 2)
-            let scopeName = Fields(scope, 1).Select(s => Text(s, 1)).FirstOrDefault() ?? ""
-            from metric in Fields(scope, 2)
-            select new Metric(Text(metric, 1) ?? "", Text(metric, 3) ?? "", scopeName)];
+    public List<Metric> Metrics() => [.. Items(_metrics).Select(m => new Metric(Text(m.Item, 1) ?? "", Text(m.Item, 3) ?? "", m.Scope))];
+
+    /// <summary>
+    /// The spans or metrics of every export with their scope's name: both requests nest them the same way
+    /// (1: resource spans/metrics → 2: scope spans/metrics → 1: scope, 2: items).
+    /// </summary>
+    private static IEnumerable<(string Scope, byte[] Item)> Items(ConcurrentQueue<byte[]> exports) =>
+        from export in exports.ToArray()
+        from resource in Fields(export, 1)
+        from scope in Fields(resource, 2)
+        let scopeName = Fields(scope, 1).Select(s => Text(s, 1)).FirstOrDefault() ?? ""
+        from item in Fields(scope, 2)
+        select (scopeName, item);
 
     /// <summary>Every length-delimited field <paramref name="number"/> of a message.</summary>
     private static IEnumerable<byte[]> Fields(byte[] message, int number)
