@@ -48,7 +48,8 @@ public static class ShellRunner
         using var process = new Process { StartInfo = start };
         try
         {
-            process.Start();
+            // From the launcher thread, so bwrap's --die-with-parent follows the server, not this (pool) thread.
+            await ProcessLauncher.StartAsync(process);
         }
         catch (System.ComponentModel.Win32Exception ex)
         {

@@ -168,4 +168,20 @@ public sealed class SandboxTests : IDisposable
         var result = await RunAsync("pwd; id -u", o => o.Mode = "none");
         Assert.Equal($"{_ws.Root}\n{Sutazai.Agents.Tools.Native.GetEffectiveUserId()}\n", result.Stdout);
     }
+
+    [Fact]
+    public async Task ASandboxOutlivesTheThreadThatStartedIt()
+    {
+        // bwrap --die-with-parent kills the sandbox when its parent *thread* exits (PR_SET_PDEATHSIG): the command is
+        // started here from a thread that ends at once, and must still finish with its output.
+        Task<ShellResult>? running = null;
+        var starter = new Thread(() => running = ShellRunner.RunAsync(
+            ["/usr/bin/bwrap", "--die-with-parent", "--dev-bind", "/", "/", "/bin/sh", "-c", "sleep 1; echo alive"],
+            new Dictionary<string, string> { ["PATH"] = ShellRunner.SearchPath }, Path.GetTempPath(), TimeSpan.FromSeconds(30), 4096, null, CancellationToken.None));
+        starter.Start();
+        starter.Join();
+        var result = await running!;
+        Assert.Equal("alive\n", result.Stdout);
+        Assert.Equal(0, result.ExitCode);
+    }
 }
