@@ -15,7 +15,13 @@ public sealed record ResolvedModel(IModelProvider Provider, string ModelId, Mode
     /// is recorded); with no listener for <see cref="TelemetrySource"/> the wrapper does nothing.
     /// </summary>
     public IChatClient ChatClient() =>
-        Provider.GetChatClient(ModelId).AsBuilder().UseOpenTelemetry(sourceName: TelemetrySource).Build();
+        TracedClients.GetOrCreateValue(Provider).GetOrAdd(ModelId, static (id, provider) =>
+            provider.GetChatClient(id).AsBuilder().UseOpenTelemetry(sourceName: TelemetrySource).Build(), Provider);
+
+    // One traced client per provider and model, made once: the OpenTelemetry wrapper creates its own ActivitySource
+    // and Meter, which a client made per call would leave registered (a Meter per generation). The table lets a
+    // replaced provider (a new Ollama address) take its clients with it.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IModelProvider, System.Collections.Concurrent.ConcurrentDictionary<string, IChatClient>> TracedClients = new();
 }
 
 /// <summary>The default model an administrator chose at run time (stored by the host, for example in its database).</summary>

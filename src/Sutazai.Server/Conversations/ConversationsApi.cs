@@ -140,7 +140,8 @@ public static class ConversationsApi
                 case ReplyEvent.Ended ended:
                     return TypedResults.Created($"/api/v1/conversations/{reply.ConversationId}/messages", new ExchangeResponse(user!, ended.Message));
                 case ReplyEvent.Failed failed:
-                    return Problems.Status(ReplyOutcomes.Status(failed.Failure), ReasonPhrase(ReplyOutcomes.Status(failed.Failure)), failed.Detail,
+                    var status = ReplyOutcomes.Status(failed.Failure);
+                    return Problems.Status(status, ReasonPhrase(status), failed.Detail,
                         new Dictionary<string, object?> { ["userMessage"] = user, ["assistantMessage"] = failed.Message });
             }
         }
