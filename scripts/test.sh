@@ -212,7 +212,7 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
         if re.match(r"^\s+(Passed|Skipped|Failed) ", line) or line.startswith("[xUnit") or len(current) > 14:
             current = None
         elif line.strip():
-            current.append("    " + line.strip()[:300])
+            current.append("    " + line.strip()[:1500])
 if failures:
     print("Failed tests:")
     for f in failures:

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Diagnostics.Metrics;
 using System.IO.Compression;
 using System.Text.Json.Serialization;
 using System.Threading.RateLimiting;
@@ -139,13 +140,22 @@ public static class ServiceDefaults
         services.AddSingleton<MonitorSampler>();
         services.AddScoped<ActivityStatistics>();
         services.AddHostedService(sp => sp.GetRequiredService<MonitorSampler>());
+        // The meters are chosen by Microsoft.Extensions.Diagnostics rules, not the SDK's AddMeter: a rule matches a
+        // process-wide meter or one made by this host's own IMeterFactory, never another host's. With AddMeter the
+        // SDK's process-wide listener also takes the same-named meters of every other host in the process, and when
+        // one of those hosts stops, its disposed instruments end the shared metric streams here (this host's
+        // sutazai_* and http_server_* series vanish from /metrics).
+        services.AddMetrics(m => m
+            .EnableMetrics(SutazaiMetrics.MeterName)
+            .EnableMetrics(Sutazai.Inference.ResolvedModel.TelemetrySource)
+            .EnableMetrics("Microsoft.AspNetCore.*")
+            .EnableMetrics("System.Runtime")
+            .EnableMetrics("System.Net.Http")
+            .EnableMetrics("Microsoft.EntityFrameworkCore")
+            .EnableMetrics("Npgsql"));
         var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("sutazai"))
-            .WithMetrics(m => m
-                .AddAspNetCoreInstrumentation()
-                .AddRuntimeInstrumentation()
-                .AddMeter(SutazaiMetrics.MeterName, Sutazai.Inference.ResolvedModel.TelemetrySource, "Microsoft.EntityFrameworkCore", "Npgsql", "System.Net.Http")
-                .AddPrometheusExporter());
+            .WithMetrics(m => m.AddPrometheusExporter());
         // With the standard OTEL_EXPORTER_OTLP_* variables (or the same keys in configuration), traces, metrics and
         // logs also go out over OTLP; without them no trace is recorded at all.
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
