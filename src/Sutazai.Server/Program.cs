@@ -8,8 +8,10 @@ return await SutazaiCli.RunAsync(args, async hostArgs =>
     builder.AddSutazaiServer();
     var app = builder.Build();
     app.MapSutazaiServer();
+    var warmup = app.Services.GetRequiredService<Warmup>();
     await app.RunAsync();
-    return ExitCodes.Ok;
+    // A start-up that failed in the background (an unreachable database) stopped the host: say so in the exit code.
+    return warmup.Failure is null ? ExitCodes.Ok : ExitCodes.Failed;
 });
 
 public partial class Program;

@@ -6,6 +6,7 @@ using Sutazai.Data;
 using Sutazai.Data.Entities;
 using Sutazai.Agents.Tools;
 using Sutazai.Server.Configuration;
+using Sutazai.Server.Hosting;
 using Sutazai.Server.Tasks;
 
 namespace Sutazai.Server.Agents;
@@ -53,12 +54,13 @@ public static class AgentsSetup
 /// stuck: it resumes from its last stored step. At start-up it also re-queues runs left 'queued' (a crash between
 /// storing a run and enqueueing it). Re-queueing is harmless: a run is claimed by one worker at a time.
 /// </summary>
-public sealed class AgentRunRecovery(IServiceScopeFactory scopes, TimeProvider time, ILogger<AgentRunRecovery> logger) : BackgroundService
+public sealed class AgentRunRecovery(IServiceScopeFactory scopes, Warmup warmup, TimeProvider time, ILogger<AgentRunRecovery> logger) : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(15);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!await warmup.WaitAsync(stoppingToken)) return;
         var first = true;
         while (!stoppingToken.IsCancellationRequested)
         {

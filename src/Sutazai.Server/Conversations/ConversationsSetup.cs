@@ -13,7 +13,7 @@ public static class ConversationsSetup
         builder.Services.AddSingleton<ReplyGenerator>();
         builder.Services.AddSingleton<Hosting.NodeIdentity>();
         // Registered after the database set-up, so it runs once the schema is current.
-        builder.Services.AddHostedService<InterruptedReplies>();
+        builder.Services.AddSingleton<Hosting.IStartupStep, InterruptedReplies>();
         return builder;
     }
 }

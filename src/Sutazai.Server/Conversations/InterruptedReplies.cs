@@ -10,11 +10,11 @@ namespace Sutazai.Server.Conversations;
 /// (kill -9, a crash, power loss) can never finish, so they become <c>interrupted</c>, keeping whatever content was
 /// stored, and can be regenerated. Replies of other nodes are left alone: their owners may still be writing them.
 /// </summary>
-public sealed class InterruptedReplies(IServiceScopeFactory scopes, NodeIdentity node, TimeProvider time, ILogger<InterruptedReplies> logger) : IHostedService
+public sealed class InterruptedReplies(IServiceScopeFactory scopes, NodeIdentity node, TimeProvider time, ILogger<InterruptedReplies> logger) : IStartupStep
 {
     public const string Detail = "The server stopped before this reply finished. Regenerate it to get a whole answer.";
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    public async Task RunAsync(CancellationToken cancellationToken)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
@@ -30,6 +30,4 @@ public sealed class InterruptedReplies(IServiceScopeFactory scopes, NodeIdentity
                 .SetProperty(m => m.UpdatedAt, now), cancellationToken);
         if (settled > 0) logger.LogWarning("Marked {Count} reply(ies) left unfinished by this node's previous process as interrupted", settled);
     }
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -27,6 +27,8 @@ public static class DatabaseSetup
         });
         services.AddHealthChecks().AddDbContextCheck<AppDbContext>("database", tags: ["ready"],
             customTestQuery: (ctx, ct) => ctx.Database.CanConnectAsync(ct));
+        services.AddSingleton<Warmup>();
+        services.AddHealthChecks().AddCheck<WarmupHealthCheck>("startup", tags: ["ready"]);
         services.AddHostedService<DatabaseMigrator>();
         return builder;
     }
@@ -98,22 +100,51 @@ public sealed class SqlitePragmaInterceptor(Microsoft.Extensions.Options.IOption
 }
 
 /// <summary>
-/// Applies pending migrations before the server starts serving. EF Core takes a database-wide migration lock, so
-/// when several nodes start together exactly one writes. A failure stops start-up with a message saying what failed.
-/// In the <c>worker</c> role it never migrates: it waits until an <c>all</c> or <c>api</c> node has.
+/// Runs <see cref="Warmup"/> in the background from the moment the host starts: applies pending migrations (EF Core
+/// takes a database-wide migration lock, so when several nodes start together exactly one writes), then every
+/// <see cref="IStartupStep"/>. In the <c>worker</c> role it never migrates: it waits until an <c>all</c> or <c>api</c>
+/// node has. A failure is logged saying what failed and stops the server (exit code 1).
 /// </summary>
-public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration configuration, ILogger<DatabaseMigrator> logger) : IHostedLifecycleService
+public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration configuration, Warmup warmup, IEnumerable<IStartupStep> steps,
+    IHostApplicationLifetime lifetime, ILogger<DatabaseMigrator> logger) : IHostedLifecycleService
 {
     public static readonly TimeSpan SchemaPollInterval = TimeSpan.FromSeconds(2);
 
-    public async Task StartingAsync(CancellationToken cancellationToken)
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _running = Task.CompletedTask;
+
+    public Task StartingAsync(CancellationToken cancellationToken)
     {
-        if (!configuration.Migrates())
+        _running = Task.Run(() => WarmUpAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        try
         {
-            await WaitForSchemaAsync(cancellationToken);
-            return;
+            if (configuration.Migrates()) await MigrateAsync(services, logger, cancellationToken);
+            else await WaitForSchemaAsync(cancellationToken);
+            foreach (var step in steps)
+            {
+                warmup.Enter($"start-up step {step.GetType().Name}");
+                await step.RunAsync(cancellationToken);
+            }
+            warmup.Complete();
         }
-        await MigrateAsync(services, logger, cancellationToken);
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            warmup.Fail(new OperationCanceledException("The server stopped while starting."));
+        }
+        catch (Exception ex)
+        {
+            // A migration failure has already been logged with its cause.
+            if (ex.InnerException is null || !ex.Message.StartsWith("Database migration failed", StringComparison.Ordinal))
+                logger.LogCritical(ex, "Start-up failed: {Message}", ex.Message);
+            logger.LogError("The server is stopping because it could not start: {Message}", ex.Message);
+            warmup.Fail(ex);
+            lifetime.StopApplication();
+        }
     }
 
     /// <summary>
@@ -175,7 +206,13 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        await _running.WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -199,6 +199,8 @@ public static class ServiceDefaults
         app.UseStatusCodePages();
         app.UseRequestId();
         app.UseSecurityHeaders();
+        // Before anything that may read the database (sign-in, API keys, endpoints): held until the node is started.
+        app.UseWarmupGate();
         app.UseResponseCompression();
         app.UseRouting();
         app.UseCors();
@@ -206,7 +208,10 @@ public static class ServiceDefaults
         // Server pings keep idle sockets alive through proxies; a peer that stops answering is dropped.
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15), KeepAliveTimeout = TimeSpan.FromSeconds(45) });
         app.UseAuthentication();
-        app.UseAuthorization();
+        // Built off the start-up path: the authorization middleware's policy cache builds every endpoint when it is
+        // constructed (about a second here), which would otherwise delay listening and so /health.
+        app.UseDeferred(b => b.UseAuthorization());
+        ((IApplicationBuilder)app).Properties["__AuthorizationMiddlewareSet"] = true; // so WebApplication does not add a second, eager one
         // After authentication, so per-user budgets know the user (the auth budget is per address either way).
         app.UseRateLimiter();
         // After the checks that need no body: 401/429 come first, then 415/400 for a body that is not UTF-8 JSON.

@@ -25,6 +25,7 @@ public sealed class IngestionWorker(
     EmbedderIdentity identity,
     Graph.GraphStore graph,
     IOptions<KnowledgeOptions> options,
+    Hosting.Warmup warmup,
     TimeProvider time,
     ILogger<IngestionWorker> logger) : BackgroundService
 {
@@ -37,6 +38,7 @@ public sealed class IngestionWorker(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!await warmup.WaitAsync(stoppingToken)) return;
         await vectors.EnsureCollectionAsync(identity.Dimensions, stoppingToken);
         await RebuildIfNeededAsync(stoppingToken);
         await RequeueInterruptedAsync(stoppingToken);

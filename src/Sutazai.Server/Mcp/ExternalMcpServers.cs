@@ -169,10 +169,11 @@ public sealed class McpServerCatalog(IServiceScopeFactory scopes, ILoggerFactory
 }
 
 /// <summary>Keeps <see cref="McpServerCatalog"/> fresh: at start, then every <see cref="McpServerCatalog.CacheLifetime"/>.</summary>
-public sealed class McpServerRefresher(McpServerCatalog catalog, TimeProvider time, ILogger<McpServerRefresher> log) : BackgroundService
+public sealed class McpServerRefresher(McpServerCatalog catalog, Sutazai.Server.Hosting.Warmup warmup, TimeProvider time, ILogger<McpServerRefresher> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!await warmup.WaitAsync(stoppingToken)) return;
         using var timer = new PeriodicTimer(McpServerCatalog.CacheLifetime, time);
         do
         {

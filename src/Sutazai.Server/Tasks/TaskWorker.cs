@@ -15,12 +15,14 @@ public sealed class TaskWorker(
     IServiceScopeFactory scopes,
     IOptions<TaskOptions> options,
     SutazaiMetrics metrics,
+    Warmup warmup,
     ILogger<TaskWorker> logger) : BackgroundService
 {
     private static readonly TimeSpan DepthInterval = TimeSpan.FromSeconds(15);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!await warmup.WaitAsync(stoppingToken)) return;
         logger.LogInformation("Task worker consuming from the {Transport} transport with concurrency {Concurrency}", transport.Name, options.Value.Concurrency);
         var depth = RefreshDepthAsync(stoppingToken);
         await transport.ConsumeAsync(DispatchAsync, stoppingToken);

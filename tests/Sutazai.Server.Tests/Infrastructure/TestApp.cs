@@ -8,6 +8,8 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Sutazai.Server.Hosting;
 using Npgsql;
 using Sutazai.Data;
 
@@ -75,6 +77,28 @@ public sealed class TestApp : WebApplicationFactory<Program>
         }
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>()) settings[key] = value;
         return new TestApp(provider, dataDir, ownsDataDir, database, settings, services);
+    }
+
+    /// <summary>
+    /// When true (the default) the app counts as started only once its warm-up (migrations, start-up steps) is done,
+    /// as a client sees it: requests wait for it. False returns as soon as the host listens.
+    /// </summary>
+    public bool WaitForWarmup { get; set; } = true;
+
+    protected override IHost CreateHost(IHostBuilder builder)
+    {
+        var host = base.CreateHost(builder);
+        if (!WaitForWarmup) return host;
+        try
+        {
+            host.Services.GetRequiredService<Warmup>().Done.GetAwaiter().GetResult();
+        }
+        catch (Exception)
+        {
+            host.Dispose();
+            throw;
+        }
+        return host;
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

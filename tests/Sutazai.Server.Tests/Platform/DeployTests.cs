@@ -188,7 +188,7 @@ public sealed partial class DeployTests : IDisposable
         }
 
         var dockerfile = await File.ReadAllTextAsync(Path.Combine(compose, "Dockerfile"));
-        foreach (var line in new[] { "USER sutazai", "VOLUME /data", "WORKDIR /data", "ENTRYPOINT [\"/app/sutazai\"]", "RUN dotnet publish src/Sutazai.Server -c Release -o /app" })
+        foreach (var line in new[] { "USER sutazai", "VOLUME /data", "WORKDIR /data", "ENTRYPOINT [\"/app/sutazai\"]", "RUN dotnet publish src/Sutazai.Server -c Release -r linux-x64 -o /app" })
             Assert.Contains(line + "\n", dockerfile, StringComparison.Ordinal);
         Assert.Contains("HEALTHCHECK", dockerfile, StringComparison.Ordinal);
         Assert.Contains("libgomp1", dockerfile, StringComparison.Ordinal); // llama.cpp's OpenMP runtime

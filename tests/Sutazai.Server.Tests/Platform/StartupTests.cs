@@ -106,6 +106,40 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task WhileWarmingUp_LivenessAnswers_ReadinessSaysWhatIsLeft_AndRequestsWaitForIt()
+    {
+        // A worker on an empty database warms up until an api node has migrated it: a warm-up that cannot end early.
+        var dataDir = Directory.CreateTempSubdirectory("sutazai-test-").FullName;
+        try
+        {
+            await using var worker = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?> { ["Sutazai:Role"] = "worker" }, dataDir: dataDir);
+            worker.WaitForWarmup = false;
+            using var client = worker.Client();
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health")).StatusCode);
+            var ready = await client.GetAsync("/health/ready");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+            var startup = (await ready.ReadJsonAsync()).GetProperty("checks").GetProperty("startup");
+            Assert.Equal("unhealthy", startup.GetProperty("status").GetString());
+            Assert.Equal("Warming up: database migrations.", startup.GetProperty("description").GetString());
+
+            var held = client.GetAsync("/api/v1/auth/me");
+            await Task.Delay(500);
+            Assert.False(held.IsCompleted, "a request was served before the schema existed");
+
+            await using var api = TestApp.Create(DbProvider.Sqlite, dataDir: dataDir);
+            api.Client().Dispose();
+            // The worker sees the schema on its next poll, then the held request is answered (a worker serves no API: 404).
+            Assert.Equal(HttpStatusCode.NotFound, (await held.WaitAsync(TimeSpan.FromSeconds(30))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health/ready")).StatusCode);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void UnreachableDatabase_FailsStartup_WithAClearMessage()
     {
         var closed = Sutazai.Inference.Tests.Fakes.FakeServer.ClosedPortRoot().Port;
