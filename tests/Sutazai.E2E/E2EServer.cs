@@ -96,7 +96,8 @@ public sealed class E2EServer : IAsyncDisposable
             if (_process.HasExited) throw new InvalidOperationException("The server exited during start-up:\n" + Log);
             try
             {
-                using var response = await Http.GetAsync(new Uri(BaseUrl, "/health"));
+                // Readiness, not liveness: warmed up (migrated), so the browser is served at once.
+                using var response = await Http.GetAsync(new Uri(BaseUrl, "/health/ready"));
                 if (response.StatusCode == HttpStatusCode.OK) return;
             }
             catch (HttpRequestException)
@@ -105,7 +106,7 @@ public sealed class E2EServer : IAsyncDisposable
             }
             await Task.Delay(200);
         }
-        throw new TimeoutException("The server did not answer /health within 60 s:\n" + Log);
+        throw new TimeoutException("The server did not answer /health/ready with 200 within 60 s:\n" + Log);
     }
 
     /// <summary>Registers an account through the API (the first one becomes admin) and returns its username.</summary>

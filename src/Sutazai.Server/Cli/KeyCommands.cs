@@ -16,7 +16,7 @@ public static class KeyCommands
         var list = new Command("list", "API keys, newest first (revoked ones included); never the keys themselves.") { listUser, json };
         list.Act(context, async (parse, ct) =>
         {
-            await using var host = await OfflineHost.StartAsync(context.Settings, withInference: false, ct);
+            await using var host = await OfflineHost.StartAsync(context.Settings, withInference: false, ct, readOnly: true);
             await using var scope = host.Services.CreateAsyncScope();
             var admin = scope.ServiceProvider.GetRequiredService<UserAdministration>();
             Guid? owner = null;

@@ -18,7 +18,7 @@ public static class ModelCommands
         var list = new Command("list", "Every model of every configured provider (local GGUF files, Ollama, an OpenAI-compatible server).") { json };
         list.Act(context, async (parse, ct) =>
         {
-            await using var host = await OfflineHost.StartAsync(context.Settings, withInference: true, ct);
+            await using var host = await OfflineHost.StartAsync(context.Settings, withInference: true, ct, readOnly: true);
             var listing = await host.Services.GetRequiredService<ModelCatalog>().ListAsync(ct);
             if (parse.GetValue(json))
             {

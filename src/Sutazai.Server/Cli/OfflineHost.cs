@@ -9,12 +9,14 @@ namespace Sutazai.Server.Cli;
 
 /// <summary>
 /// The services an offline admin command needs, on the configured database, without the web host: no Kestrel, no
-/// hosted services started, no routes — only settings, the database (migrated first, as the server would), accounts
-/// and, for the model commands, the model providers. The commands call the same services the API calls.
+/// hosted services started, no routes — only settings, the database, accounts and, for the model commands, the model
+/// providers. The commands call the same services the API calls. A command that writes migrates the database first,
+/// as the server would; one that only reads (<paramref name="readOnly"/>) never does, and refuses a database whose
+/// schema is not current rather than read it.
 /// </summary>
 public static class OfflineHost
 {
-    public static async Task<WebApplication> StartAsync(string[] settings, bool withInference, CancellationToken ct)
+    public static async Task<WebApplication> StartAsync(string[] settings, bool withInference, CancellationToken ct, bool readOnly = false)
     {
         var builder = CreateBuilder(settings);
         builder.AddSutazaiSettings();
@@ -31,7 +33,11 @@ public static class OfflineHost
             // Settings are checked before anything is written, as at the server's start-up.
             _ = app.Services.GetRequiredService<IOptions<SutazaiOptions>>().Value;
             _ = app.Services.GetRequiredService<IOptions<DatabaseOptions>>().Value;
-            await DatabaseMigrator.MigrateAsync(app.Services, app.Services.GetRequiredService<ILogger<DatabaseMigrator>>(), ct);
+            if (!readOnly) await DatabaseMigrator.MigrateAsync(app.Services, app.Services.GetRequiredService<ILogger<DatabaseMigrator>>(), ct);
+            else if (await DatabaseMigrator.PendingAsync(app.Services, ct) is var pending && pending is not { Count: 0 })
+                throw new CliException(ExitCodes.Unavailable, pending is null
+                    ? "There is no database yet, so there is nothing to read. Run `sutazai migrate` or start the server first."
+                    : $"The database has {pending.Count} migration(s) not applied yet ({string.Join(", ", pending)}); this command only reads and does not apply them. Run `sutazai migrate` or start the server first.");
         }
         catch (InvalidOperationException ex)
         {

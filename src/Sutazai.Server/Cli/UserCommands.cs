@@ -19,7 +19,7 @@ public static class UserCommands
         var list = new Command("list", "Every account, oldest first.") { json };
         list.Act(context, async (parse, ct) =>
         {
-            await using var host = await OfflineHost.StartAsync(context.Settings, withInference: false, ct);
+            await using var host = await OfflineHost.StartAsync(context.Settings, withInference: false, ct, readOnly: true);
             await using var scope = host.Services.CreateAsyncScope();
             var manager = scope.ServiceProvider.GetRequiredService<UserManager<AppUser>>();
             var (items, _) = await scope.ServiceProvider.GetRequiredService<UserAdministration>().ListAsync(1, 500, ct);

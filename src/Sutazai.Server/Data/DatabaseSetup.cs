@@ -179,6 +179,20 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
         }
     }
 
+    /// <summary>
+    /// The migrations the database lacks, without applying any or creating anything: <c>null</c> when a SQLite file
+    /// does not exist yet.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>?> PendingAsync(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        if (db.Database.IsSqlite() && new SqliteConnectionStringBuilder(db.Database.GetConnectionString()).DataSource is { Length: > 0 } file
+            && file != ":memory:" && !File.Exists(file))
+            return null;
+        return [.. await db.Database.GetPendingMigrationsAsync(cancellationToken)];
+    }
+
     private async Task WaitForSchemaAsync(CancellationToken cancellationToken)
     {
         var logged = false;

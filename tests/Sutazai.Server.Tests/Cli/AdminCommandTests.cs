@@ -80,6 +80,24 @@ public sealed class AdminCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task ReadOnlyCommands_NeverCreateOrMigrateTheDatabase()
+    {
+        var database = Path.Combine(_cli.DataDir, "sutazai.db");
+        foreach (var command in new[] { new[] { "users", "list" }, ["keys", "list"], ["models", "list", "--json"] })
+        {
+            var refused = await _cli.RunAsync(command);
+            Assert.True(refused.ExitCode == 5, refused.ToString());
+            Assert.Equal("error: There is no database yet, so there is nothing to read. Run `sutazai migrate` or start the server first.\n", refused.Error);
+            Assert.False(File.Exists(database), string.Join(' ', command) + " created the database");
+        }
+
+        Assert.Equal(0, (await _cli.RunAsync("migrate")).ExitCode);
+        var listed = await _cli.RunAsync("users", "list", "--json");
+        Assert.True(listed.ExitCode == 0, listed.ToString());
+        Assert.Empty(listed.Json.EnumerateArray());
+    }
+
+    [Fact]
     public async Task UsersCreate_FirstIsAdmin_SecondAdminOnlyWithFlag_ListedAsJson()
     {
         var first = (await CreateAsync("alice", "--json")).Json;

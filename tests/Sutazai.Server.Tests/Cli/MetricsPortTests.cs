@@ -16,7 +16,7 @@ public sealed class MetricsPortTests : IDisposable
         using var main = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{metricsPort}") };
         var cli = new SutazaiProcess(_dir);
-        using var server = await cli.ServeAsync(port, main, "/health", $"--Sutazai:Http:MetricsUrl=http://127.0.0.1:{metricsPort}", "--Sutazai:Inference:Ollama:AutoDetect=false");
+        using var server = await cli.ServeAsync(port, main, "/health/ready", $"--Sutazai:Http:MetricsUrl=http://127.0.0.1:{metricsPort}", "--Sutazai:Inference:Ollama:AutoDetect=false");
         try
         {
             var metrics = await management.GetAsync("/metrics");

@@ -25,7 +25,7 @@ public sealed class ServeCommandTests : IDisposable
         Assert.Equal(0, (await cli.RunAsync("migrate")).ExitCode); // a worker waits for the schema; it never migrates
         var port = SutazaiProcess.FreePort();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
-        using var process = await cli.ServeAsync(port, http, "/health", "--role", "worker", "--Sutazai:Tasks:Transport", "database");
+        using var process = await cli.ServeAsync(port, http, "/health/ready", "--role", "worker", "--Sutazai:Tasks:Transport", "database");
         try
         {
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);

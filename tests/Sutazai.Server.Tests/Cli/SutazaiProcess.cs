@@ -105,9 +105,9 @@ public sealed class SutazaiProcess
 
     /// <summary>
     /// Starts <c>sutazai serve</c> on 127.0.0.1:<paramref name="port"/> and returns it once <paramref name="readyPath"/>
-    /// answers 200; fails the test with the server's stderr when it exits or never gets there.
+    /// answers 200 (by default readiness: warmed up, so requests are served at once); fails the test with the server's stderr when it exits or never gets there.
     /// </summary>
-    public async Task<Process> ServeAsync(int port, HttpClient http, string readyPath = "/health", params string[] extraArgs)
+    public async Task<Process> ServeAsync(int port, HttpClient http, string readyPath = "/health/ready", params string[] extraArgs)
     {
         var process = Process.Start(StartInfo(["serve", "--urls", $"http://127.0.0.1:{port}", .. extraArgs]))
             ?? throw new InvalidOperationException("sutazai did not start.");

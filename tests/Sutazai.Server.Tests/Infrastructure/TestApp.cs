@@ -85,13 +85,16 @@ public sealed class TestApp : WebApplicationFactory<Program>
     /// </summary>
     public bool WaitForWarmup { get; set; } = true;
 
+    // The app's own instance, held here: a failed warm-up stops the app, which then disposes its services.
+    private readonly Warmup _warmup = new();
+
     protected override IHost CreateHost(IHostBuilder builder)
     {
         var host = base.CreateHost(builder);
         if (!WaitForWarmup) return host;
         try
         {
-            host.Services.GetRequiredService<Warmup>().Done.GetAwaiter().GetResult();
+            _warmup.Done.GetAwaiter().GetResult();
         }
         catch (Exception)
         {
@@ -105,6 +108,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
     {
         builder.UseEnvironment("Testing");
         foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+        builder.ConfigureTestServices(s => s.AddSingleton(_warmup));
         if (_services is not null) builder.ConfigureTestServices(_services);
     }
 
