@@ -113,7 +113,10 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
     private readonly CancellationTokenSource _stopping = new();
     private Task _running = Task.CompletedTask;
 
-    public Task StartingAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    // Once the server listens: until then the start-up path has both cores to itself.
+    public Task StartedAsync(CancellationToken cancellationToken)
     {
         _running = Task.Run(() => WarmUpAsync(_stopping.Token), CancellationToken.None);
         return Task.CompletedTask;
@@ -219,7 +222,6 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
     }
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {

@@ -96,7 +96,7 @@ public static class WarmupGate
         path.Equals("/health", StringComparison.Ordinal) || path.Equals("/health/ready", StringComparison.Ordinal) || path.Equals("/metrics", StringComparison.Ordinal);
 
     /// <summary>
-    /// Adds the middleware <paramref name="configure"/> adds, built on a background thread once the pipeline is built
+    /// Adds the middleware <paramref name="configure"/> adds, built on a background thread once the server listens
     /// instead of while the host starts (the first request that needs it waits for the build). For middleware whose
     /// construction is expensive; the order in the pipeline is unchanged.
     /// </summary>
@@ -110,7 +110,8 @@ public static class WarmupGate
                 inner.Run(next);
                 return inner.Build();
             }, LazyThreadSafetyMode.ExecutionAndPublication);
-            _ = Task.Run(() => branch.Value);
+            // Built once the server listens (or by the first request that needs it, whichever comes first).
+            app.ApplicationServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStarted.Register(() => _ = Task.Run(() => branch.Value));
             return context => branch.Value(context);
         });
 }
