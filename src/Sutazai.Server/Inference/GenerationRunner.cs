@@ -90,6 +90,7 @@ public sealed class GenerationRunner(ModelCatalog catalog, IOptionsMonitor<Infer
         public async IAsyncEnumerable<string> TextAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
         {
             var tags = new TagList { { "model", Model.ModelId }, { "provider", Model.Provider.Name } };
+            var genAi = SutazaiMetrics.GenAiTags(Model.ModelId, Model.Provider.Name);
             var outcome = "error";
             metrics.InferenceStarted(tags);
             try
@@ -107,11 +108,12 @@ public sealed class GenerationRunner(ModelCatalog catalog, IOptionsMonitor<Infer
                     if (_firstToken == 0)
                     {
                         _firstToken = Stopwatch.GetTimestamp();
-                        metrics.TimeToFirstToken(Stopwatch.GetElapsedTime(_started, _firstToken).TotalSeconds, tags);
+                        metrics.TimeToFirstToken(Stopwatch.GetElapsedTime(_started, _firstToken).TotalSeconds, genAi);
                     }
                     yield return text;
                 }
                 outcome = "ok";
+                if (_firstToken != 0) metrics.TimePerOutputToken(Stopwatch.GetElapsedTime(_firstToken).TotalSeconds, (int)(Usage?.OutputTokenCount ?? 0), genAi);
             }
             finally
             {

@@ -112,7 +112,7 @@ public sealed partial class DeployTests : IDisposable
         var names = MetricName().Matches(await File.ReadAllTextAsync(Path.Combine(Deploy, "prometheus", "alerts.yml"))).Select(m => m.Value)
             .Concat(DashboardQueries().SelectMany(q => MetricName().Matches(q).Select(m => m.Value))).ToHashSet();
         Assert.Contains("sutazai_inference_tokens_total", names);
-        Assert.Contains("sutazai_inference_time_to_first_token_seconds_bucket", names);
+        Assert.Contains("gen_ai_server_time_to_first_token_seconds_bucket", names);
         Assert.Contains("sutazai_tasks_processed_total", names);
 
         // A server that generated once (llama.cpp, a tiny model) and ran one agent task (a scripted model), so its
@@ -143,6 +143,10 @@ public sealed partial class DeployTests : IDisposable
             if (missing.Count > 0) await Task.Delay(500);
         }
         Assert.True(missing.Count == 0, $"Not exported: {string.Join(", ", missing)}; exported: {string.Join(", ", last.Where(n => n.StartsWith("sutazai", StringComparison.Ordinal)).Order())}");
+        // The GenAI server histograms carry the conventions' attributes.
+        var text = await app.Client().GetStringAsync("/metrics");
+        Assert.Matches($@"gen_ai_server_time_per_output_token_seconds_count\{{[^}}]*gen_ai_request_model=""{ModelAppFixtureBase.ModelId}""[^}}]*\}} 1", text);
+        Assert.Matches(@"gen_ai_server_time_to_first_token_seconds_count\{[^}]*gen_ai_provider_name=""llamacpp""[^}]*\} 1", text);
     }
 
     [Fact]
@@ -217,7 +221,7 @@ public sealed partial class DeployTests : IDisposable
     [GeneratedRegex(@"(?m)^\s+alertname: (\w+)$")]
     private static partial Regex TestedAlert();
 
-    [GeneratedRegex(@"\b(?:sutazai|http_server)_[a-z_]+\b")]
+    [GeneratedRegex(@"\b(?:sutazai|http_server|gen_ai)_[a-z_]+\b")]
     private static partial Regex MetricName();
 
     [GeneratedRegex(@"(?m)^([a-z_:]+)(?:\{| )")]
