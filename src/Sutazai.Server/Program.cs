@@ -11,7 +11,8 @@ return await SutazaiCli.RunAsync(args, async hostArgs =>
     var warmup = app.Services.GetRequiredService<Warmup>();
     await app.RunAsync();
     // A start-up that failed in the background (an unreachable database) stopped the host: say so in the exit code.
-    return warmup.Failure is null ? ExitCodes.Ok : ExitCodes.Failed;
+    // A stop asked for while it was still warming up (Ctrl+C, systemctl stop) is not a failure.
+    return warmup.Failure is null or OperationCanceledException ? ExitCodes.Ok : ExitCodes.Failed;
 });
 
 public partial class Program;
