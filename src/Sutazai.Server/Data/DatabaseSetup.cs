@@ -141,10 +141,7 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
         }
         catch (Exception ex)
         {
-            // A migration failure has already been logged with its cause.
-            if (ex.InnerException is null || !ex.Message.StartsWith("Database migration failed", StringComparison.Ordinal))
-                logger.LogCritical(ex, "Start-up failed: {Message}", ex.Message);
-            logger.LogError("The server is stopping because it could not start: {Message}", ex.Message);
+            logger.LogCritical(ex, "Start-up failed, so the server stops: {Message}", ex.Message);
             warmup.Fail(ex);
             lifetime.StopApplication();
         }
@@ -176,8 +173,8 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            // Reported by the caller, once: the server's warm-up logs it, a CLI command prints it.
             var target = db.Database.GetDbConnection().DataSource;
-            logger.LogCritical(ex, "Database migration failed on {Provider} ({Target}). The server cannot start until the database is reachable and migratable.", provider, target);
             throw new InvalidOperationException($"Database migration failed on {provider} ({target}): {ex.Message}", ex);
         }
     }
@@ -201,22 +198,19 @@ public sealed class DatabaseMigrator(IServiceProvider services, IConfiguration c
         var logged = false;
         while (true)
         {
-            await using (var scope = services.CreateAsyncScope())
+            try
             {
-                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-                try
-                {
-                    var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
-                    if (pending.Count == 0) return;
-                    if (!logged)
-                        logger.LogWarning("Worker role: waiting for {Count} database migration(s) to be applied by an 'all' or 'api' node: {Migrations}", pending.Count, string.Join(", ", pending));
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    if (!logged) logger.LogWarning(ex, "Worker role: the database is not reachable yet; waiting for it");
-                }
-                logged = true;
+                var pending = await PendingAsync(services, cancellationToken);
+                if (pending is { Count: 0 }) return;
+                if (!logged)
+                    logger.LogWarning("Worker role: waiting for an 'all' or 'api' node to {Work}", pending is null
+                        ? "create the database" : $"apply {pending.Count} database migration(s): {string.Join(", ", pending)}");
             }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                if (!logged) logger.LogWarning(ex, "Worker role: the database is not reachable yet; waiting for it");
+            }
+            logged = true;
             await Task.Delay(SchemaPollInterval, cancellationToken);
         }
     }
