@@ -188,6 +188,9 @@ log "Redis on 127.0.0.1:$REDIS_PORT"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 dotnet tool restore >/dev/null
 dotnet build Sutazai.slnx -c Release -nologo -clp:ErrorsOnly
+# The published output as users deploy it: tests/Sutazai.E2E/PublishedTests start it from a foreign working folder.
+dotnet publish src/Sutazai.Server -c Release --no-build -o "$WORK/published" -nologo -clp:ErrorsOnly >/dev/null
+export SUTAZAI_TEST_PUBLISHED="$WORK/published"
 set +e
 dotnet test Sutazai.slnx -c Release --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}

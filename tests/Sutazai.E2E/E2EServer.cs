@@ -46,15 +46,18 @@ public sealed class E2EServer : IAsyncDisposable
 
     /// <param name="withModels">Write the tiny test models into the data folder.</param>
     /// <param name="environment">More environment variables for the server (settings as <c>Sutazai__…</c>).</param>
-    public static async Task<E2EServer> StartAsync(bool withModels = true, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="serverDirectory">The folder holding sutazai.dll: the build output unless given (e.g. <see cref="PublishedDirectory"/>).</param>
+    /// <param name="workingDirectory">Where the process starts: the server's folder unless given.</param>
+    public static async Task<E2EServer> StartAsync(bool withModels = true, IReadOnlyDictionary<string, string>? environment = null,
+        string? serverDirectory = null, Func<string, string>? workingDirectory = null)
     {
         var dataDir = Directory.CreateTempSubdirectory("sutazai-e2e-").FullName;
         if (withModels) WriteModels(dataDir);
         var port = FreePort();
-        var serverDir = ServerDirectory();
+        var serverDir = serverDirectory ?? ServerDirectory();
         var start = new ProcessStartInfo("dotnet", [Path.Combine(serverDir, "sutazai.dll"), "--urls", $"http://127.0.0.1:{port}"])
         {
-            WorkingDirectory = serverDir,
+            WorkingDirectory = workingDirectory?.Invoke(dataDir) ?? serverDir,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -188,6 +191,49 @@ public sealed class E2EServer : IAsyncDisposable
         return File.Exists(Path.Combine(dir, "sutazai.dll"))
             ? dir
             : throw new InvalidOperationException($"Build the server first: {dir} has no sutazai.dll.");
+    }
+
+    private static readonly SemaphoreSlim PublishLock = new(1, 1);
+    private static string? _published;
+
+    /// <summary>
+    /// The server's published output (<c>dotnet publish</c>), as users deploy it: scripts/test.sh publishes once before
+    /// the tests and names the folder in SUTAZAI_TEST_PUBLISHED; without it (a local run) the first caller publishes the
+    /// already-built server into a temp folder.
+    /// </summary>
+    public static async Task<string> PublishedDirectory()
+    {
+        await PublishLock.WaitAsync();
+        try
+        {
+            if (_published is not null) return _published;
+            var given = Environment.GetEnvironmentVariable("SUTAZAI_TEST_PUBLISHED");
+            if (!string.IsNullOrEmpty(given))
+                return _published = File.Exists(Path.Combine(given, "sutazai.dll"))
+                    ? given
+                    : throw new InvalidOperationException($"SUTAZAI_TEST_PUBLISHED={given} holds no sutazai.dll.");
+            var build = ServerDirectory();
+            var configuration = new DirectoryInfo(build).Parent!.Name;
+            var project = Path.GetFullPath(Path.Combine(build, "..", "..", ".."));
+            var output = Directory.CreateTempSubdirectory("sutazai-published-").FullName;
+            var publish = new ProcessStartInfo("dotnet", ["publish", project, "-c", configuration, "--no-build", "-o", output, "-nologo"])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            using var process = Process.Start(publish) ?? throw new InvalidOperationException("dotnet publish did not start.");
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            if (process.ExitCode != 0)
+                throw new InvalidOperationException($"dotnet publish failed ({process.ExitCode}):\n{await stdout}\n{await stderr}");
+            return _published = output;
+        }
+        finally
+        {
+            PublishLock.Release();
+        }
     }
 
     public async ValueTask DisposeAsync()
