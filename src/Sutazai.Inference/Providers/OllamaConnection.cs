@@ -83,13 +83,20 @@ internal sealed class OllamaWireClient(OllamaConnection connection, string model
             ChatRequest chat => chat.Model,
             GenerateRequest generate => generate.Model,
             ShowModelRequest show => show.Model,
+            EmbedRequest embed => embed.Model,
+            PullModelRequest pull => pull.Model,
             _ => null,
         };
 
         var response = await connection.SendAsync(requestMessage, completionOption, requestModel, cancellationToken).ConfigureAwait(false);
-        if (completionOption == HttpCompletionOption.ResponseHeadersRead && cancellationToken.CanBeCanceled)
+        if (completionOption == HttpCompletionOption.ResponseHeadersRead)
         {
-            response.Content = new CancellableContent(response.Content, cancellationToken);
+            // A stream: every read observes the token, and an {"error": …} line fails it with Ollama's own text.
+            var model = requestModel ?? SelectedModel;
+            Func<string, Exception> errorLine = ollamaRequest is PullModelRequest
+                ? error => new InferenceUnavailableException($"Ollama at {connection.Display} could not pull '{model}': {error}")
+                : error => new InferenceUnavailableException($"Ollama at {connection.Display} failed while generating with model '{model}': {error}");
+            response.Content = new CancellableContent(response.Content, cancellationToken, errorLine);
         }
 
         return response;

@@ -1,17 +1,19 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using OllamaSharp.Models;
+using OllamaSharp.Models.Exceptions;
 
 namespace Sutazai.Inference.Providers;
 
 /// <summary>
-/// Models served by an Ollama server. Chat goes through OllamaSharp's <see cref="OllamaSharp.OllamaApiClient"/>
-/// (<c>/api/chat</c>); raw completion, listing and health use the REST API directly (<c>/api/generate</c> with
-/// <c>raw: true</c>, <c>/api/tags</c>, <c>/api/ps</c>, <c>/api/show</c>, <c>/api/version</c>).
+/// Models served by an Ollama server, every call through OllamaSharp's <see cref="OllamaSharp.OllamaApiClient"/>:
+/// chat (<c>/api/chat</c>), raw completion (<c>/api/generate</c> with <c>raw: true</c>), embeddings (<c>/api/embed</c>),
+/// listing (<c>/api/tags</c>, <c>/api/ps</c>, <c>/api/show</c>) and health (<c>/api/version</c>). Its HTTP goes through
+/// <see cref="OllamaConnection"/>, which maps failures to Sutazai's exceptions with Ollama's own error text. Only the
+/// start-up probe (<see cref="ProbeAsync"/>) reads <c>/api/version</c> by hand: it takes any client and must never throw.
 /// </summary>
 public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDisposable
 {
@@ -20,20 +22,11 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
     /// <summary>Where Ollama listens by default; used when <see cref="OllamaOptions.Url"/> is empty.</summary>
     public const string DefaultUrl = "http://localhost:11434";
 
-    /// <summary>
-    /// Option names a caller may put in <see cref="ChatOptions.AdditionalProperties"/> to reach Ollama's
-    /// <c>options</c> object (OllamaSharp honours the same names for chat).
-    /// </summary>
-    private static readonly HashSet<string> PassThroughOptions = new(StringComparer.Ordinal)
-    {
-        "num_ctx", "num_keep", "num_batch", "num_gpu", "main_gpu", "num_thread", "repeat_last_n", "repeat_penalty",
-        "min_p", "typical_p", "tfs_z", "mirostat", "mirostat_eta", "mirostat_tau", "penalize_newline",
-    };
-
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
 
     private readonly HttpClient _http;
     private readonly OllamaConnection _connection;
+    private readonly OllamaWireClient _client;
     private readonly ILogger _logger;
 
     /// <param name="options">Server address and request timeout (<c>Sutazai:Inference:Ollama</c>; <c>AutoDetect</c> is the caller's business, see <see cref="ProbeAsync"/>).</param>
@@ -48,6 +41,7 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
         _http.BaseAddress = BaseUri;
         _http.Timeout = options.Timeout;
         _connection = new OllamaConnection(_http, BaseUri, options.Timeout);
+        _client = new OllamaWireClient(_connection, string.Empty);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
@@ -100,35 +94,13 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
     /// </summary>
     public async Task<IReadOnlyList<ModelInfo>> ListModelsAsync(CancellationToken cancellationToken)
     {
-        List<(string Name, long? Size, string? Family, string? Quantization)> tags = [];
-        using (var document = await GetJsonAsync("api/tags", cancellationToken).ConfigureAwait(false))
-        {
-            foreach (var model in Models(document.RootElement))
-            {
-                if (String(model, "name") is not { Length: > 0 } name)
-                {
-                    continue;
-                }
-
-                var details = model.TryGetProperty("details", out var d) && d.ValueKind == JsonValueKind.Object ? d : default;
-                tags.Add((name, Int64(model, "size"), String(details, "family"), String(details, "quantization_level")));
-            }
-        }
-
-        var loaded = new HashSet<string>(StringComparer.Ordinal);
-        using (var document = await GetJsonAsync("api/ps", cancellationToken).ConfigureAwait(false))
-        {
-            foreach (var model in Models(document.RootElement))
-            {
-                foreach (var key in (ReadOnlySpan<string>)["name", "model"])
-                {
-                    if (String(model, key) is { Length: > 0 } name)
-                    {
-                        loaded.Add(name);
-                    }
-                }
-            }
-        }
+        var tags = (await CallAsync("api/tags", ct => _client.ListLocalModelsAsync(ct), cancellationToken).ConfigureAwait(false))
+            .Where(m => !string.IsNullOrEmpty(m.Name))
+            .ToList();
+        var loaded = (await CallAsync("api/ps", ct => _client.ListRunningModelsAsync(ct), cancellationToken).ConfigureAwait(false))
+            .SelectMany(m => new[] { m.Name, m.ModelName })
+            .Where(n => !string.IsNullOrEmpty(n))
+            .ToHashSet(StringComparer.Ordinal);
 
         var contextLengths = new int?[tags.Count];
         await Parallel.ForEachAsync(
@@ -137,7 +109,7 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
             async (i, ct) => contextLengths[i] = await GetContextLengthAsync(tags[i].Name, ct).ConfigureAwait(false)).ConfigureAwait(false);
 
         return tags
-            .Select((t, i) => new ModelInfo(t.Name, Name, t.Size, contextLengths[i], t.Family, t.Quantization, loaded.Contains(t.Name)))
+            .Select((t, i) => new ModelInfo(t.Name, Name, t.Size, contextLengths[i], t.Details?.Family, t.Details?.QuantizationLevel, loaded.Contains(t.Name)))
             .ToList();
     }
 
@@ -148,9 +120,10 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
     }
 
     /// <summary>
-    /// <c>POST /api/generate</c> with <c>raw: true</c> (no template) and <c>stream: true</c>. One update per non-empty
-    /// <c>response</c> chunk, then a final update with <see cref="UsageContent"/> (prompt_eval_count / eval_count) and
-    /// the finish reason (<c>done_reason</c> "length" → <see cref="ChatFinishReason.Length"/>, otherwise Stop).
+    /// <c>POST /api/generate</c> with <c>raw: true</c> (no template) and <c>stream: true</c>, through OllamaSharp's
+    /// <c>GenerateAsync</c>. One update per non-empty <c>response</c> chunk, then a final update with
+    /// <see cref="UsageContent"/> (prompt_eval_count / eval_count) and the finish reason (<c>done_reason</c> "length" →
+    /// <see cref="ChatFinishReason.Length"/>, otherwise Stop).
     /// </summary>
     public async IAsyncEnumerable<ChatResponseUpdate> CompleteAsync(
         string modelId, string prompt, ChatOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -158,140 +131,94 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
         ArgumentException.ThrowIfNullOrWhiteSpace(modelId);
         ArgumentNullException.ThrowIfNull(prompt);
 
-        var body = new JsonObject
+        var request = new GenerateRequest
         {
-            ["model"] = modelId,
-            ["prompt"] = prompt,
-            ["raw"] = true,
-            ["stream"] = true,
+            Model = modelId,
+            Prompt = prompt,
+            Raw = true,
+            Stream = true,
+            Options = ToRequestOptions(options),
         };
-        var ollamaOptions = ToOllamaOptions(options);
-        if (ollamaOptions.Count > 0)
-        {
-            body["options"] = ollamaOptions;
-        }
-
-        using var request = new HttpRequestMessage(HttpMethod.Post, "api/generate")
-        {
-            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
-        using var response = await _connection.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, modelId, cancellationToken).ConfigureAwait(false);
-
-        Stream stream;
-        try
-        {
-            stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ProviderHttp.IsTransportFailure(ex))
-        {
-            throw _connection.Dropped(modelId, ex);
-        }
-
-        using var reader = new StreamReader(stream, Encoding.UTF8);
         var responseId = Guid.NewGuid().ToString("N");
-        while (true)
+        var done = false;
+        await foreach (var chunk in ProviderHttp.GuardStreamAsync(
+            _client.GenerateAsync(request, cancellationToken),
+            ex => TranslateStreamFailure(ex, modelId, cancellationToken),
+            chunk => chunk is GenerateDoneResponseStream { Done: true },
+            () => _connection.EndedEarly(modelId),
+            cancellationToken).ConfigureAwait(false))
         {
-            string? line;
-            try
-            {
-                line = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ProviderHttp.IsTransportFailure(ex))
-            {
-                throw _connection.Dropped(modelId, ex);
-            }
-
-            if (line is null)
-            {
-                break;
-            }
-
-            if (string.IsNullOrWhiteSpace(line))
+            if (chunk is null || done)
             {
                 continue;
             }
 
-            var chunk = ParseGenerateLine(line, modelId);
-            if (chunk.Text.Length > 0)
+            var createdAt = chunk.CreatedAt;
+            if (!string.IsNullOrEmpty(chunk.Response))
             {
-                yield return new ChatResponseUpdate(ChatRole.Assistant, chunk.Text)
+                yield return new ChatResponseUpdate(ChatRole.Assistant, chunk.Response)
                 {
                     ModelId = modelId,
                     ResponseId = responseId,
                     MessageId = responseId,
-                    CreatedAt = chunk.CreatedAt,
+                    CreatedAt = createdAt,
                 };
             }
 
-            if (chunk.Done)
+            if (chunk is GenerateDoneResponseStream { Done: true } last)
             {
-                yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(chunk.Usage ?? new UsageDetails())])
+                done = true;
+                var input = last.PromptEvalCount;
+                var output = last.EvalCount;
+                var usage = new UsageDetails { InputTokenCount = input, OutputTokenCount = output, TotalTokenCount = input + output };
+                var finishReason = last.DoneReason switch
                 {
-                    FinishReason = chunk.FinishReason,
+                    null or "" or "stop" => ChatFinishReason.Stop,
+                    "length" => ChatFinishReason.Length,
+                    var other => new ChatFinishReason(other),
+                };
+                yield return new ChatResponseUpdate(ChatRole.Assistant, [new UsageContent(usage)])
+                {
+                    FinishReason = finishReason,
                     ModelId = modelId,
                     ResponseId = responseId,
                     MessageId = responseId,
-                    CreatedAt = chunk.CreatedAt,
+                    CreatedAt = createdAt,
                 };
-                yield break;
             }
         }
-
-        cancellationToken.ThrowIfCancellationRequested();
-        throw _connection.EndedEarly(modelId);
     }
 
     /// <summary>
-    /// <c>POST /api/embed</c> with every input at once; <c>prompt_eval_count</c> is the token count. A model Ollama says
-    /// cannot embed gives <see cref="EmbeddingsNotSupportedException"/>.
+    /// <c>POST /api/embed</c> with every input at once (OllamaSharp's <c>EmbedAsync</c>); <c>prompt_eval_count</c> is
+    /// the token count. A model Ollama says cannot embed gives <see cref="EmbeddingsNotSupportedException"/>.
     /// </summary>
     public async Task<EmbeddingResult> EmbedAsync(string modelId, IReadOnlyList<string> inputs, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(modelId);
         ArgumentNullException.ThrowIfNull(inputs);
-        var body = new JsonObject
-        {
-            ["model"] = modelId,
-            ["input"] = new JsonArray(inputs.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray()),
-        };
-        using var request = new HttpRequestMessage(HttpMethod.Post, "api/embed")
-        {
-            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
-        string text;
+        EmbedResponse response;
         try
         {
-            using var response = await _connection.SendAsync(request, HttpCompletionOption.ResponseContentRead, modelId, cancellationToken).ConfigureAwait(false);
-            text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            response = await CallAsync("api/embed", ct => _client.EmbedAsync(new EmbedRequest { Model = modelId, Input = [.. inputs] }, ct), cancellationToken)
+                .ConfigureAwait(false);
         }
         catch (InferenceUnavailableException ex) when (ex.Message.Contains("support embeddings", StringComparison.OrdinalIgnoreCase))
         {
             throw new EmbeddingsNotSupportedException($"Ollama model '{modelId}' does not support embeddings.", ex);
         }
 
-        try
+        if (response?.Embeddings is not { } vectors)
         {
-            using var document = JsonDocument.Parse(text);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("embeddings", out var embeddings) || embeddings.ValueKind != JsonValueKind.Array)
-            {
-                throw new InferenceUnavailableException($"Ollama at {_connection.Display} answered /api/embed without an \"embeddings\" array.");
-            }
-
-            var vectors = embeddings.EnumerateArray()
-                .Select(e => e.EnumerateArray().Select(v => v.GetSingle()).ToArray())
-                .ToList();
-            if (vectors.Count != inputs.Count)
-            {
-                throw new InferenceUnavailableException($"Ollama at {_connection.Display} returned {vectors.Count} embeddings for {inputs.Count} inputs.");
-            }
-
-            return new EmbeddingResult(vectors, Int64(root, "prompt_eval_count") ?? 0);
+            throw new InferenceUnavailableException($"Ollama at {_connection.Display} answered /api/embed without an \"embeddings\" array.");
         }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+
+        if (vectors.Count != inputs.Count)
         {
-            throw new InferenceUnavailableException($"Ollama at {_connection.Display} sent an /api/embed answer that is not valid: {ex.Message}", ex);
+            throw new InferenceUnavailableException($"Ollama at {_connection.Display} returned {vectors.Count} embeddings for {inputs.Count} inputs.");
         }
+
+        return new EmbeddingResult(vectors.Select(v => v.ToArray()).ToList(), response.PromptEvalCount ?? 0);
     }
 
     /// <summary><c>GET /api/version</c> within 5 seconds.</summary>
@@ -301,11 +228,8 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
         timeout.CancelAfter(ProviderHttp.HealthTimeout);
         try
         {
-            using var document = await GetJsonAsync("api/version", timeout.Token).ConfigureAwait(false);
-            var version = String(document.RootElement, "version");
-            return version is null
-                ? new ProviderHealth(Name, false, $"{_connection.Display} answered /api/version without a version; it does not look like Ollama.")
-                : new ProviderHealth(Name, true, $"Ollama {version} at {_connection.Display}");
+            var version = await CallAsync("api/version", ct => _client.GetVersionAsync(ct), timeout.Token).ConfigureAwait(false);
+            return new ProviderHealth(Name, true, $"Ollama {version} at {_connection.Display}");
         }
         catch (InferenceUnavailableException ex)
         {
@@ -318,138 +242,91 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
         }
     }
 
-    public void Dispose() => _http.Dispose();
-
-    /// <summary>ChatOptions → Ollama's <c>options</c> object, the same names OllamaSharp uses for chat.</summary>
-    internal static JsonObject ToOllamaOptions(ChatOptions? options)
+    public void Dispose()
     {
-        var result = new JsonObject();
+        _client.Dispose();
+        _http.Dispose();
+    }
+
+    /// <summary>
+    /// ChatOptions → OllamaSharp's <see cref="RequestOptions"/> (Ollama's <c>options</c>), the same names OllamaSharp
+    /// maps for chat: temperature, top_p, top_k, seed, num_predict, stop, penalties, and Ollama option names
+    /// (<see cref="OllamaOption"/>) in <see cref="ChatOptions.AdditionalProperties"/>. Null when nothing is set, so
+    /// the request carries no <c>options</c> at all.
+    /// </summary>
+    internal static RequestOptions? ToRequestOptions(ChatOptions? options)
+    {
         if (options is null)
         {
-            return result;
+            return null;
         }
 
-        if (options.Temperature is { } temperature)
+        var extra = options.AdditionalProperties;
+        T? Extra<T>(OllamaOption option) where T : struct =>
+            extra is not null && extra.TryGetValue(option.Name, out var value) && value is not null
+                ? value is JsonElement element ? element.Deserialize<T>() : (T)Convert.ChangeType(value, typeof(T), System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+
+        var result = new RequestOptions
         {
-            result["temperature"] = temperature;
-        }
-
-        if (options.TopP is { } topP)
-        {
-            result["top_p"] = topP;
-        }
-
-        if (options.TopK is { } topK)
-        {
-            result["top_k"] = topK;
-        }
-
-        if (options.Seed is { } seed)
-        {
-            result["seed"] = seed;
-        }
-
-        if (options.MaxOutputTokens is { } maxOutputTokens)
-        {
-            result["num_predict"] = maxOutputTokens;
-        }
-
-        if (options.StopSequences is { Count: > 0 } stop)
-        {
-            result["stop"] = new JsonArray(stop.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray());
-        }
-
-        if (options.FrequencyPenalty is { } frequencyPenalty)
-        {
-            result["frequency_penalty"] = frequencyPenalty;
-        }
-
-        if (options.PresencePenalty is { } presencePenalty)
-        {
-            result["presence_penalty"] = presencePenalty;
-        }
-
-        if (options.AdditionalProperties is { } extra)
-        {
-            foreach (var (key, value) in extra)
-            {
-                if (value is not null && PassThroughOptions.Contains(key))
-                {
-                    result[key] = JsonSerializer.SerializeToNode(value, value.GetType());
-                }
-            }
-        }
-
-        return result;
+            Temperature = options.Temperature,
+            TopP = options.TopP,
+            TopK = options.TopK,
+            Seed = options.Seed is { } seed ? (int)seed : null,
+            NumPredict = options.MaxOutputTokens,
+            Stop = options.StopSequences is { Count: > 0 } stop ? [.. stop] : null,
+            FrequencyPenalty = options.FrequencyPenalty,
+            PresencePenalty = options.PresencePenalty,
+            NumCtx = Extra<int>(OllamaOption.NumCtx),
+            NumKeep = Extra<int>(OllamaOption.NumKeep),
+            NumBatch = Extra<int>(OllamaOption.NumBatch),
+            NumGpu = Extra<int>(OllamaOption.NumGpu),
+            MainGpu = Extra<int>(OllamaOption.MainGpu),
+            NumThread = Extra<int>(OllamaOption.NumThread),
+            RepeatLastN = Extra<int>(OllamaOption.RepeatLastN),
+            RepeatPenalty = Extra<float>(OllamaOption.RepeatPenalty),
+            MinP = Extra<float>(OllamaOption.MinP),
+            TypicalP = Extra<float>(OllamaOption.TypicalP),
+            TfsZ = Extra<float>(OllamaOption.TfsZ),
+            MiroStat = Extra<int>(OllamaOption.MiroStat),
+            MiroStatEta = Extra<float>(OllamaOption.MiroStatEta),
+            MiroStatTau = Extra<float>(OllamaOption.MiroStatTau),
+            PenalizeNewline = Extra<bool>(OllamaOption.PenalizeNewline),
+        };
+        return JsonSerializer.SerializeToElement(result).EnumerateObject().Any(p => p.Value.ValueKind != JsonValueKind.Null) ? result : null;
     }
 
-    private GenerateChunk ParseGenerateLine(string line, string modelId)
+    /// <summary>One OllamaSharp call with its failures as Sutazai's exceptions (transport and status errors are mapped on the wire).</summary>
+    private async Task<T> CallAsync<T>(string path, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
-        JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(line);
+            return await call(cancellationToken).ConfigureAwait(false);
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or OllamaException or FormatException or ArgumentException)
         {
-            throw new InferenceUnavailableException($"Ollama at {_connection.Display} sent a line that is not JSON while generating with model '{modelId}': {ex.Message}", ex);
-        }
-
-        using (document)
-        {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new InferenceUnavailableException($"Ollama at {_connection.Display} sent an unexpected line while generating with model '{modelId}'.");
-            }
-
-            if (String(root, "error") is { } error)
-            {
-                throw new InferenceUnavailableException($"Ollama at {_connection.Display} failed while generating with model '{modelId}': {error}");
-            }
-
-            var text = String(root, "response") ?? string.Empty;
-            var done = root.TryGetProperty("done", out var doneElement) && doneElement.ValueKind == JsonValueKind.True;
-            var createdAt = root.TryGetProperty("created_at", out var created) && created.ValueKind == JsonValueKind.String
-                && created.TryGetDateTimeOffset(out var parsed) ? parsed : (DateTimeOffset?)null;
-            if (!done)
-            {
-                return new GenerateChunk(text, false, null, null, createdAt);
-            }
-
-            var input = Int64(root, "prompt_eval_count");
-            var output = Int64(root, "eval_count");
-            var usage = new UsageDetails
-            {
-                InputTokenCount = input,
-                OutputTokenCount = output,
-                TotalTokenCount = input is null && output is null ? null : (input ?? 0) + (output ?? 0),
-            };
-            var finishReason = String(root, "done_reason") switch
-            {
-                null or "stop" => ChatFinishReason.Stop,
-                "length" => ChatFinishReason.Length,
-                var other => new ChatFinishReason(other),
-            };
-            return new GenerateChunk(text, true, usage, finishReason, createdAt);
+            throw new InferenceUnavailableException($"{_connection.Display}/{path} did not answer as Ollama does; is this an Ollama server? ({ex.Message})", ex);
         }
     }
+
+    private Exception? TranslateStreamFailure(Exception ex, string modelId, CancellationToken cancellationToken) => ex switch
+    {
+        InferenceUnavailableException or ModelNotFoundException => null,
+        OperationCanceledException when cancellationToken.IsCancellationRequested => null,
+        OllamaException => new InferenceUnavailableException($"Ollama at {_connection.Display} failed while generating with model '{modelId}': {ex.Message}", ex),
+        JsonException => new InferenceUnavailableException($"Ollama at {_connection.Display} sent a line that is not JSON while generating with model '{modelId}': {ex.Message}", ex),
+        _ when ProviderHttp.IsTransportFailure(ex) => _connection.Dropped(modelId, ex),
+        _ => null,
+    };
 
     private async Task<int?> GetContextLengthAsync(string modelId, CancellationToken cancellationToken)
     {
-        var body = new JsonObject { ["model"] = modelId };
-        using var request = new HttpRequestMessage(HttpMethod.Post, "api/show")
-        {
-            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
         try
         {
-            using var response = await _connection.SendAsync(request, HttpCompletionOption.ResponseContentRead, modelId, cancellationToken).ConfigureAwait(false);
-            var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-            using var document = JsonDocument.Parse(text);
-            return ContextLength(document.RootElement);
+            var show = await CallAsync("api/show", ct => _client.ShowModelAsync(new ShowModelRequest { Model = modelId }, ct), cancellationToken).ConfigureAwait(false);
+            return ContextLength(show.Info);
         }
-        catch (Exception ex) when (ex is InferenceUnavailableException or ModelNotFoundException or JsonException)
+        catch (Exception ex) when (ex is InferenceUnavailableException or ModelNotFoundException)
         {
             // The listing still stands; only this model's context length is unknown.
             _logger.LogDebug(ex, "Ollama /api/show failed for {Model}; its context length stays unknown", modelId);
@@ -458,25 +335,21 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
     }
 
     /// <summary><c>model_info["{general.architecture}.context_length"]</c>, or any <c>*.context_length</c> entry.</summary>
-    internal static int? ContextLength(JsonElement showResponse)
+    internal static int? ContextLength(OllamaSharp.Models.ModelInfo? info)
     {
-        if (showResponse.ValueKind != JsonValueKind.Object
-            || !showResponse.TryGetProperty("model_info", out var info) || info.ValueKind != JsonValueKind.Object)
+        if (info?.ExtraInfo is not { } extra)
         {
             return null;
         }
 
-        if (String(info, "general.architecture") is { } architecture
-            && info.TryGetProperty(architecture + ".context_length", out var exact)
-            && exact.ValueKind == JsonValueKind.Number && exact.TryGetInt32(out var value))
+        if (info.Architecture is { } architecture && extra.TryGetValue(architecture + ".context_length", out var exact) && Int32(exact) is { } value)
         {
             return value;
         }
 
-        foreach (var property in info.EnumerateObject())
+        foreach (var (key, entry) in extra)
         {
-            if (property.Name.EndsWith(".context_length", StringComparison.Ordinal) && property.Value.ValueKind == JsonValueKind.Number
-                && property.Value.TryGetInt32(out var length))
+            if (key.EndsWith(".context_length", StringComparison.Ordinal) && Int32(entry) is { } length)
             {
                 return length;
             }
@@ -485,36 +358,11 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
         return null;
     }
 
-    private async Task<JsonDocument> GetJsonAsync(string path, CancellationToken cancellationToken)
+    private static int? Int32(object? value) => value switch
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        using var response = await _connection.SendAsync(request, HttpCompletionOption.ResponseContentRead, null, cancellationToken).ConfigureAwait(false);
-        var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return JsonDocument.Parse(text);
-        }
-        catch (JsonException ex)
-        {
-            throw new InferenceUnavailableException($"{_connection.Display}/{path} did not return JSON; is this an Ollama server? ({ex.Message})", ex);
-        }
-    }
-
-    private static IEnumerable<JsonElement> Models(JsonElement root) =>
-        root.ValueKind == JsonValueKind.Object && root.TryGetProperty("models", out var models) && models.ValueKind == JsonValueKind.Array
-            ? models.EnumerateArray().Where(m => m.ValueKind == JsonValueKind.Object).ToList()
-            : [];
-
-    private static string? String(JsonElement element, string name) =>
-        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
-            ? value.GetString()
-            : null;
-
-    private static long? Int64(JsonElement element, string name) =>
-        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value)
-        && value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var number)
-            ? number
-            : null;
-
-    private readonly record struct GenerateChunk(string Text, bool Done, UsageDetails? Usage, ChatFinishReason? FinishReason, DateTimeOffset? CreatedAt);
+        JsonElement { ValueKind: JsonValueKind.Number } element when element.TryGetInt32(out var number) => number,
+        int number => number,
+        long number and >= int.MinValue and <= int.MaxValue => (int)number,
+        _ => null,
+    };
 }

@@ -152,10 +152,10 @@ internal static class ProviderHttp
     /// Passes a provider's streamed updates through, turning transport and protocol failures into SutazAI's
     /// exceptions (<paramref name="translate"/>), and refuses a stream that ends without its final update.
     /// </summary>
-    internal static async IAsyncEnumerable<Microsoft.Extensions.AI.ChatResponseUpdate> GuardStreamAsync(
-        IAsyncEnumerable<Microsoft.Extensions.AI.ChatResponseUpdate> source,
+    internal static async IAsyncEnumerable<T> GuardStreamAsync<T>(
+        IAsyncEnumerable<T> source,
         Func<Exception, Exception?> translate,
-        Func<Microsoft.Extensions.AI.ChatResponseUpdate, bool> isFinal,
+        Func<T, bool> isFinal,
         Func<Exception> endedEarly,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -165,7 +165,7 @@ internal static class ProviderHttp
         {
             while (true)
             {
-                Microsoft.Extensions.AI.ChatResponseUpdate update;
+                T update;
                 try
                 {
                     if (!await updates.MoveNextAsync().ConfigureAwait(false))

@@ -53,7 +53,7 @@ public static class InferenceSetup
         services.AddSingleton(sp => new OllamaSwitch(ollamaUrl, ollamaSource, inference.Ollama.Timeout,
             sp.GetRequiredService<SystemSettings>(), sp.GetRequiredService<ILogger<OllamaProvider>>()));
         services.AddSingleton<IModelProvider>(sp => sp.GetRequiredService<OllamaSwitch>());
-        services.AddSingleton<IOllamaPuller>(sp => new OllamaPuller(sp.GetRequiredService<OllamaSwitch>().CurrentAsync, sp.GetRequiredService<IHttpClientFactory>().CreateClient(PullHttpClient)));
+        services.AddSingleton<IOllamaPuller>(sp => new OllamaPuller(sp.GetRequiredService<OllamaSwitch>().CurrentAsync, () => sp.GetRequiredService<IHttpClientFactory>().CreateClient(PullHttpClient)));
         if (!string.IsNullOrWhiteSpace(inference.OpenAI.BaseUrl))
         {
             services.AddSingleton(_ => new OpenAICompatibleProvider(inference.OpenAI));
