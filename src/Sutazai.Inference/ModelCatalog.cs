@@ -18,6 +18,13 @@ public sealed record ResolvedModel(IModelProvider Provider, string ModelId, Mode
         TracedClients.GetOrCreateValue(Provider).GetOrAdd(ModelId, static (id, provider) =>
             provider.GetChatClient(id).AsBuilder().UseOpenTelemetry(sourceName: TelemetrySource).Build(), Provider);
 
+    /// <summary>
+    /// Raw completion of <paramref name="prompt"/> (no chat template), traced and measured like <see cref="ChatClient"/>
+    /// with <c>gen_ai.operation.name = text_completion</c>.
+    /// </summary>
+    public IAsyncEnumerable<ChatResponseUpdate> CompleteAsync(string prompt, ChatOptions? options, CancellationToken cancellationToken) =>
+        CompletionTelemetry.TraceAsync(this, prompt, options, cancellationToken);
+
     // One traced client per provider and model, made once: the OpenTelemetry wrapper creates its own ActivitySource
     // and Meter, which a client made per call would leave registered (a Meter per generation). The table lets a
     // replaced provider (a new Ollama address) take its clients with it.

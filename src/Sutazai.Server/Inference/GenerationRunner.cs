@@ -157,7 +157,7 @@ public sealed class GenerationRunner(ModelCatalog catalog, IOptionsMonitor<Infer
         var chatOptions = ToChatOptions(generateOptions);
         chatOptions.MaxOutputTokens ??= options.CurrentValue.DefaultMaxOutputTokens;
         var updates = prompt is not null
-            ? model.Provider.CompleteAsync(model.ModelId, prompt, chatOptions, ct)
+            ? model.CompleteAsync(prompt, chatOptions, ct)
             : model.ChatClient().GetStreamingResponseAsync(messages!, chatOptions, ct);
         return new Run(model, updates, metrics);
     }
