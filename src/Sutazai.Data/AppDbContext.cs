@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
@@ -6,8 +7,11 @@ using Sutazai.Data.Entities;
 namespace Sutazai.Data;
 
 /// <summary>The relational store. One model for every provider; migrations live in one assembly per provider.</summary>
-public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : IdentityUserContext<AppUser, Guid>(options)
+public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : IdentityUserContext<AppUser, Guid>(options), IDataProtectionKeyContext
 {
+    /// <summary>ASP.NET Core's data-protection key ring (cookies, antiforgery, reset tokens), shared by every node.</summary>
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
     public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
 
     public DbSet<SystemFlag> SystemFlags => Set<SystemFlag>();
@@ -70,6 +74,7 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             // Identity's default e-mail index is not unique; two concurrent registrations must not both win.
             user.HasIndex(u => u.NormalizedEmail).HasDatabaseName("EmailIndex").IsUnique();
         });
+        builder.Entity<DataProtectionKey>().ToTable("data_protection_keys");
         builder.Entity<Microsoft.AspNetCore.Identity.IdentityUserClaim<Guid>>().ToTable("user_claims");
         builder.Entity<Microsoft.AspNetCore.Identity.IdentityUserLogin<Guid>>().ToTable("user_logins");
         builder.Entity<Microsoft.AspNetCore.Identity.IdentityUserToken<Guid>>().ToTable("user_tokens");

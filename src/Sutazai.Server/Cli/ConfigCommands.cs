@@ -100,7 +100,8 @@ public static partial class ConfigCommands
     public static string? Mask(string key, string? value)
     {
         if (string.IsNullOrEmpty(value)) return value;
-        if (key.EndsWith("Password", StringComparison.OrdinalIgnoreCase) || key.EndsWith("ApiKey", StringComparison.OrdinalIgnoreCase) || key.EndsWith("Token", StringComparison.OrdinalIgnoreCase)) return "***";
+        if (key.EndsWith("Password", StringComparison.OrdinalIgnoreCase) || key.EndsWith("ApiKey", StringComparison.OrdinalIgnoreCase) || key.EndsWith("Token", StringComparison.OrdinalIgnoreCase)
+            || key.EndsWith("SigningKey", StringComparison.OrdinalIgnoreCase)) return "***";
         return UrlCredentials().Replace(PasswordPair().Replace(value, "$1***"), "$1***@");
     }
 

@@ -78,6 +78,12 @@ public sealed class PoolOptions
 
 public sealed class AuthOptions : IValidatableObject
 {
+    private static bool IsKey(string base64)
+    {
+        var buffer = new byte[base64.Length];
+        return Convert.TryFromBase64String(base64.Trim(), buffer, out var length) && length >= 32;
+    }
+
     public const string Section = "Sutazai:Auth";
 
     [Required(AllowEmptyStrings = false)]
@@ -102,8 +108,13 @@ public sealed class AuthOptions : IValidatableObject
 
     public TimeSpan CookieLifetime { get; set; }
 
+    /// <summary>Base64 HS256 key (≥ 32 bytes) from configuration; empty keeps the one in the database.</summary>
+    public string? SigningKey { get; set; }
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (!string.IsNullOrEmpty(SigningKey) && !IsKey(SigningKey))
+            yield return new ValidationResult("Sutazai:Auth:SigningKey must be base64 of at least 32 bytes (e.g. `openssl rand -base64 64`).", [nameof(SigningKey)]);
         if (AccessTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(AccessTokenLifetime));
         if (RefreshTokenLifetime <= TimeSpan.Zero) yield return Positive(nameof(RefreshTokenLifetime));
         if (LockoutDuration <= TimeSpan.Zero) yield return Positive(nameof(LockoutDuration));

@@ -41,6 +41,7 @@ public static class SettingsRegistry
         new("Sutazai:Auth:LockoutDuration", "00:15:00", "How long a locked account stays locked."),
         new("Sutazai:Auth:PasswordResetTokenLifetime", "01:00:00", "Lifetime of password-reset and e-mail verification tokens."),
         new("Sutazai:Auth:ClockSkewSeconds", "30", "Tolerance when checking token expiry."),
+        new("Sutazai:Auth:SigningKey", null, "Base64 HS256 key (at least 32 bytes, e.g. `openssl rand -base64 64`) that signs and checks access tokens. Empty: the key in the database, made by the first node that starts and shared by every node. Masked by `config list`."),
         new("Sutazai:Auth:CookieLifetime", "7.00:00:00", "How long the web UI's sign-in cookie lasts without use (sliding; d.hh:mm:ss)."),
 
         new("Sutazai:RateLimits:AuthPerMinute", "60", "Requests per minute per client address to login, register, refresh and password reset (429 beyond). With `Sutazai:Redis:Connection` the minute is counted once for all nodes (falling back to each node's own count while Redis is unreachable)."),

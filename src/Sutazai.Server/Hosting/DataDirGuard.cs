@@ -5,9 +5,10 @@ using Sutazai.Server.Configuration;
 namespace Sutazai.Server.Hosting;
 
 /// <summary>
-/// Before anything else starts: the data dir and its key folders exist owner-only (0700), so files written into them
-/// later are unreadable to other local accounts whatever their own mode; and a production server whose mail would only
-/// land in the outbox says so.
+/// Before anything else starts: the data dir exists owner-only (0700), so files written into it later are unreadable
+/// to other local accounts whatever their own mode (key folders an earlier version left are made owner-only too, until
+/// the warm-up moves their keys into the database); and a production server whose mail would only land in the outbox
+/// says so.
 /// </summary>
 public sealed class DataDirGuard(IOptions<SutazaiOptions> app, IOptions<MailOptions> mail, IHostEnvironment environment, ILogger<DataDirGuard> logger)
     : IHostedLifecycleService
@@ -16,12 +17,9 @@ public sealed class DataDirGuard(IOptions<SutazaiOptions> app, IOptions<MailOpti
     {
         var data = app.Value.DataPath;
         PrivateFiles.CreateDirectory(data);
-        // The key folders are the server's own whoever made them first (the data-protection stack may create its
-        // folder before this runs): always owner-only.
         foreach (var keys in new[] { Path.Combine(data, "keys"), Path.Combine(data, "keys", "data-protection") })
         {
-            PrivateFiles.CreateDirectory(keys);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keys, PrivateFiles.DirectoryMode);
+            if (Directory.Exists(keys) && !OperatingSystem.IsWindows()) File.SetUnixFileMode(keys, PrivateFiles.DirectoryMode);
         }
         if (environment.IsProduction() && string.IsNullOrWhiteSpace(mail.Value.SmtpHost))
             logger.LogWarning("No SMTP server is configured (Sutazai:Mail:SmtpHost): password-reset and verification mail is only written to {Outbox}. " +

@@ -88,9 +88,15 @@ public static class IdentitySetup
         var auth = builder.Configuration.Read<AuthOptions>(AuthOptions.Section);
         var dataPath = builder.Configuration.Read<SutazaiOptions>(SutazaiOptions.Section).DataPath;
 
+        // The key ring lives in the database, so a cookie or reset token made on one node opens on every other. It is
+        // first read by the warm-up (after migrations), not by the framework's own start-up prefetch.
         services.AddDataProtection()
             .SetApplicationName("sutazai")
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataPath, "keys", "data-protection")));
+            .PersistKeysToDbContext<AppDbContext>();
+        foreach (var prefetch in services.Where(d => d.ServiceType == typeof(IHostedService)
+            && d.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
+            services.Remove(prefetch);
+        services.AddSingleton<Hosting.IStartupStep>(sp => new DataProtectionKeyRing(sp, dataPath));
 
         services.AddIdentityCore<AppUser>(o =>
             {
@@ -113,6 +119,7 @@ public static class IdentitySetup
 
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<JwtKeyStore>();
+        services.AddSingleton<Hosting.IStartupStep>(sp => sp.GetRequiredService<JwtKeyStore>());
         services.AddScoped<TokenService>();
         services.AddScoped<ApiKeyService>();
         services.AddScoped<AccountService>();

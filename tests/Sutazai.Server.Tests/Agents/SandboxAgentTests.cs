@@ -43,6 +43,10 @@ public sealed class SandboxAgentTests : IAsyncLifetime
         Assert.Equal("succeeded", (await ApproveAllAsync(admin, adminRun)).GetProperty("status").GetString());
 
         var dataDir = _kit.App.DataDir;
+        // The signing keys are in the database now; a key file an operator or an earlier version left in the data dir
+        // (written after the warm-up, so it stays) must be as hidden as the database itself.
+        Directory.CreateDirectory(Path.Combine(dataDir, "keys"));
+        await File.WriteAllTextAsync(Path.Combine(dataDir, "keys", "jwt-signing.key"), "left-behind-key-material");
         var keys = Directory.GetFiles(Path.Combine(dataDir, "keys"));
         Assert.NotEmpty(keys);
         var probes = keys.Concat([Path.Combine(dataDir, "keys"), Path.Combine(dataDir, "sutazai.db"), Path.Combine(dataDir, "agents", "runs", adminRun.ToString("N"), "private.txt"), dataDir, "/etc/shadow"]).ToList();

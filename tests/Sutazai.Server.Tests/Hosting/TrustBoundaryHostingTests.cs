@@ -33,12 +33,8 @@ public sealed class FilesAtRestTests
                 Assert.NotEmpty(app.MailsTo(user.Email));
 
                 Assert.Equal(Dir, File.GetUnixFileMode(dataDir));
-                Assert.Equal(Dir, File.GetUnixFileMode(Path.Combine(dataDir, "keys")));
-                Assert.Equal(Dir, File.GetUnixFileMode(Path.Combine(dataDir, "keys", "data-protection")));
-                Assert.Equal(File600, File.GetUnixFileMode(Path.Combine(dataDir, "keys", "jwt-signing.key")));
-                var protectionKeys = Directory.GetFiles(Path.Combine(dataDir, "keys", "data-protection"));
-                Assert.NotEmpty(protectionKeys);
-                Assert.All(protectionKeys, f => Assert.Equal(File600, File.GetUnixFileMode(f)));
+                // The signing key and the data-protection key ring are in the database (owner-only below), not in files.
+                Assert.False(Directory.Exists(Path.Combine(dataDir, "keys")));
                 Assert.Equal(File600, File.GetUnixFileMode(Path.Combine(dataDir, "sutazai.db")));
                 Assert.Equal(Dir, File.GetUnixFileMode(app.OutboxDir));
                 var mails = Directory.GetFiles(app.OutboxDir, "*.eml");

@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore;
 using System.Security.Claims;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -18,9 +19,10 @@ public sealed class JwtForge
         _original = original;
     }
 
-    /// <summary>Reads the server's persisted signing key from the app's data dir.</summary>
+    /// <summary>Reads the server's signing key from its database (<c>system_flags</c>, where every node reads it).</summary>
     public static JwtForge From(TestApp app, string accessToken) =>
-        new(Convert.FromBase64String(File.ReadAllText(Path.Combine(app.DataDir, "keys", "jwt-signing.key")).Trim()), new JsonWebToken(accessToken));
+        new(Convert.FromBase64String(app.WithDbAsync(db => db.SystemFlags.Where(f => f.Key == Sutazai.Server.Identity.JwtKeyStore.FlagKey)
+            .Select(f => f.Value!).SingleAsync()).GetAwaiter().GetResult()), new JsonWebToken(accessToken));
 
     public string Sign(DateTime? expires = null, string? audience = null, string? issuer = null, byte[]? key = null)
     {

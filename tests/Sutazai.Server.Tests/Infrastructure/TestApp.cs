@@ -161,7 +161,7 @@ public sealed class TestApp : WebApplicationFactory<Program>
     public static string PostgresConnectionString(string database) =>
         new NpgsqlConnectionStringBuilder(PostgresBaseConnectionString) { Database = database }.ConnectionString;
 
-    private static void CreatePostgresDatabase(string database)
+    public static void CreatePostgresDatabase(string database)
     {
         using var connection = new NpgsqlConnection(PostgresConnectionString("postgres"));
         connection.Open();

@@ -1,9 +1,12 @@
 using System.Net;
 using System.Net.Http.Json;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using Sutazai.Data;
 using Sutazai.Server.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Sutazai.Server.Data;
+using Sutazai.Server.Identity;
 using Sutazai.Server.Tests.Infrastructure;
 
 namespace Sutazai.Server.Tests.Platform;
@@ -125,21 +128,51 @@ public sealed class PlatformTests(SqliteAppFixture fixture) : IClassFixture<Sqli
     }
 
     [Fact]
-    public async Task JwtSigningKey_IsGeneratedPersistedPrivate_AndSurvivesRestart()
+    public async Task JwtSigningKey_IsGeneratedIntoTheDatabase_NotOntoDisk_AndSurvivesRestart()
     {
-        var keyPath = Path.Combine(App.DataDir, "keys", "jwt-signing.key");
-        Assert.True(File.Exists(keyPath));
-        if (!OperatingSystem.IsWindows())
-            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyPath));
-        Assert.Equal(64, Convert.FromBase64String(File.ReadAllText(keyPath)).Length);
+        string StoredKey() => App.WithDbAsync(db => db.SystemFlags.Where(f => f.Key == JwtKeyStore.FlagKey).Select(f => f.Value!).SingleAsync()).GetAwaiter().GetResult();
+        var key = StoredKey();
+        Assert.Equal(64, Convert.FromBase64String(key).Length);
+        Assert.False(File.Exists(Path.Combine(App.DataDir, "keys", JwtKeyStore.LegacyFileName)));
+        Assert.Equal("database", App.Services.GetRequiredService<JwtKeyStore>().Source);
 
         using var client = App.Client();
         var (_, tokens) = await Accounts.RegisterAndLoginAsync(client);
-        var before = File.ReadAllText(keyPath);
         await using var restarted = TestApp.Create(DbProvider.Sqlite, dataDir: App.DataDir);
         using var again = restarted.Client(tokens.AccessToken);
         Assert.Equal(HttpStatusCode.OK, (await again.GetAsync("/api/v1/users/me")).StatusCode);
-        Assert.Equal(before, File.ReadAllText(keyPath));
+        Assert.Equal(key, StoredKey());
+    }
+
+    /// <summary>
+    /// An earlier version kept the signing key and the data-protection keys as files per node: the first start of
+    /// this one moves them into the database, so tokens and cookies issued before the upgrade keep working.
+    /// </summary>
+    [Fact]
+    public async Task KeysAnEarlierVersionKeptOnDisk_MoveIntoTheDatabase_AndWhatTheySignedStillOpens()
+    {
+        var dataDir = Directory.CreateTempSubdirectory("sutazai-legacy-keys-").FullName;
+        var keys = Path.Combine(dataDir, "keys");
+        var protection = Path.Combine(keys, "data-protection");
+        Directory.CreateDirectory(protection);
+        var legacyKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(64));
+        await File.WriteAllTextAsync(Path.Combine(keys, JwtKeyStore.LegacyFileName), legacyKey);
+        // A payload protected with a file-kept key ring, as the earlier version's cookies were.
+        var fileRing = Microsoft.AspNetCore.DataProtection.DataProtectionProvider.Create(new DirectoryInfo(protection),
+            b => b.SetApplicationName("sutazai"));
+        var sealedText = fileRing.CreateProtector("test").Protect("kept across the upgrade");
+        var keyFiles = Directory.GetFiles(protection, "*.xml").Select(f => Path.GetFileNameWithoutExtension(f)).ToList();
+        Assert.Single(keyFiles);
+
+        await using var app = TestApp.Create(DbProvider.Sqlite, dataDir: dataDir);
+        using var client = app.Client();
+        Assert.Equal(legacyKey, await app.WithDbAsync(db => db.SystemFlags.Where(f => f.Key == JwtKeyStore.FlagKey).Select(f => f.Value!).SingleAsync()));
+        Assert.False(File.Exists(Path.Combine(keys, JwtKeyStore.LegacyFileName)));
+        Assert.False(Directory.Exists(protection));
+        Assert.False(Directory.Exists(keys)); // both moved out, so the earlier version's folder is gone
+        Assert.Equal(keyFiles, await app.WithDbAsync(db => db.DataProtectionKeys.Select(k => k.FriendlyName!).ToListAsync()));
+        var provider = app.Services.GetRequiredService<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>();
+        Assert.Equal("kept across the upgrade", provider.CreateProtector("test").Unprotect(sealedText));
     }
 
     [Fact]
