@@ -16,6 +16,8 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
 
     public DbSet<SystemFlag> SystemFlags => Set<SystemFlag>();
 
+    public DbSet<ClusterNode> ClusterNodes => Set<ClusterNode>();
+
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
 
     public DbSet<Conversation> Conversations => Set<Conversation>();
@@ -75,6 +77,16 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             user.HasIndex(u => u.NormalizedEmail).HasDatabaseName("EmailIndex").IsUnique();
         });
         builder.Entity<DataProtectionKey>().ToTable("data_protection_keys");
+        builder.Entity<ClusterNode>(node =>
+        {
+            node.ToTable("cluster_nodes");
+            node.HasKey(n => n.Id);
+            node.Property(n => n.Id).HasMaxLength(64);
+            node.Property(n => n.Role).HasMaxLength(16);
+            node.Property(n => n.Version).HasMaxLength(100);
+            node.Property(n => n.Address).HasMaxLength(500);
+            node.Property(n => n.Host).HasMaxLength(255);
+        });
         builder.Entity<Microsoft.AspNetCore.Identity.IdentityUserClaim<Guid>>().ToTable("user_claims");
         builder.Entity<Microsoft.AspNetCore.Identity.IdentityUserLogin<Guid>>().ToTable("user_logins");
         builder.Entity<Microsoft.AspNetCore.Identity.IdentityUserToken<Guid>>().ToTable("user_tokens");

@@ -82,6 +82,11 @@ public sealed class AdminTests(BrowserFixture fixture)
             var at = (await tokens.GetAttributeAsync("data-at"))!;
             await Assertions.Expect(tokens).Not.ToHaveAttributeAsync("data-at", at, new() { Timeout = 10_000 });
             await Assertions.Expect(page.GetByTestId("health")).ToBeVisibleAsync();
+            // The node registry: this server, up (the table refreshes every 10 s).
+            var self = page.GetByTestId("nodes").Locator("tbody tr[data-status=up]");
+            await Assertions.Expect(self).ToHaveCountAsync(1, new() { Timeout = 15_000 });
+            await Assertions.Expect(self).ToContainTextAsync("(this node)");
+            await Assertions.Expect(self).ToContainTextAsync("all");
         });
     }
 

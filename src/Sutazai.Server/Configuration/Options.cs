@@ -22,6 +22,19 @@ public sealed class SutazaiOptions
     public string DataPath => Path.GetFullPath(DataDir);
 }
 
+public sealed class ClusterOptions
+{
+    public const string Section = "Sutazai:Cluster";
+
+    [Range(1, 3600)]
+    public int HeartbeatSeconds { get; set; }
+
+    [Range(2, 86_400)]
+    public int NodeTimeoutSeconds { get; set; }
+
+    public string? AdvertisedUrl { get; set; }
+}
+
 public sealed class DatabaseOptions : IValidatableObject
 {
     public const string Section = "Sutazai:Database";
@@ -218,6 +231,7 @@ public static class OptionsRegistration
         SettingsRegistry.AddDefaults(builder.Configuration);
         Bind<SutazaiOptions>(builder, SutazaiOptions.Section);
         Bind<DatabaseOptions>(builder, DatabaseOptions.Section);
+        Bind<ClusterOptions>(builder, ClusterOptions.Section);
         Bind<AuthOptions>(builder, AuthOptions.Section);
         Bind<RateLimitOptions>(builder, RateLimitOptions.Section);
         Bind<HttpOptions>(builder, HttpOptions.Section);

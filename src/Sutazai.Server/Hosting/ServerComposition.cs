@@ -58,6 +58,7 @@ public static class ServerComposition
         app.MapKnowledgeApi();
         app.MapVectorsApi();
         app.MapTasksAdminApi();
+        app.MapNodesApi();
         app.MapAgentsApi();
         app.MapJarvisSocket();
         app.MapMcpApi();

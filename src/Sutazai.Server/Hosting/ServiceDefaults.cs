@@ -140,6 +140,8 @@ public static class ServiceDefaults
         services.AddSingleton<MonitorSampler>();
         services.AddScoped<ActivityStatistics>();
         services.AddHostedService(sp => sp.GetRequiredService<MonitorSampler>());
+        services.AddHostedService<NodeRegistry>();
+        services.AddScoped<NodeDirectory>();
         // The meters are chosen by Microsoft.Extensions.Diagnostics rules, not the SDK's AddMeter: a rule matches a
         // process-wide meter or one made by this host's own IMeterFactory, never another host's. With AddMeter the
         // SDK's process-wide listener also takes the same-named meters of every other host in the process, and when

@@ -68,10 +68,23 @@ public sealed class SutazaiMetrics
 
     public void Lockout() => _lockouts.Add(1);
 
-    public void InferenceStarted(in TagList tags) => _inferenceActive.Add(1, tags);
+    private int _activeGenerations;
+
+    /// <summary>Generation requests queued or running on this node now (what <c>sutazai.inference.active</c> adds up).</summary>
+    public int ActiveGenerations => Volatile.Read(ref _activeGenerations);
+
+    /// <summary>Tasks waiting on the queue at this node's worker's last count; null when the node runs no worker.</summary>
+    public long? QueuedTasks => _taskQueueDepth.Count == 0 ? null : _taskQueueDepth.GetValueOrDefault("queued");
+
+    public void InferenceStarted(in TagList tags)
+    {
+        Interlocked.Increment(ref _activeGenerations);
+        _inferenceActive.Add(1, tags);
+    }
 
     public void InferenceFinished(string result, int tokens, in TagList tags)
     {
+        Interlocked.Decrement(ref _activeGenerations);
         _inferenceActive.Add(-1, tags);
         var withResult = tags;
         withResult.Add("result", result);

@@ -27,7 +27,7 @@ public sealed partial class SeparateNodesTests : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    private async Task<(SutazaiProcess Node, HttpClient Http)> StartNodeAsync(CookieContainer cookies)
+    private async Task<(SutazaiProcess Node, HttpClient Http)> StartNodeAsync(CookieContainer cookies, string role = "all")
     {
         var dataDir = Directory.CreateTempSubdirectory("sutazai-node-").FullName;
         _dataDirs.Add(dataDir);
@@ -35,6 +35,10 @@ public sealed partial class SeparateNodesTests : IAsyncLifetime
         node.Environment["Sutazai__Database__Provider"] = "postgres";
         node.Environment["Sutazai__Database__ConnectionString"] = TestApp.PostgresConnectionString(_database);
         node.Environment["Sutazai__RateLimits__AuthPerMinute"] = "100000";
+        node.Environment["Sutazai__Role"] = role;
+        node.Environment["Sutazai__Tasks__Transport"] = "database";
+        node.Environment["Sutazai__Cluster__HeartbeatSeconds"] = "1";
+        node.Environment["Sutazai__Cluster__NodeTimeoutSeconds"] = "4";
         var port = SutazaiProcess.FreePort();
         var http = new HttpClient(new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false })
         {
@@ -94,6 +98,69 @@ public sealed partial class SeparateNodesTests : IAsyncLifetime
         foreach (var dataDir in _dataDirs)
             Assert.False(Directory.Exists(Path.Combine(dataDir, "keys")), $"{dataDir} holds a keys folder");
         Assert.NotEqual(a.DataDir, b.DataDir);
+    }
+
+    /// <summary>
+    /// The node registry: two API nodes and a worker, each its own process and data dir, list themselves; a node killed
+    /// with SIGKILL turns "gone" once its heartbeats stop, one stopped with SIGTERM says "stopped".
+    /// </summary>
+    [Fact]
+    public async Task EveryNodeRegisters_AKilledOneIsGone_AndACleanlyStoppedOneIsStopped()
+    {
+        var cookies = new CookieContainer();
+        var (_, nodeA) = await StartNodeAsync(cookies, "all");
+        var (_, nodeB) = await StartNodeAsync(cookies, "api");
+        var (_, workerHttp) = await StartNodeAsync(cookies, "worker");
+        using var _ = nodeA;
+        using var __ = nodeB;
+        using var ___ = workerHttp;
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(nodeA); // the first account: an administrator
+        nodeB.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.AccessToken);
+        var ids = _dataDirs.Select(d => File.ReadAllText(Path.Combine(d, "node-id")).Trim()).ToArray();
+
+        async Task<Dictionary<string, System.Text.Json.JsonElement>> NodesAsync()
+        {
+            var response = await nodeB.GetAsync("/api/v1/admin/nodes");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return (await response.ReadJsonAsync()).EnumerateArray().ToDictionary(n => n.GetProperty("id").GetString()!);
+        }
+        async Task<Dictionary<string, System.Text.Json.JsonElement>> WaitAsync(Func<Dictionary<string, System.Text.Json.JsonElement>, bool> done)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            var nodes = await NodesAsync();
+            while (!done(nodes) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(250);
+                nodes = await NodesAsync();
+            }
+            return nodes;
+        }
+
+        var listed = await WaitAsync(n => ids.All(n.ContainsKey));
+        Assert.Equal(ids.Order(), listed.Keys.Order());
+        Assert.Equal(["all", "api", "worker"], ids.Select(id => listed[id].GetProperty("role").GetString()));
+        Assert.All(listed.Values, n => Assert.Equal("up", n.GetProperty("status").GetString()));
+        Assert.Equal([false, true, false], ids.Select(id => listed[id].GetProperty("self").GetBoolean())); // asked through B
+        Assert.Equal($"http://127.0.0.1:{nodeA.BaseAddress!.Port}", listed[ids[0]].GetProperty("address").GetString());
+        Assert.Equal(_processes[0].Id, listed[ids[0]].GetProperty("processId").GetInt32());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, listed[ids[1]].GetProperty("queueDepth").ValueKind); // an api node runs no worker
+
+        // kill -9 of node A: its heartbeats stop, and it is listed as gone.
+        _processes[0].Kill(entireProcessTree: true);
+        await _processes[0].WaitForExitAsync();
+        var afterKill = await WaitAsync(n => n[ids[0]].GetProperty("status").GetString() == "gone");
+        Assert.Equal("gone", afterKill[ids[0]].GetProperty("status").GetString());
+        Assert.Equal("up", afterKill[ids[1]].GetProperty("status").GetString());
+        Assert.Equal("up", afterKill[ids[2]].GetProperty("status").GetString());
+
+        // SIGTERM of the worker: it stops cleanly and says so.
+        using (var term = System.Diagnostics.Process.Start("kill", ["-TERM", _processes[2].Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await term.WaitForExitAsync();
+        await _processes[2].WaitForExitAsync();
+        var afterStop = await NodesAsync();
+        Assert.Equal("stopped", afterStop[ids[2]].GetProperty("status").GetString());
+        Assert.NotEqual(System.Text.Json.JsonValueKind.Null, afterStop[ids[2]].GetProperty("stoppedAt").ValueKind);
+        Assert.Equal(["up", "gone", "stopped"], afterStop.Values.Select(n => n.GetProperty("status").GetString())); // up first
     }
 
     public Task DisposeAsync()
