@@ -77,6 +77,18 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options) : Ident
             user.HasIndex(u => u.NormalizedEmail).HasDatabaseName("EmailIndex").IsUnique();
         });
         builder.Entity<DataProtectionKey>().ToTable("data_protection_keys");
+        builder.Entity<ContentBlob>(blob =>
+        {
+            blob.ToTable("content_blobs");
+            blob.HasKey(b => b.Key);
+            blob.Property(b => b.Key).HasMaxLength(300);
+        });
+        builder.Entity<ContentBlobPart>(part =>
+        {
+            part.ToTable("content_blob_parts");
+            part.HasKey(p => new { p.Key, p.Index });
+            part.Property(p => p.Key).HasMaxLength(300);
+        });
         builder.Entity<ClusterNode>(node =>
         {
             node.ToTable("cluster_nodes");

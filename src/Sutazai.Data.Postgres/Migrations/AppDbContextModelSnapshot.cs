@@ -576,6 +576,44 @@ namespace Sutazai.Data.Postgres.Migrations
                     b.ToTable("collection_shares", (string)null);
                 });
 
+            modelBuilder.Entity("Sutazai.Data.Entities.ContentBlob", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int>("Parts")
+                        .HasColumnType("integer");
+
+                    b.Property<long>("Size")
+                        .HasColumnType("bigint");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("content_blobs", (string)null);
+                });
+
+            modelBuilder.Entity("Sutazai.Data.Entities.ContentBlobPart", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
+
+                    b.Property<int>("Index")
+                        .HasColumnType("integer");
+
+                    b.Property<byte[]>("Data")
+                        .IsRequired()
+                        .HasColumnType("bytea");
+
+                    b.HasKey("Key", "Index");
+
+                    b.ToTable("content_blob_parts", (string)null);
+                });
+
             modelBuilder.Entity("Sutazai.Data.Entities.Conversation", b =>
                 {
                     b.Property<Guid>("Id")

@@ -567,6 +567,44 @@ namespace Sutazai.Data.Sqlite.Migrations
                     b.ToTable("collection_shares", (string)null);
                 });
 
+            modelBuilder.Entity("Sutazai.Data.Entities.ContentBlob", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(300)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Parts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Size")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("content_blobs", (string)null);
+                });
+
+            modelBuilder.Entity("Sutazai.Data.Entities.ContentBlobPart", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(300)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Index")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<byte[]>("Data")
+                        .IsRequired()
+                        .HasColumnType("BLOB");
+
+                    b.HasKey("Key", "Index");
+
+                    b.ToTable("content_blob_parts", (string)null);
+                });
+
             modelBuilder.Entity("Sutazai.Data.Entities.Conversation", b =>
                 {
                     b.Property<Guid>("Id")

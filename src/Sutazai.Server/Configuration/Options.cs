@@ -22,6 +22,23 @@ public sealed class SutazaiOptions
     public string DataPath => Path.GetFullPath(DataDir);
 }
 
+public sealed class StorageOptions
+{
+    public const string Section = "Sutazai:Storage";
+
+    /// <summary><c>auto</c>, <c>filesystem</c> or <c>database</c>.</summary>
+    [Required, RegularExpression("^(?i)(auto|filesystem|database)$", ErrorMessage = "Sutazai:Storage:Content must be 'auto', 'filesystem' or 'database'.")]
+    public string Content { get; set; } = "";
+
+    /// <summary><c>auto</c> means the database on PostgreSQL (several nodes share it) and the data dir on SQLite (one node).</summary>
+    public bool UsesDatabase(DatabaseOptions database) => Content.ToLowerInvariant() switch
+    {
+        "database" => true,
+        "filesystem" => false,
+        _ => database.IsPostgres,
+    };
+}
+
 public sealed class ClusterOptions
 {
     public const string Section = "Sutazai:Cluster";
@@ -232,6 +249,7 @@ public static class OptionsRegistration
         Bind<SutazaiOptions>(builder, SutazaiOptions.Section);
         Bind<DatabaseOptions>(builder, DatabaseOptions.Section);
         Bind<ClusterOptions>(builder, ClusterOptions.Section);
+        Bind<StorageOptions>(builder, StorageOptions.Section);
         Bind<AuthOptions>(builder, AuthOptions.Section);
         Bind<RateLimitOptions>(builder, RateLimitOptions.Section);
         Bind<HttpOptions>(builder, HttpOptions.Section);

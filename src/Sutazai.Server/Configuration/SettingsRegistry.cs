@@ -21,6 +21,7 @@ public static class SettingsRegistry
         new("Sutazai:DataDir", "./data", "Folder for everything the server writes: database, signing keys, mail outbox, models. Relative paths are resolved against the working directory."),
         new("Sutazai:PublicUrl", "http://localhost:5000", "Base URL users reach the server at; used in links inside e-mails."),
         new("Sutazai:Role", "all", "What this process does: `all` (API + task worker), `api` (API only, no task worker) or `worker` (task worker only: no routes but /health, /health/ready and /metrics; never migrates, waits until the schema is current)."),
+        new("Sutazai:Storage:Content", "auto", "Where uploaded originals and finished runs' workspaces are kept so every node can read them: `filesystem` (the data dir; one node), `database` (the shared database, in 1 MiB parts; several nodes) or `auto` (database on PostgreSQL, filesystem on SQLite)."),
         new("Sutazai:Cluster:HeartbeatSeconds", "10", "How often a node writes its heartbeat (role, version, address, active generations, queue depth) to the database's node registry (`GET /api/v1/admin/nodes`)."),
         new("Sutazai:Cluster:NodeTimeoutSeconds", "30", "A node whose last heartbeat is older than this is listed as `gone` (it died or lost the database); one that stopped cleanly is `stopped`."),
         new("Sutazai:Cluster:AdvertisedUrl", "", "The address other nodes and operators reach this node at, shown in the node registry. Empty: the addresses the server listens on."),

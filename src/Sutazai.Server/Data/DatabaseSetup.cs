@@ -29,6 +29,15 @@ public static class DatabaseSetup
             customTestQuery: (ctx, ct) => ctx.Database.CanConnectAsync(ct));
         services.AddSingleton<Warmup>();
         services.AddHealthChecks().AddCheck<WarmupHealthCheck>("startup", tags: ["ready"]);
+        // Files every node must read (uploaded originals, finished runs' workspaces): in the data dir, or in the database.
+        services.AddSingleton<IContentStore>(sp =>
+        {
+            var app = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<SutazaiOptions>>().Value;
+            var db = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<DatabaseOptions>>().Value;
+            return sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<StorageOptions>>().Value.UsesDatabase(db)
+                ? new DatabaseContentStore(sp.GetRequiredService<IServiceScopeFactory>(), sp.GetRequiredService<TimeProvider>())
+                : new FileContentStore(app.DataPath);
+        });
         services.AddHostedService<DatabaseMigrator>();
         return builder;
     }

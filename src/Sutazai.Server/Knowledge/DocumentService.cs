@@ -38,7 +38,7 @@ public sealed class DocumentService(AppDbContext db, DocumentStorage storage, In
         if (!await db.Documents.AnyAsync(d => d.Id == id && d.OwnerId == ownerId, ct)) return false;
         await worker.RemoveChunksAsync(db, id, ct);
         await db.Documents.Where(d => d.Id == id).ExecuteDeleteAsync(ct);
-        storage.Delete(id);
+        await storage.DeleteAsync(id, ct);
         return true;
     }
 }

@@ -118,7 +118,7 @@ public sealed class IngestionWorker(
             await db.SaveChangesAsync(ct);
 
             ExtractedDocument extracted;
-            await using (var file = storage.Open(id))
+            await using (var file = await storage.OpenSeekableAsync(id, ct))
             {
                 extracted = await new DocumentExtractor().ExtractAsync(file, Enum.Parse<DocumentKind>(document.Kind), document.Name, ct);
             }

@@ -147,12 +147,20 @@ public abstract class DocumentsApiTests(AppFixture fixture)
         var id = (await UploadAsync(client, ("gone.txt", "Ephemeral zebra facts that will be deleted soon.")))[0].GetProperty("id").GetGuid();
         await Documents.WaitIndexedAsync(client, id);
         Assert.Equal(1, (await (await client.GetAsync("/api/v1/search?q=ephemeral+zebra&mode=keyword")).ReadJsonAsync()).GetArrayLength());
+        // The original is in the content store: the data dir on SQLite, the shared database on PostgreSQL (auto).
+        Assert.True(await StoredOriginalAsync(id));
+        Assert.Equal(App.Provider == DbProvider.Sqlite, File.Exists(Path.Combine(App.DataDir, "documents", id.ToString("N"))));
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/v1/documents/{id}")).StatusCode);
         Assert.Equal(0, await App.WithDbAsync(db => db.Chunks.CountAsync(c => c.DocumentId == id)));
-        Assert.False(File.Exists(Path.Combine(App.DataDir, "documents", id.ToString("N"))));
+        Assert.False(await StoredOriginalAsync(id));
         foreach (var mode in new[] { "vector", "keyword" })
             Assert.Equal(0, (await (await client.GetAsync($"/api/v1/search?q=ephemeral+zebra&mode={mode}")).ReadJsonAsync()).GetArrayLength());
     }
+
+    private async Task<bool> StoredOriginalAsync(Guid id) => App.Provider == DbProvider.Sqlite
+        ? File.Exists(Path.Combine(App.DataDir, "documents", id.ToString("N")))
+        : await App.WithDbAsync(db => db.Set<Sutazai.Data.Entities.ContentBlob>().AnyAsync(b => b.Key == $"documents/{id:N}"))
+            && await App.WithDbAsync(db => db.Set<Sutazai.Data.Entities.ContentBlobPart>().AnyAsync(p => p.Key == $"documents/{id:N}"));
 
     [Fact]
     public async Task StatusStream_EndsWithIndexed()
