@@ -26,6 +26,7 @@ public sealed partial class AgentRunner(
     IEnumerable<IToolProvider> toolProviders,
     IRunControl hub,
     AgentWorkspaces workspaces,
+    RunArchive archive,
     AgentAccess access,
     MemoryStore memory,
     IServiceProvider services,
@@ -603,6 +604,15 @@ public sealed partial class AgentRunner(
                 .SetProperty(r => r.LeaseOwner, (string?)null)
                 .SetProperty(r => r.LeaseUntil, (DateTime?)null));
         if (updated == 0) return;
+        try
+        {
+            // Several nodes: the workspace this node wrote goes where every node can list and serve it.
+            await archive.SaveAsync(_run, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or DbUpdateException or InvalidOperationException)
+        {
+            logger.LogWarning(ex, "Could not store the workspace of run {RunId} for the other nodes: {Message}", _run.Id, ex.Message);
+        }
         PublishStatus(status);
         Publish(status == AgentRunStatus.Succeeded ? "complete" : "error", new { status, output, error });
     }

@@ -14,7 +14,6 @@ public sealed record ApprovalDecision(bool? Approve, JsonElement? EditedArgument
 
 public sealed record ApprovalView(Guid Id, string Tool, JsonElement Arguments, string Risk, string Status, DateTime CreatedAt);
 
-public sealed record ArtifactView(string Path, long Size);
 
 public sealed record AgentRunView(
     Guid Id, string Agent, string AgentName, string Status, string Input, string? Model, Guid? ConversationId,
@@ -33,6 +32,7 @@ public sealed class AgentRunService(
     ITaskQueue queue,
     RunHub hub,
     AgentWorkspaces workspaces,
+    RunArchive archive,
     AgentAccess access,
     IOptions<AgentOptions> options,
     TimeProvider time)
@@ -143,7 +143,7 @@ public sealed class AgentRunService(
         var pending = await db.AgentApprovals.AsNoTracking().Where(a => a.RunId == runId && a.Status == "pending").OrderBy(a => a.CreatedAt).ToListAsync(ct);
         return new AgentRunView(run.Id, run.AgentId, run.AgentName, run.Status, run.Input, run.Model, run.ConversationId,
             steps.Select(StepView.From).ToList(), pending.Select(AgentRunView.Approval).ToList(), run.Output, run.Error,
-            Artifacts(run), new { inputTokens = run.InputTokens, outputTokens = run.OutputTokens, totalTokens = run.InputTokens + run.OutputTokens },
+            await ArtifactsAsync(run, ct), new { inputTokens = run.InputTokens, outputTokens = run.OutputTokens, totalTokens = run.InputTokens + run.OutputTokens },
             run.CreatedAt, run.StartedAt, run.FinishedAt);
     }
 
@@ -168,21 +168,17 @@ public sealed class AgentRunService(
         return rows.Select(AgentRunView.Approval).ToList();
     }
 
-    /// <summary>The files in the run's own workspace (a coder run's repository is not listed as artifacts).</summary>
-    public IReadOnlyList<ArtifactView> Artifacts(AgentRun run)
+    /// <summary>
+    /// The files in the run's own workspace (a coder run's repository is not listed as artifacts): from the workspace
+    /// folder on the node that has it, otherwise from the list the node that ran it stored (several nodes).
+    /// </summary>
+    public async Task<IReadOnlyList<ArtifactView>> ArtifactsAsync(AgentRun run, CancellationToken ct)
     {
         if (CrewSpec.Repository(run.Options) is not null) return [];
         var root = workspaces.For(run);
-        if (!Directory.Exists(root)) return [];
-        return ArtifactFiles(root).Select(f => new ArtifactView(Path.GetRelativePath(root, f.FullName).Replace('\\', '/'), f.Length)).ToList();
+        if (Directory.Exists(root)) return RunArchive.List(root);
+        return await archive.ListStoredAsync(run.Id, ct) ?? [];
     }
-
-    /// <summary>Regular files under the workspace; symbolic links are never followed or listed.</summary>
-    public static IEnumerable<FileInfo> ArtifactFiles(string root) =>
-        new DirectoryInfo(root).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true })
-            .Where(f => !f.FullName.Contains($"{Path.DirectorySeparatorChar}.tmp{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
-                && !f.FullName.Contains($"{Path.DirectorySeparatorChar}.git{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
-            .OrderBy(f => f.FullName, StringComparer.Ordinal);
 
     public Task<AgentRun?> FindAsync(Guid userId, Guid runId, CancellationToken ct) =>
         db.AgentRuns.AsNoTracking().FirstOrDefaultAsync(r => r.Id == runId && r.UserId == userId, ct);

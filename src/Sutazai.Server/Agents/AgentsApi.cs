@@ -311,10 +311,10 @@ public static class AgentsApi
         };
 
     private static async Task<Results<Ok<IReadOnlyList<ArtifactView>>, ProblemHttpResult>> Artifacts(Guid id, HttpContext http, AgentRunService service, CancellationToken ct) =>
-        await service.FindAsync(http.User.UserId(), id, ct) is { } run ? TypedResults.Ok(service.Artifacts(run)) : RunNotFound();
+        await service.FindAsync(http.User.UserId(), id, ct) is { } run ? TypedResults.Ok(await service.ArtifactsAsync(run, ct)) : RunNotFound();
 
-    private static Task WorkspaceZip(Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct) =>
-        Sutazai.Server.Agents.WorkspaceZip.WriteAsync(http.User.UserId(), id, http, service, workspaces, ct);
+    private static Task WorkspaceZip(Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, RunArchive archive, CancellationToken ct) =>
+        Sutazai.Server.Agents.WorkspaceZip.WriteAsync(http.User.UserId(), id, http, service, workspaces, archive, ct);
 
 
     // ---- memory ---------------------------------------------------------------------------------------------------

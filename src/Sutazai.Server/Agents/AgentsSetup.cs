@@ -34,6 +34,7 @@ public static class AgentsSetup
         });
         services.AddSingleton<AgentWorkerIdentity>();
         services.AddSingleton<AgentWorkspaces>();
+        services.AddSingleton<RunArchive>();
         services.AddScoped<AgentCatalog>();
         services.AddScoped<AgentRunner>();
         services.AddScoped<AgentRunService>();

@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using Sutazai.Agents;
 using Sutazai.Server.Identity;
 
@@ -14,7 +13,7 @@ public static class WorkspaceZip
     /// Sends the owner's run workspace as a zip (404 problem for another user's run or a run without files). Shared by
     /// the API route and the UI's cookie-authenticated download.
     /// </summary>
-    public static async Task WriteAsync(Guid userId, Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct)
+    public static async Task WriteAsync(Guid userId, Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, RunArchive archive, CancellationToken ct)
     {
         var run = await service.FindAsync(userId, id, ct);
         if (run is null)
@@ -23,27 +22,33 @@ public static class WorkspaceZip
             return;
         }
         var root = workspaces.For(run);
-        if (CrewSpec.Repository(run.Options) is not null || !Directory.Exists(root))
+        if (CrewSpec.Repository(run.Options) is not null)
         {
             await Problems.NotFound("This run has no workspace files.").ExecuteAsync(http);
             return;
         }
-        http.Response.ContentType = "application/zip";
-        http.Response.Headers.ContentDisposition = $"attachment; filename=\"run-{id:N}-workspace.zip\"";
+        if (!Directory.Exists(root))
+        {
+            // Not on this node: the zip the node that ran it stored when it finished (several nodes).
+            await using var stored = await archive.OpenZipAsync(run.Id, ct);
+            if (stored is null)
+            {
+                await Problems.NotFound("This run has no workspace files.").ExecuteAsync(http);
+                return;
+            }
+            Headers(http, id);
+            http.Response.ContentLength = stored.Length;
+            await stored.CopyToAsync(http.Response.Body, ct);
+            return;
+        }
+        Headers(http, id);
         // Build in a temp file: ZipArchive needs a seekable stream for its central directory, and the response is not.
         var temp = Path.GetTempFileName();
         try
         {
             await using (var file = File.Create(temp))
-            using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
             {
-                foreach (var f in AgentRunService.ArtifactFiles(root))
-                {
-                    var entry = zip.CreateEntry(Path.GetRelativePath(root, f.FullName).Replace('\\', '/'), CompressionLevel.Fastest);
-                    await using var target = await entry.OpenAsync(ct);
-                    await using var source = f.OpenRead();
-                    await source.CopyToAsync(target, ct);
-                }
+                await RunArchive.ZipAsync(root, file, ct);
             }
             await using var read = File.OpenRead(temp);
             http.Response.ContentLength = read.Length;
@@ -53,5 +58,11 @@ public static class WorkspaceZip
         {
             File.Delete(temp);
         }
+    }
+
+    private static void Headers(HttpContext http, Guid id)
+    {
+        http.Response.ContentType = "application/zip";
+        http.Response.Headers.ContentDisposition = $"attachment; filename=\"run-{id:N}-workspace.zip\"";
     }
 }

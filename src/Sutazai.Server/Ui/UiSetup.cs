@@ -57,8 +57,8 @@ public static class UiSetup
         });
         // The run history's download: the same zip as GET /api/v1/runs/{id}/artifacts/workspace.zip, with the cookie
         // (which /api never accepts); owner-scoped, so another user's run is 404.
-        app.MapGet("/ui/runs/{id:guid}/workspace.zip", (Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, CancellationToken ct) =>
-                Sutazai.Server.Agents.WorkspaceZip.WriteAsync(http.User.UserId(), id, http, service, workspaces, ct))
+        app.MapGet("/ui/runs/{id:guid}/workspace.zip", (Guid id, HttpContext http, AgentRunService service, AgentWorkspaces workspaces, RunArchive archive, CancellationToken ct) =>
+                Sutazai.Server.Agents.WorkspaceZip.WriteAsync(http.User.UserId(), id, http, service, workspaces, archive, ct))
             .RequireAuthorization().ExcludeFromDescription();
         return app;
     }
