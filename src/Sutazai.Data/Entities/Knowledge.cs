@@ -68,6 +68,12 @@ public sealed class KnowledgeDocument
 
     public int Attempts { get; set; }
 
+    /// <summary>
+    /// The ingestion task (its queue message id) that claimed the document: only a redelivery of that task may take
+    /// up a document left extracting or embedding, so a duplicate task never works on it at the same time.
+    /// </summary>
+    public Guid? IngestionTaskId { get; set; }
+
     public DateTime CreatedAt { get; set; }
 
     public DateTime UpdatedAt { get; set; }

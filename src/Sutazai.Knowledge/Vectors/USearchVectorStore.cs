@@ -66,6 +66,20 @@ public sealed class USearchVectorStore : IVectorStore, IDisposable
     /// <summary>Vectors held, over all owners.</summary>
     public int Count => _ownerOfId.Count;
 
+    /// <summary>The ids of every vector held (a snapshot), for syncing the index with its source of truth.</summary>
+    public async Task<IReadOnlyCollection<Guid>> IdsAsync(CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return [.. _ownerOfId.Keys];
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     public async Task EnsureCollectionAsync(int dimensions, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(dimensions, 1);

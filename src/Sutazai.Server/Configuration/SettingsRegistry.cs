@@ -99,6 +99,7 @@ public static class SettingsRegistry
         new("Sutazai:Knowledge:MaxUploadBytes", "104857600", "Largest file accepted by POST /api/v1/documents (413 beyond)."),
         new("Sutazai:Knowledge:ChunkTokens", "512", "Target size of a document chunk, in tokens."),
         new("Sutazai:Knowledge:ChunkOverlapTokens", "64", "Tokens shared by neighbouring chunks."),
+        new("Sutazai:Knowledge:IndexSyncInterval", "00:00:05", "How often each node brings its embedded vector index (USearch) up to date with the database, the source of truth: vectors of chunks another node embedded are added, those of deleted chunks removed (hh:mm:ss). A node also syncs at once after its own uploads and deletions."),
         new("Sutazai:Knowledge:VectorStore", "usearch", "Vector index: `usearch` (HNSW files in `<DataDir>/vectors` and `<DataDir>/raw-vectors`), `pgvector` or `qdrant` (not tested against a live Qdrant here)."),
         new("Sutazai:Knowledge:PgVectorConnectionString", "", "PostgreSQL (with the pgvector extension) connection string for `VectorStore=pgvector`."),
         new("Sutazai:Knowledge:Qdrant:Url", "", "Qdrant gRPC endpoint for `VectorStore=qdrant`, e.g. `http://localhost:6334`."),

@@ -28,7 +28,7 @@ public sealed class DocumentService(AppDbContext db, DocumentStorage storage, In
     public async Task<DocumentIntake.FileOutcome> AddFileAsync(Guid ownerId, Guid? collectionId, string fileName, long length, Func<Stream> open, CancellationToken ct)
     {
         var outcome = await DocumentIntake.AcceptFileAsync(db, storage, time, MaxUploadBytes, quotas.Value.StorageBytesPerUser, ownerId, collectionId, fileName, length, open, ct);
-        if (outcome is DocumentIntake.FileOutcome.Accepted) worker.Notify();
+        if (outcome is DocumentIntake.FileOutcome.Accepted { Document.DuplicateOf: null } accepted) await worker.QueueAsync(accepted.Document.Id, ct);
         return outcome;
     }
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.AI;
@@ -13,9 +14,13 @@ using Sutazai.Knowledge.Vectors;
 namespace Sutazai.Server.Knowledge;
 
 /// <summary>
-/// Turns queued documents into indexed chunks: extract → chunk → embed in batches → index (vectors + full text). The
-/// queue is the documents table itself, so it survives restarts: a document left half-done by a crash is queued again
-/// at start-up (and fails visibly after three interrupted attempts) — never stuck "processing".
+/// Turns uploaded documents into indexed chunks: extract → chunk → embed in batches → index (vectors + full text).
+/// Each upload is a <see cref="TaskKind"/> task on the durable task queue (database or RabbitMQ), so exactly one worker
+/// node takes it (lease), a failure is retried with backoff and dead-lettered after <c>Sutazai:Tasks:MaxAttempts</c>,
+/// and a task whose worker died is delivered again to any worker, which resumes the document. The document row is
+/// the concurrency token: a task claims it with a conditional update (queued → extracting, or its own earlier claim),
+/// so a duplicate task never works on a document another one holds. This background service keeps only per-node work:
+/// the embedded index's rebuild and sync with the database, and re-embedding after an embedder change.
 /// </summary>
 public sealed class IngestionWorker(
     IServiceScopeFactory scopes,
@@ -25,15 +30,27 @@ public sealed class IngestionWorker(
     EmbedderIdentity identity,
     Graph.GraphStore graph,
     IOptions<KnowledgeOptions> options,
+    IOptions<Tasks.TaskOptions> taskOptions,
+    Tasks.ITaskQueue queue,
     Hosting.Warmup warmup,
     TimeProvider time,
     ILogger<IngestionWorker> logger) : BackgroundService
 {
-    public const int MaxAttempts = 3;
+    /// <summary>The task kind of one document's ingestion; its payload is <c>{"documentId": "…"}</c>.</summary>
+    public const string TaskKind = "knowledge.ingest";
+
     private const int EmbedBatch = 32;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly TaskCompletionSource _indexReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Tells the worker new documents are queued.</summary>
+    /// <summary>Puts a stored document's ingestion on the task queue.</summary>
+    public async Task QueueAsync(Guid documentId, CancellationToken ct)
+    {
+        await queue.EnqueueAsync(TaskKind, JsonSerializer.Serialize(new IngestionTask(documentId)), ct);
+        _wake.Writer.TryWrite(true);
+    }
+
+    /// <summary>Asks this node to bring its embedded index up to date with the database now (after a change it made or heard of).</summary>
     public void Notify() => _wake.Writer.TryWrite(true);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -41,23 +58,21 @@ public sealed class IngestionWorker(
         if (!await warmup.WaitAsync(stoppingToken)) return;
         await vectors.EnsureCollectionAsync(identity.Dimensions, stoppingToken);
         await RebuildIfNeededAsync(stoppingToken);
-        await RequeueInterruptedAsync(stoppingToken);
+        _indexReady.TrySetResult();
+        await QueueOrphansAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
-            Guid? next;
-            await using (var scope = scopes.CreateAsyncScope())
+            try
             {
-                var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-                next = await db.Documents.Where(d => d.Status == DocumentStatus.Queued).OrderBy(d => d.CreatedAt).Select(d => (Guid?)d.Id).FirstOrDefaultAsync(stoppingToken);
+                await SyncIndexAsync(stoppingToken);
+                if (await ReembedNextAsync(stoppingToken)) continue;
             }
-            if (next is { } id)
+            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
-                await ProcessAsync(id, stoppingToken);
-                continue;
+                logger.LogWarning(ex, "Bringing the vector index up to date with the database failed: {Message}", ex.Message);
             }
-            if (await ReembedNextAsync(stoppingToken)) continue;
             using var idle = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-            idle.CancelAfter(TimeSpan.FromSeconds(5));
+            idle.CancelAfter(options.Value.IndexSyncInterval);
             try
             {
                 await _wake.Reader.WaitToReadAsync(idle.Token);
@@ -65,9 +80,57 @@ public sealed class IngestionWorker(
             }
             catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
             {
-                // Periodic look at the queue, for documents queued by another node.
+                // Periodic look at the database, for documents another node indexed or deleted.
             }
         }
+    }
+
+    /// <summary>
+    /// The embedded index (one per node) follows the database, the source of truth: vectors of chunks embedded
+    /// anywhere (by any worker) are added, vectors of chunks deleted anywhere are removed. Ids are compared, and only
+    /// the missing embeddings are read. A shared store (pgvector) needs none of this.
+    /// </summary>
+    private async Task SyncIndexAsync(CancellationToken ct)
+    {
+        if (vectors is not USearchVectorStore usearch) return;
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var current = identity.ToString();
+        // Read the index first: a vector a node adds after this snapshot is not taken for missing, nor removed.
+        var indexed = (await usearch.IdsAsync(ct)).ToHashSet();
+        var embedded = db.Chunks.Where(c => c.Embedding != null);
+        // Done documents of this embedder must be in the index; documents being embedded now (no model yet) may be.
+        var stored = (await embedded.Where(c => db.Documents.Any(d => d.Id == c.DocumentId && d.EmbeddingModel == current))
+            .Select(c => c.Id).ToListAsync(ct)).ToHashSet();
+        var inProgress = (await embedded.Where(c => db.Documents.Any(d => d.Id == c.DocumentId && d.EmbeddingModel == null))
+            .Select(c => c.Id).ToListAsync(ct)).ToHashSet();
+        var extra = indexed.Where(id => !stored.Contains(id) && !inProgress.Contains(id)).ToList();
+        var missing = stored.Where(id => !indexed.Contains(id)).ToList();
+        if (extra.Count > 0) await vectors.DeleteAsync(extra, ct);
+        foreach (var batch in missing.Chunk(256))
+        {
+            var rows = await db.Chunks.AsNoTracking().Where(c => batch.Contains(c.Id))
+                .Select(c => new { c.Id, c.OwnerId, c.CollectionId, c.DocumentId, c.Embedding }).ToListAsync(ct);
+            await vectors.UpsertAsync([.. rows.Where(r => r.Embedding is not null).Select(r => new VectorRecord(r.Id, r.OwnerId, r.CollectionId, r.DocumentId,
+                MemoryMarshal.Cast<byte, float>(r.Embedding!).ToArray()))], ct);
+        }
+        if (extra.Count + missing.Count > 0)
+            logger.LogInformation("Vector index synced with the database: {Added} added, {Removed} removed", missing.Count, extra.Count);
+    }
+
+    /// <summary>
+    /// Documents stored as queued whose task never reached the queue (the enqueue failed, or they were uploaded by a
+    /// version that polled the table) get one now; a duplicate is harmless, since the claim admits one task.
+    /// </summary>
+    private async Task QueueOrphansAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var before = time.GetUtcNow().UtcDateTime - TimeSpan.FromMinutes(1);
+        var orphans = await db.Documents.Where(d => d.Status == DocumentStatus.Queued && d.IngestionTaskId == null && d.UpdatedAt < before)
+            .Select(d => d.Id).ToListAsync(ct);
+        foreach (var id in orphans) await QueueAsync(id, ct);
+        if (orphans.Count > 0) logger.LogWarning("Queued ingestion for {Count} document(s) that were waiting without a task", orphans.Count);
     }
 
     /// <summary>The embedded index is a cache of the relational store: a lost or corrupt file is rebuilt from the chunks.</summary>
@@ -89,33 +152,29 @@ public sealed class IngestionWorker(
         logger.LogInformation("Rebuilt the vector index with {Count} vectors", rows.Count);
     }
 
-    private async Task RequeueInterruptedAsync(CancellationToken ct)
+    /// <summary>
+    /// One delivery of a document's ingestion task. Claims the document (a queued one, or one this same task claimed
+    /// before its worker died), then does the whole pipeline. A bad file fails the document at once; any other error
+    /// is thrown for the queue to retry, and on the last attempt the document fails with that error instead.
+    /// </summary>
+    public async Task ProcessAsync(Guid id, Tasks.TaskMessage message, CancellationToken ct)
     {
+        await _indexReady.Task.WaitAsync(ct); // the embedded index is open (and rebuilt if it had to be)
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var now = time.GetUtcNow().UtcDateTime;
-        var failed = await db.Documents.Where(d => (d.Status == DocumentStatus.Extracting || d.Status == DocumentStatus.Embedding) && d.Attempts >= MaxAttempts)
-            .ExecuteUpdateAsync(s => s.SetProperty(d => d.Status, DocumentStatus.Failed)
-                .SetProperty(d => d.Error, $"Ingestion was interrupted {MaxAttempts} times (the server stopped while processing it).")
-                .SetProperty(d => d.UpdatedAt, now), ct);
-        var requeued = await db.Documents.Where(d => d.Status == DocumentStatus.Extracting || d.Status == DocumentStatus.Embedding)
-            .ExecuteUpdateAsync(s => s.SetProperty(d => d.Status, DocumentStatus.Queued).SetProperty(d => d.UpdatedAt, now), ct);
-        if (failed + requeued > 0) logger.LogWarning("Ingestion interrupted by a restart: {Requeued} document(s) queued again, {Failed} failed", requeued, failed);
-    }
-
-    private async Task ProcessAsync(Guid id, CancellationToken ct)
-    {
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var document = await db.Documents.FirstOrDefaultAsync(d => d.Id == id, ct);
-        if (document is null || document.Status != DocumentStatus.Queued) return;
+        var claimed = await db.Documents
+            .Where(d => d.Id == id && (d.Status == DocumentStatus.Queued
+                || (d.IngestionTaskId == message.Id && (d.Status == DocumentStatus.Extracting || d.Status == DocumentStatus.Embedding))))
+            .ExecuteUpdateAsync(u => u
+                .SetProperty(d => d.Status, DocumentStatus.Extracting)
+                .SetProperty(d => d.IngestionTaskId, message.Id)
+                .SetProperty(d => d.Attempts, d => d.Attempts + 1)
+                .SetProperty(d => d.Error, (string?)null)
+                .SetProperty(d => d.UpdatedAt, time.GetUtcNow().UtcDateTime), ct);
+        if (claimed == 0) return; // deleted, done, or held by another task: nothing to do for this one
+        var document = await db.Documents.FirstAsync(d => d.Id == id, ct);
         try
         {
-            document.Status = DocumentStatus.Extracting;
-            document.Attempts++;
-            document.Error = null;
-            document.UpdatedAt = time.GetUtcNow().UtcDateTime;
-            await db.SaveChangesAsync(ct);
 
             ExtractedDocument extracted;
             await using (var file = await storage.OpenSeekableAsync(id, ct))
@@ -167,15 +226,22 @@ public sealed class IngestionWorker(
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            // Shutting down: the document stays in its in-progress state and is queued again at the next start.
+            // Shutting down: the task goes back to the queue and its next delivery resumes the document.
+            throw;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
+            var permanent = ex is DocumentExtractionException or InvalidDataException or FileNotFoundException;
+            if (!permanent && message.Attempt < taskOptions.Value.MaxAttempts)
+            {
+                logger.LogWarning(ex, "Ingestion of document {Document} failed (attempt {Attempt}); the queue retries it", id, message.Attempt);
+                throw;
+            }
             logger.LogWarning(ex, "Ingestion of document {Document} failed", id);
-            var message = ex is DocumentExtractionException or InvalidDataException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
-            await db.Documents.Where(d => d.Id == id).ExecuteUpdateAsync(s => s
+            var text = permanent ? ex.Message : $"{ex.GetType().Name}: {ex.Message}";
+            await db.Documents.Where(d => d.Id == id && d.IngestionTaskId == message.Id).ExecuteUpdateAsync(s => s
                 .SetProperty(d => d.Status, DocumentStatus.Failed)
-                .SetProperty(d => d.Error, message.Length > 2000 ? message[..2000] : message)
+                .SetProperty(d => d.Error, text.Length > 2000 ? text[..2000] : text)
                 .SetProperty(d => d.UpdatedAt, time.GetUtcNow().UtcDateTime), CancellationToken.None);
         }
     }
@@ -235,5 +301,21 @@ public sealed class IngestionWorker(
         await vectors.DeleteByDocumentAsync(documentId, ct);
         await ChunkIndex.RemoveDocumentAsync(db, ids, ct);
         await db.Chunks.Where(c => c.DocumentId == documentId).ExecuteDeleteAsync(ct);
+    }
+}
+
+/// <summary>The payload of a <see cref="IngestionWorker.TaskKind"/> task.</summary>
+public sealed record IngestionTask(Guid DocumentId);
+
+/// <summary>Delivers <see cref="IngestionWorker.TaskKind"/> tasks to the worker's pipeline.</summary>
+public sealed class IngestionTaskHandler(IngestionWorker worker) : Tasks.ITaskHandler
+{
+    public string Kind => IngestionWorker.TaskKind;
+
+    public Task HandleAsync(Tasks.TaskMessage message, CancellationToken ct)
+    {
+        var task = JsonSerializer.Deserialize<IngestionTask>(message.Payload, new JsonSerializerOptions(JsonSerializerDefaults.Web))
+            ?? throw new InvalidDataException("An ingestion task without a payload.");
+        return worker.ProcessAsync(task.DocumentId, message, ct);
     }
 }

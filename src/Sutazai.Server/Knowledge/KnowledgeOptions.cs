@@ -10,6 +10,9 @@ public sealed class KnowledgeOptions
 
     public int ChunkOverlapTokens { get; set; }
 
+    /// <summary>How often a node compares its embedded index with the database when nothing told it to.</summary>
+    public TimeSpan IndexSyncInterval { get; set; }
+
     /// <summary><c>usearch</c> (embedded, files in the data dir), <c>pgvector</c> or <c>qdrant</c>.</summary>
     public string VectorStore { get; set; } = "";
 

@@ -39,6 +39,7 @@ public static class KnowledgeSetup
         services.AddSingleton<VectorStores>();
         services.AddSingleton(sp => sp.GetRequiredService<VectorStores>().ForKnowledge(sp.GetRequiredService<EmbedderIdentity>()));
         services.AddSingleton<IngestionWorker>();
+        Tasks.TasksSetup.AddTaskHandler<IngestionTaskHandler>(services);
         services.AddHostedService(sp => sp.GetRequiredService<IngestionWorker>());
         services.AddScoped<KnowledgeSearch>();
         services.AddScoped<IKnowledgeSearch>(sp => sp.GetRequiredService<KnowledgeSearch>());

@@ -53,7 +53,8 @@ public static class UrlIngestion
         var outcome = await DocumentIntake.AcceptAsync(db, storage, time, quotas.Value.StorageBytesPerUser, userId, request.CollectionId, name, detection.Kind!.Value,
             content.Length, sha, () => new MemoryStream(content), url.ToString(), ct);
         if (outcome is DocumentIntake.FileOutcome.Rejected rejected) return KnowledgeApi.RefusalProblem(rejected);
-        worker.Notify();
-        return TypedResults.Accepted((string?)null, new UploadResponse([((DocumentIntake.FileOutcome.Accepted)outcome).Document]));
+        var accepted = ((DocumentIntake.FileOutcome.Accepted)outcome).Document;
+        if (accepted.DuplicateOf is null) await worker.QueueAsync(accepted.Id, ct);
+        return TypedResults.Accepted((string?)null, new UploadResponse([accepted]));
     }
 }

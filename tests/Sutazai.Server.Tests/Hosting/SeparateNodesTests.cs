@@ -163,6 +163,66 @@ public sealed partial class SeparateNodesTests : IAsyncLifetime
         Assert.Equal(["up", "gone", "stopped"], afterStop.Values.Select(n => n.GetProperty("status").GetString())); // up first
     }
 
+    /// <summary>
+    /// Ingestion is a task on the durable queue and every node's embedded index follows the database: a document
+    /// uploaded through an API node (which runs no worker) is ingested by the worker node, then found by vector search
+    /// through both API nodes' own USearch indexes, and a deletion through one disappears from the other.
+    /// </summary>
+    [Fact]
+    public async Task AnUploadThroughOneNode_IsIngestedByTheWorker_FoundThroughAnother_AndDeletedEverywhere()
+    {
+        var cookies = new CookieContainer();
+        var (_, nodeA) = await StartNodeAsync(cookies, "api");
+        var (_, nodeB) = await StartNodeAsync(cookies, "api");
+        var (_, workerHttp) = await StartNodeAsync(cookies, "worker");
+        using var _ = nodeA;
+        using var __ = nodeB;
+        using var ___ = workerHttp;
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(nodeA);
+        foreach (var node in new[] { nodeA, nodeB }) node.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.AccessToken);
+
+        var form = new MultipartFormDataContent();
+        var part = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes("Volcanoes erupt molten lava that cools into basalt rock."));
+        part.Headers.ContentType = new MediaTypeHeaderValue("text/plain");
+        form.Add(part, "file", "volcano.txt");
+        var upload = await nodeA.PostAsync("/api/v1/documents", form);
+        Assert.Equal(HttpStatusCode.Accepted, upload.StatusCode);
+        var id = (await upload.ReadJsonAsync()).GetProperty("documents")[0].GetProperty("id").GetGuid();
+        Assert.Equal("indexed", (await Documents.WaitIndexedAsync(nodeB, id)).GetProperty("status").GetString());
+
+        // It went through the queue, and the worker (the only node with a task worker) did it.
+        await using (var connection = new Npgsql.NpgsqlConnection(TestApp.PostgresConnectionString(_database)))
+        {
+            await connection.OpenAsync();
+            await using var command = new Npgsql.NpgsqlCommand(
+                "SELECT t.\"Status\" FROM documents d JOIN task_queue t ON t.\"Id\" = d.\"IngestionTaskId\" WHERE d.\"Id\" = @id AND t.\"Kind\" = 'knowledge.ingest'", connection);
+            command.Parameters.AddWithValue("id", id);
+            Assert.Equal("done", (string?)await command.ExecuteScalarAsync());
+        }
+
+        async Task<int> VectorHitsAsync(HttpClient node) =>
+            (await (await node.GetAsync("/api/v1/search?q=molten+lava+from+volcanoes&mode=vector")).ReadJsonAsync()).EnumerateArray()
+                .Count(h => h.GetProperty("documentId").GetGuid() == id);
+        async Task<int> WaitHitsAsync(HttpClient node, int expected)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            var hits = await VectorHitsAsync(node);
+            while (hits != expected && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(250);
+                hits = await VectorHitsAsync(node);
+            }
+            return hits;
+        }
+        Assert.Equal(1, await WaitHitsAsync(nodeA, 1));
+        Assert.Equal(1, await WaitHitsAsync(nodeB, 1));
+
+        Assert.Equal(HttpStatusCode.NoContent, (await nodeA.DeleteAsync($"/api/v1/documents/{id}")).StatusCode);
+        Assert.Equal(0, await VectorHitsAsync(nodeA)); // the deleting node at once
+        Assert.Equal(0, await WaitHitsAsync(nodeB, 0)); // the other once it synced
+        Assert.Equal(HttpStatusCode.NotFound, (await nodeB.GetAsync($"/api/v1/documents/{id}")).StatusCode);
+    }
+
     public Task DisposeAsync()
     {
         foreach (var process in _processes)
