@@ -127,10 +127,21 @@ public sealed class RabbitMqTaskTransport(IOptions<TaskOptions> options, TimePro
         await channel.ExchangeDeclareAsync(DirectExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: ct);
         await channel.ExchangeDeclareAsync(TopicExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: ct);
         foreach (var queue in new[] { TaskQueues.Tasks, TaskQueues.Results, TaskQueues.Events, TaskQueues.DeadLetter(TaskQueues.Tasks), TaskQueues.DeadLetter(TaskQueues.Events) })
-            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, cancellationToken: ct);
+            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: Quorum(), cancellationToken: ct);
         await channel.QueueBindAsync(TaskQueues.Tasks, DirectExchange, TaskQueues.Tasks, cancellationToken: ct);
         await channel.QueueBindAsync(TaskQueues.Results, DirectExchange, TaskQueues.Results, cancellationToken: ct);
         await channel.QueueBindAsync(TaskQueues.Events, TopicExchange, "#", cancellationToken: ct);
+    }
+
+    /// <summary>
+    /// Every queue is a quorum queue (replicated Raft log; also right on a single node, where it is simply durable).
+    /// A broker still holding a classic queue of the same name from an earlier version refuses the declaration
+    /// (PRECONDITION_FAILED): delete the old queue once (docs/operations.md).
+    /// </summary>
+    public static Dictionary<string, object?> Quorum(Dictionary<string, object?>? more = null)
+    {
+        var arguments = new Dictionary<string, object?>(more ?? []) { ["x-queue-type"] = "quorum" };
+        return arguments;
     }
 
     public static string RetryQueue(string queue, TimeSpan delay) => $"{queue}.retry.{(long)delay.TotalMilliseconds}ms";
@@ -414,12 +425,12 @@ public sealed class RabbitMqTaskTransport(IOptions<TaskOptions> options, TimePro
         public Task EnsureRetryQueueAsync(string queue, TimeSpan delay)
         {
             var name = RetryQueue(queue, delay);
-            return _retryQueues.GetOrAdd(name, n => publisher.QueueDeclareAsync(n, durable: true, exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>
+            return _retryQueues.GetOrAdd(name, n => publisher.QueueDeclareAsync(n, durable: true, exclusive: false, autoDelete: false, arguments: Quorum(new Dictionary<string, object?>
             {
                 ["x-message-ttl"] = (long)delay.TotalMilliseconds,
                 ["x-dead-letter-exchange"] = "",
                 ["x-dead-letter-routing-key"] = queue,
-            }));
+            })));
         }
 
         private async Task Guard(Func<Task> action, string what)

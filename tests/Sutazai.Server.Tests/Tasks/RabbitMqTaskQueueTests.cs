@@ -93,5 +93,16 @@ public sealed class RabbitMqTaskQueueTests : TaskQueueContractTests
         Assert.Equal(RabbitMqTaskTransport.DirectExchange, got.Exchange);
         Assert.Equal("test.nobody-consumes-now", got.BasicProperties.Type);
         Assert.True(got.BasicProperties.Persistent);
+
+        // Every queue is a quorum queue: declaring one as classic is refused for its inequivalent x-queue-type.
+        foreach (var queue in new[] { TaskQueues.Tasks, TaskQueues.Results, TaskQueues.Events, TaskQueues.DeadLetter(TaskQueues.Tasks), TaskQueues.DeadLetter(TaskQueues.Events) })
+        {
+            await using var probe = await connection.CreateChannelAsync();
+            var refused = await Assert.ThrowsAsync<RabbitMQ.Client.Exceptions.OperationInterruptedException>(() =>
+                probe.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false,
+                    arguments: new Dictionary<string, object?> { ["x-queue-type"] = "classic" }));
+            Assert.Equal((ushort)406, refused.ShutdownReason?.ReplyCode);
+            Assert.Contains("x-queue-type", refused.ShutdownReason?.ReplyText, StringComparison.Ordinal);
+        }
     }
 }
