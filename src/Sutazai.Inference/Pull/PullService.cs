@@ -49,6 +49,9 @@ public sealed class PullService(
     private readonly CancellationTokenSource _stopping = new();
     private readonly IOllamaPuller? _ollama = ollama.FirstOrDefault();
 
+    /// <summary>Raised with the model's id when a pull completes (the host announces it to the other nodes).</summary>
+    public event Action<string>? Pulled;
+
     private sealed class Job(PullSnapshot initial)
     {
         private readonly Lock _gate = new();
@@ -137,6 +140,7 @@ public sealed class PullService(
                 }
                 catalog.Invalidate();
                 job.Update(s => s with { Status = PullStatus.Completed, ModelId = modelId, BytesPerSecond = 0, FinishedAt = time.GetUtcNow().UtcDateTime });
+                Pulled?.Invoke(modelId);
             }
             finally
             {

@@ -20,7 +20,8 @@ public abstract record AccountUpdate
 /// An administrator's work on other accounts, shared by the admin API, the web UI's admin page and the offline
 /// <c>sutazai users …</c> commands: listing, finding, role and activation changes, unlocking.
 /// </summary>
-public sealed class UserAdministration(AppDbContext db, UserManager<AppUser> users, TokenService tokens, TimeProvider time)
+public sealed class UserAdministration(AppDbContext db, UserManager<AppUser> users, TokenService tokens, TimeProvider time,
+    Hosting.LifecycleEvents? events = null)
 {
     public async Task<(IReadOnlyList<AppUser> Items, int Total)> ListAsync(int page, int pageSize, CancellationToken ct)
     {
@@ -67,6 +68,8 @@ public sealed class UserAdministration(AppDbContext db, UserManager<AppUser> use
         {
             await users.UpdateSecurityStampAsync(user);
             await tokens.RevokeAllAsync(user.Id, "deactivated", keepFamily: null, ct);
+            // The offline admin commands have no queue or bus: the server's per-request account check still applies.
+            if (events is not null) await events.PublishAsync(Hosting.LifecycleEvents.UserDeactivated, new { userId = user.Id }, CancellationToken.None);
         }
         return new AccountUpdate.Updated(user);
     }

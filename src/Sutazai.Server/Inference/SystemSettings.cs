@@ -10,7 +10,8 @@ namespace Sutazai.Server.Inference;
 /// Settings an administrator changes at run time (default model, Ollama address), stored as rows of
 /// <c>system_flags</c> (value at most <see cref="MaxValueLength"/> characters). Reads are cached for
 /// <see cref="CacheLifetime"/> so every generation does not query the database; a write on this node is seen at once,
-/// other nodes see it within the cache lifetime.
+/// other nodes drop their cached value when the <c>settings.changed</c> event reaches them (Redis), and at the latest
+/// within the cache lifetime.
 /// </summary>
 public sealed class SystemSettings(IServiceScopeFactory scopes, TimeProvider time)
 {
@@ -30,6 +31,12 @@ public sealed class SystemSettings(IServiceScopeFactory scopes, TimeProvider tim
         _cache[key] = (value, time.GetUtcNow());
         return value;
     }
+
+    /// <summary>Drops the cached value, so the next read goes to the database (another node changed it).</summary>
+    public void Forget(string key) => _cache.TryRemove(key, out _);
+
+    /// <summary>Raised after a value is stored (the host tells the other nodes).</summary>
+    public event Action<string>? Changed;
 
     public async Task SetAsync(string key, string value, CancellationToken ct)
     {
@@ -52,6 +59,7 @@ public sealed class SystemSettings(IServiceScopeFactory scopes, TimeProvider tim
             }
         }
         _cache[key] = (value, time.GetUtcNow());
+        Changed?.Invoke(key);
     }
 }
 

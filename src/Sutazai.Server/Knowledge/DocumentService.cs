@@ -10,7 +10,7 @@ namespace Sutazai.Server.Knowledge;
 /// through here (owner-scoped), so the page never repeats what the API does step by step.
 /// </summary>
 public sealed class DocumentService(AppDbContext db, DocumentStorage storage, IngestionWorker worker, IOptions<KnowledgeOptions> options,
-    IOptions<Configuration.QuotaOptions> quotas, TimeProvider time)
+    IOptions<Configuration.QuotaOptions> quotas, Hosting.LifecycleEvents events, TimeProvider time)
 {
     /// <summary>Largest file accepted (<c>Sutazai:Knowledge:MaxUploadBytes</c>).</summary>
     public long MaxUploadBytes => options.Value.MaxUploadBytes;
@@ -39,6 +39,7 @@ public sealed class DocumentService(AppDbContext db, DocumentStorage storage, In
         await worker.RemoveChunksAsync(db, id, ct);
         await db.Documents.Where(d => d.Id == id).ExecuteDeleteAsync(ct);
         await storage.DeleteAsync(id, ct);
+        await events.PublishAsync(Hosting.LifecycleEvents.DocumentDeleted, new { documentId = id, ownerId }, CancellationToken.None);
         return true;
     }
 }

@@ -32,6 +32,7 @@ public sealed class IngestionWorker(
     IOptions<KnowledgeOptions> options,
     IOptions<Tasks.TaskOptions> taskOptions,
     Tasks.ITaskQueue queue,
+    Hosting.LifecycleEvents events,
     Hosting.Warmup warmup,
     TimeProvider time,
     ILogger<IngestionWorker> logger) : BackgroundService
@@ -223,6 +224,7 @@ public sealed class IngestionWorker(
             document.UpdatedAt = time.GetUtcNow().UtcDateTime;
             await db.SaveChangesAsync(ct);
             logger.LogInformation("Indexed document {Document} ({Chunks} chunks)", id, chunks.Count);
+            await events.PublishAsync(Hosting.LifecycleEvents.DocumentIndexed, new { documentId = id, ownerId = document.OwnerId, chunks = chunks.Count }, CancellationToken.None);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {

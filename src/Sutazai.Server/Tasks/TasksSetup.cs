@@ -26,6 +26,8 @@ public static class TasksSetup
             services.AddSingleton<ITaskTransport, DatabaseTaskTransport>();
         }
         services.AddSingleton<ITaskQueue>(sp => sp.GetRequiredService<ITaskTransport>());
+        services.AddSingleton<Hosting.LifecycleEvents>();
+        services.AddHostedService<Hosting.LifecycleSubscriptions>();
         if (builder.Configuration.RunsWorker()) services.AddHostedService<TaskWorker>();
         return builder;
     }
