@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.RegularExpressions;
 using Sutazai.Server.Tests.Cli;
 using Sutazai.Server.Tests.Infrastructure;
+using Sutazai.Server.Tests.Platform;
 
 namespace Sutazai.Server.Tests.Hosting;
 
@@ -27,10 +28,12 @@ public sealed partial class SeparateNodesTests : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    private async Task<(SutazaiProcess Node, HttpClient Http)> StartNodeAsync(CookieContainer cookies, string role = "all", Dictionary<string, string>? environment = null)
+    private async Task<(SutazaiProcess Node, HttpClient Http)> StartNodeAsync(CookieContainer cookies, string role = "all", Dictionary<string, string>? environment = null,
+        bool withModel = false)
     {
         var dataDir = Directory.CreateTempSubdirectory("sutazai-node-").FullName;
         _dataDirs.Add(dataDir);
+        if (withModel) ModelAppFixtureBase.WriteModel(dataDir);
         var node = new SutazaiProcess(dataDir);
         node.Environment["Sutazai__Database__Provider"] = "postgres";
         node.Environment["Sutazai__Database__ConnectionString"] = TestApp.PostgresConnectionString(_database);
@@ -252,6 +255,87 @@ public sealed partial class SeparateNodesTests : IAsyncLifetime
             while (await reader.ReadAsync()) kinds.Add(reader.GetString(0));
             Assert.Equal(["document.indexed", "document.deleted"], kinds);
         }
+    }
+
+    /// <summary>
+    /// deploy/nginx/sutazai.conf, as shipped, in front of two node processes: sign-in, a streamed /ws/chat reply and
+    /// the API all go through it, /metrics is refused, and when one node is killed with SIGKILL the gateway keeps
+    /// answering through the other (passive failover).
+    /// </summary>
+    [Fact]
+    public async Task TheShippedNginxGateway_StreamsSockets_HidesMetrics_AndFailsOverWhenANodeDies()
+    {
+        var cookies = new CookieContainer();
+        var model = new Dictionary<string, string>
+        {
+            ["Sutazai__Inference__DefaultModel"] = ModelAppFixtureBase.ModelId,
+            ["Sutazai__Inference__LlamaCpp__ContextSize"] = "4096",
+            ["Sutazai__Http__KnownProxies"] = "127.0.0.1",
+        };
+        var (_, nodeA) = await StartNodeAsync(cookies, "all", model, withModel: true);
+        var (_, nodeB) = await StartNodeAsync(cookies, "all", model, withModel: true);
+        using var _ = nodeA;
+        using var __ = nodeB;
+
+        // The shipped file with the compose names swapped for the two processes, listening on a free loopback port.
+        var gatewayDir = Directory.CreateTempSubdirectory("sutazai-nginx-").FullName;
+        _dataDirs.Add(gatewayDir);
+        var port = SutazaiProcess.FreePort();
+        var conf = (await File.ReadAllTextAsync(Path.Combine(DeployTests.Deploy, "nginx", "sutazai.conf")))
+            .Replace("server node1:8080", $"server 127.0.0.1:{nodeA.BaseAddress!.Port}", StringComparison.Ordinal)
+            .Replace("server node2:8080", $"server 127.0.0.1:{nodeB.BaseAddress!.Port}", StringComparison.Ordinal)
+            .Replace("listen 80;", $"listen 127.0.0.1:{port};", StringComparison.Ordinal);
+        await File.WriteAllTextAsync(Path.Combine(gatewayDir, "sutazai.conf"), conf);
+        var main = Path.Combine(gatewayDir, "nginx.conf");
+        await File.WriteAllTextAsync(main, $"user root;\npid {gatewayDir}/nginx.pid;\nerror_log {gatewayDir}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n" +
+            $"  client_body_temp_path {gatewayDir}/body;\n  proxy_temp_path {gatewayDir}/proxy;\n  include {gatewayDir}/sutazai.conf;\n}}\n");
+        var nginx = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("nginx", ["-p", gatewayDir, "-c", main, "-g", "daemon off;"])
+        {
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        }) ?? throw new InvalidOperationException("nginx did not start.");
+        _processes.Add(nginx);
+        using var gateway = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                if ((await gateway.GetAsync("/health")).StatusCode == HttpStatusCode.OK) break;
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !nginx.HasExited)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        var (_, tokens) = await Accounts.RegisterAndLoginAsync(gateway);
+        Assert.Equal(HttpStatusCode.NotFound, (await gateway.GetAsync("/metrics")).StatusCode);
+
+        async Task<string> ChatThroughGatewayAsync()
+        {
+            using var socket = new System.Net.WebSockets.ClientWebSocket();
+            await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/ws/chat?access_token={Uri.EscapeDataString(tokens.AccessToken)}"), CancellationToken.None);
+            await using var chat = new Sutazai.Server.Tests.Chat.ChatClient(socket);
+            Assert.Equal("connection", (await chat.ReceiveAsync(TimeSpan.FromSeconds(30)))!.Value.GetProperty("type").GetString());
+            await chat.SendAsync(new { type = "chat", message = "Hi through the gateway", options = new { temperature = 0 } });
+            var frames = await chat.ReceiveUntilAsync("stream_end");
+            var chunks = frames.Where(f => f.GetProperty("type").GetString() == "stream_chunk").Select(f => f.GetProperty("content").GetString()).ToList();
+            Assert.True(chunks.Count > 1, "the reply arrived in one piece, not streamed");
+            Assert.Equal(frames[^1].GetProperty("fullResponse").GetString(), string.Concat(chunks));
+            return string.Concat(chunks);
+        }
+        Assert.Equal(Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations.ChatReply, await ChatThroughGatewayAsync());
+
+        // SIGKILL one node: the gateway keeps answering, through the other.
+        _processes[0].Kill(entireProcessTree: true);
+        await _processes[0].WaitForExitAsync();
+        gateway.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.AccessToken);
+        for (var i = 0; i < 6; i++) Assert.Equal(HttpStatusCode.OK, (await gateway.GetAsync("/api/v1/users/me")).StatusCode);
+        var username = (await (await gateway.GetAsync("/api/v1/users/me")).ReadJsonAsync()).GetProperty("username").GetString()!;
+        using (var anonymous = new HttpClient { BaseAddress = gateway.BaseAddress })
+            Assert.NotEmpty((await Accounts.LoginAsync(anonymous, username)).AccessToken); // a POST fails over too
+        Assert.Equal(Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations.ChatReply, await ChatThroughGatewayAsync());
     }
 
     public Task DisposeAsync()

@@ -17,7 +17,7 @@ namespace Sutazai.Server.Tests.Platform;
 /// </summary>
 public sealed partial class DeployTests : IDisposable
 {
-    private static readonly string Deploy = Path.Combine(PlatformTests.RepoRoot(), "deploy");
+    internal static readonly string Deploy = Path.Combine(PlatformTests.RepoRoot(), "deploy");
     private readonly string _dir = Directory.CreateTempSubdirectory("sutazai-deploy-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);

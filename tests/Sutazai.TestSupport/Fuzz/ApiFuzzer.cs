@@ -154,8 +154,11 @@ public sealed class ApiFuzzer(Uri baseAddress, string rootAdminToken, FuzzOption
         if (rng.Next(25) == 0) request.Headers.TryAddWithoutValidation("Cookie", "sutazai.auth=" + new string('c', rng.Next(10, 3000)));
         var described = $"case #{index}: {op.Method} {Shorten(target)} [{contentType}, body {mutation} ({bodyBytes} bytes), auth {(token is null ? "none/garbage" : who == 1 ? "admin" : "user")}]";
         // Over the server's request-line or body limit the server answers 414/413 and may close the connection before
-        // the client has sent everything (HTTP allows it); the client then sees the close, not always the answer.
-        var oversized = target.Length > options.MaxRequestLineBytes || bodyBytes > options.MaxBodyBytes;
+        // the client has sent everything (HTTP allows it); the client then sees the close, not always the answer. So
+        // does a target Kestrel refuses outright: a NUL byte (%00) in the path gets its own 400 with Connection: close
+        // before the body is read, and a large body still being sent then meets the closed connection.
+        var oversized = target.Length > options.MaxRequestLineBytes || bodyBytes > options.MaxBodyBytes
+            || (target.Contains("%00", StringComparison.Ordinal) && bodyBytes > 64 * 1024);
 
         using (request)
         {

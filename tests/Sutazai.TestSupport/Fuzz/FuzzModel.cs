@@ -158,7 +158,7 @@ public sealed class FuzzReport
         var server = Statuses.Where(s => s.Key >= 500).Sum(s => s.Value);
         text.AppendLine(CultureInfo.InvariantCulture, $"seed {Seed}: {Cases} HTTP cases over {Operations.Count - Uncovered.Count()}/{Operations.Count} operations in {Elapsed.TotalSeconds:F1} s ({(Elapsed.TotalSeconds > 0 ? Cases / Elapsed.TotalSeconds : 0):F0}/s), {Unsendable} unsendable, {TokenRenewals} sign-ins renewed");
         text.AppendLine(CultureInfo.InvariantCulture, $"latency p50 {Percentile(50):F1} ms, p99 {Percentile(99):F1} ms, max {Percentile(100):F1} ms; 5xx: {server}; findings: {Findings.Count}");
-        text.AppendLine("statuses (0: connection closed on an oversized request): " + string.Join(", ", Statuses.Select(s => $"{s.Key}×{s.Value}")));
+        text.AppendLine("statuses (0: connection closed on an oversized or refused request): " + string.Join(", ", Statuses.Select(s => $"{s.Key}×{s.Value}")));
         text.AppendLine(CultureInfo.InvariantCulture, $"sockets: {SocketSessions} sessions, {SocketFrames} frames; ends: {string.Join(", ", SocketCloses.Select(s => $"{s.Key}×{s.Value}"))}");
         foreach (var finding in Findings.Take(40)) text.AppendLine(finding.ToString());
         if (Findings.Count > 40) text.AppendLine(CultureInfo.InvariantCulture, $"… and {Findings.Count - 40} more");
