@@ -45,6 +45,7 @@ public sealed class NodeRegistry(IServiceScopeFactory scopes, NodeIdentity node,
             {
                 await BeatAsync(stopped: false, stoppingToken);
                 if (!pruned) pruned = await PruneAsync(stoppingToken) >= 0;
+                await SettleRepliesOfGoneNodesAsync(stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
@@ -97,6 +98,34 @@ public sealed class NodeRegistry(IServiceScopeFactory scopes, NodeIdentity node,
         row.ActiveGenerations = metrics.ActiveGenerations;
         row.QueueDepth = metrics.QueuedTasks;
         await db.SaveChangesAsync(ct);
+    }
+
+    /// <summary>
+    /// Replies a node was generating when it died can never finish: once the registry lists that node as gone (no
+    /// heartbeat for <c>Sutazai:Cluster:NodeTimeoutSeconds</c>) or stopped, any live node marks them interrupted,
+    /// as the node itself would at its next start — so a conversation is never left generating forever and its next
+    /// message goes through another node.
+    /// </summary>
+    private async Task SettleRepliesOfGoneNodesAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var now = time.GetUtcNow().UtcDateTime;
+        var cutoff = now - TimeSpan.FromSeconds(options.CurrentValue.NodeTimeoutSeconds);
+        // Only replies the dead process started: made before it stopped, or before its last heartbeat was due again —
+        // a process restarted on that node's data dir may be serving new replies before its own first heartbeat.
+        var beat = (double)options.CurrentValue.HeartbeatSeconds * 2;
+        var settled = await db.Messages
+            .Where(m => m.Status == MessageStatus.Streaming && m.GeneratingNode != null && m.GeneratingNode != node.Id
+                && db.ClusterNodes.Any(n => n.Id == m.GeneratingNode
+                    && ((n.StoppedAt != null && m.CreatedAt <= n.StoppedAt)
+                        || (n.StoppedAt == null && n.HeartbeatAt < cutoff && m.CreatedAt <= n.HeartbeatAt.AddSeconds(beat)))))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(m => m.Status, MessageStatus.Interrupted)
+                .SetProperty(m => m.FinishReason, MessageStatus.Interrupted)
+                .SetProperty(m => m.Error, Conversations.InterruptedReplies.Detail)
+                .SetProperty(m => m.UpdatedAt, now), ct);
+        if (settled > 0) logger.LogWarning("Marked {Count} reply(ies) of nodes that stopped or went silent as interrupted", settled);
     }
 
     private async Task<int> PruneAsync(CancellationToken ct)

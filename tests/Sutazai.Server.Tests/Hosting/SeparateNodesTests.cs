@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.RegularExpressions;
+using Sutazai.Data.Entities;
 using Sutazai.Server.Tests.Cli;
 using Sutazai.Server.Tests.Infrastructure;
 using Sutazai.Server.Tests.Platform;
@@ -336,6 +337,83 @@ public sealed partial class SeparateNodesTests : IAsyncLifetime
         using (var anonymous = new HttpClient { BaseAddress = gateway.BaseAddress })
             Assert.NotEmpty((await Accounts.LoginAsync(anonymous, username)).AccessToken); // a POST fails over too
         Assert.Equal(Sutazai.TestSupport.DeterministicModelSpec.DefaultExpectations.ChatReply, await ChatThroughGatewayAsync());
+    }
+
+    /// <summary>
+    /// kill -9 of the node that is writing a reply, with no restart: the other node sees the dead node's heartbeats
+    /// stop and marks the reply interrupted (never "generating" forever), and the next message of that conversation is
+    /// answered through the other node. The model holds its first stream after one chunk, so the reply cannot finish
+    /// before the kill.
+    /// </summary>
+    [Fact]
+    public async Task ANodeKilledMidReply_LeavesTheReplyInterrupted_AndTheNextMessageWorksThroughTheOtherNode()
+    {
+        await using var model = await Sutazai.Inference.Tests.Fakes.FakeOpenAIServer.StartNewAsync();
+        model.HoldAfterFirstChunk = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            var cookies = new CookieContainer();
+            var openai = new Dictionary<string, string>
+            {
+                ["Sutazai__Inference__Provider"] = "openai",
+                ["Sutazai__Inference__OpenAI__BaseUrl"] = model.BaseUrl,
+            };
+            var (_, nodeA) = await StartNodeAsync(cookies, "all", openai);
+            var (_, nodeB) = await StartNodeAsync(cookies, "all", openai);
+            using var _ = nodeA;
+            using var __ = nodeB;
+            var (_, tokens) = await Accounts.RegisterAndLoginAsync(nodeA);
+            foreach (var node in new[] { nodeA, nodeB }) node.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.AccessToken);
+            var created = await nodeA.PostAsJsonAsync("/api/v1/conversations", new { model = Sutazai.Inference.Tests.Fakes.FakeOpenAIServer.Qwen });
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            var conversationId = (await created.ReadJsonAsync()).GetProperty("id").GetGuid();
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/conversations/{conversationId}/messages")
+            {
+                Content = JsonContent.Create(new { content = "Tell me everything." }),
+            };
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            using var response = await nodeA.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await using var stream = await response.Content.ReadAsStreamAsync(timeout.Token);
+            using var reader = new StreamReader(stream);
+            var assistantId = Guid.Empty;
+            while (assistantId == Guid.Empty && await reader.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line.StartsWith("data: ", StringComparison.Ordinal) && line.Contains("\"assistantMessageId\"", StringComparison.Ordinal))
+                    assistantId = System.Text.Json.JsonDocument.Parse(line[6..]).RootElement.GetProperty("assistantMessageId").GetGuid();
+            }
+            Assert.NotEqual(Guid.Empty, assistantId);
+            while (model.ChunksSent == 0) await Task.Delay(50, timeout.Token);
+
+            _processes[0].Kill(entireProcessTree: true);
+            await _processes[0].WaitForExitAsync();
+
+            // Node B settles it once A counts as gone (heartbeat 1 s, timeout 4 s here; 10 s and 30 s by default).
+            System.Text.Json.JsonElement reply = default;
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            do
+            {
+                await Task.Delay(250);
+                var messages = await (await nodeB.GetAsync($"/api/v1/conversations/{conversationId}/messages")).ReadJsonAsync();
+                reply = messages.EnumerateArray().Single(m => m.GetProperty("id").GetGuid() == assistantId);
+            }
+            while (reply.GetProperty("status").GetString() != MessageStatus.Interrupted && DateTime.UtcNow < deadline);
+            Assert.Equal(MessageStatus.Interrupted, reply.GetProperty("status").GetString());
+            Assert.Equal(Sutazai.Server.Conversations.InterruptedReplies.Detail, reply.GetProperty("error").GetString());
+
+            // The model holds only its first stream: the next message is answered in full, through B.
+            var next = await nodeB.PostAsJsonAsync($"/api/v1/conversations/{conversationId}/messages", new { content = "Again, please." });
+            Assert.Equal(HttpStatusCode.Created, next.StatusCode);
+            var answer = (await next.ReadJsonAsync()).GetProperty("assistantMessage");
+            Assert.Equal("complete", answer.GetProperty("status").GetString());
+            Assert.Equal(string.Concat(Sutazai.Inference.Tests.Fakes.FakeOpenAIServer.ChatTokens), answer.GetProperty("content").GetString());
+        }
+        finally
+        {
+            model.HoldAfterFirstChunk?.TrySetResult();
+        }
     }
 
     public Task DisposeAsync()
