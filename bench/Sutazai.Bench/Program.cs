@@ -20,6 +20,9 @@ var serverDll = Path.GetFullPath(argsMap.GetValueOrDefault("server") ?? "src/Sut
 var tokens = int.Parse(argsMap.GetValueOrDefault("tokens") ?? "128", CultureInfo.InvariantCulture);
 var threads = int.Parse(argsMap.GetValueOrDefault("threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 var repeats = int.Parse(argsMap.GetValueOrDefault("repeats") ?? "3", CultureInfo.InvariantCulture);
+if (argsMap.GetValueOrDefault("scenario") == "gateway-load")
+    return await GatewayLoad.RunAsync(serverDll, argsMap.GetValueOrDefault("postgres") ?? throw new ArgumentException("--postgres <connection string> is required for gateway-load."),
+        int.Parse(argsMap.GetValueOrDefault("users") ?? "64", CultureInfo.InvariantCulture));
 if (argsMap.GetValueOrDefault("scenario") == "chat-load")
     return await ChatLoad.RunAsync(serverDll, int.Parse(argsMap.GetValueOrDefault("users") ?? "64", CultureInfo.InvariantCulture));
 int Arg(string name, int fallback) => int.Parse(argsMap.GetValueOrDefault(name) ?? fallback.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
@@ -286,9 +289,12 @@ internal sealed class ServerProcess : IAsyncDisposable
         throw new InvalidOperationException("The server did not start within 30 s.");
     }
 
-    public async Task<HttpClient> SignedInClientAsync(string username = "runner")
+    public Task<HttpClient> SignedInClientAsync(string username = "runner") => SignInAsync(Url, username);
+
+    /// <summary>Registers and signs in a user through any base address (a node, or the gateway in front of nodes).</summary>
+    public static async Task<HttpClient> SignInAsync(string url, string username)
     {
-        var client = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromMinutes(10) };
+        var client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(10) };
         const string password = "Bench#Mark2026!x";
         (await client.PostAsJsonAsync("/api/v1/auth/register", new { email = $"{username}@example.test", username, password })).EnsureSuccessStatusCode();
         var login = await client.PostAsJsonAsync("/api/v1/auth/login", new { login = username, password });

@@ -593,6 +593,16 @@ public sealed partial class AgentRunner(
 
     private async Task FinishAsync(string status, string? output, string? error)
     {
+        try
+        {
+            // Several nodes: the workspace this node wrote goes where every node can list and serve it — before the
+            // run reads as finished, so whoever sees it finished finds its files.
+            await archive.SaveAsync(_run, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or DbUpdateException or InvalidOperationException)
+        {
+            logger.LogWarning(ex, "Could not store the workspace of run {RunId} for the other nodes: {Message}", _run.Id, ex.Message);
+        }
         var now = time.GetUtcNow().UtcDateTime;
         var updated = await db.AgentRuns.Where(r => r.Id == _run.Id && (r.Status == AgentRunStatus.Running || status == AgentRunStatus.Cancelled))
             .Where(r => r.Status != AgentRunStatus.Succeeded && r.Status != AgentRunStatus.Failed)
@@ -604,15 +614,6 @@ public sealed partial class AgentRunner(
                 .SetProperty(r => r.LeaseOwner, (string?)null)
                 .SetProperty(r => r.LeaseUntil, (DateTime?)null));
         if (updated == 0) return;
-        try
-        {
-            // Several nodes: the workspace this node wrote goes where every node can list and serve it.
-            await archive.SaveAsync(_run, CancellationToken.None);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or DbUpdateException or InvalidOperationException)
-        {
-            logger.LogWarning(ex, "Could not store the workspace of run {RunId} for the other nodes: {Message}", _run.Id, ex.Message);
-        }
         PublishStatus(status);
         Publish(status == AgentRunStatus.Succeeded ? "complete" : "error", new { status, output, error });
     }
