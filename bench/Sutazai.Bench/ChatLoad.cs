@@ -42,7 +42,8 @@ internal static class ChatLoad
         }
     }
 
-    private static async Task<HttpResponseMessage> Step(HttpClient client)
+    /// <summary>One user step: list conversations, create one, send a message (answered in full).</summary>
+    internal static async Task<HttpResponseMessage> Step(HttpClient client)
     {
         (await client.GetAsync("/api/v1/conversations")).EnsureSuccessStatusCode();
         var created = await client.PostAsJsonAsync("/api/v1/conversations", new { });

@@ -63,7 +63,7 @@ internal static class GatewayLoad
 
             var clients = new List<HttpClient>();
             for (var i = 0; i < users; i++) clients.Add(await ServerProcess.SignInAsync(url, $"gw{i}"));
-            await Step(clients[0]); // load the model on the node that answers
+            await ChatLoad.Step(clients[0]); // load the model on the node that answers
             var latencies = new List<double>();
             var errors = 0;
             var wall = Stopwatch.StartNew();
@@ -74,7 +74,7 @@ internal static class GatewayLoad
                     var sw = Stopwatch.StartNew();
                     try
                     {
-                        using var response = await Step(c);
+                        using var response = await ChatLoad.Step(c);
                         return (sw.Elapsed.TotalMilliseconds, response.IsSuccessStatusCode);
                     }
                     catch (HttpRequestException)
@@ -114,15 +114,6 @@ internal static class GatewayLoad
             }
             Directory.Delete(work, recursive: true);
         }
-    }
-
-    private static async Task<HttpResponseMessage> Step(HttpClient client)
-    {
-        (await client.GetAsync("/api/v1/conversations")).EnsureSuccessStatusCode();
-        var created = await client.PostAsJsonAsync("/api/v1/conversations", new { });
-        created.EnsureSuccessStatusCode();
-        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
-        return await client.PostAsJsonAsync($"/api/v1/conversations/{id}/messages", new { content = "Hello there", options = new { temperature = 0 } });
     }
 
     private static async Task WaitReadyAsync(string url)

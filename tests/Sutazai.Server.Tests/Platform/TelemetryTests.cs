@@ -11,11 +11,10 @@ namespace Sutazai.Server.Tests.Platform;
 /// </summary>
 public sealed class TelemetryTests
 {
-    [Fact]
-    public async Task OneChatRequest_IsExportedAsATraceWithTheModelSpan_AndGenAiMetrics()
+    /// <summary>An app with the tiny model that exports traces and metrics to <paramref name="receiver"/> every half second.</summary>
+    private static TestApp AppExportingTo(OtlpReceiver receiver)
     {
-        await using var receiver = await OtlpReceiver.StartAsync();
-        await using var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
+        var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
         {
             ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.Root.ToString().TrimEnd('/'),
             ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
@@ -24,14 +23,29 @@ public sealed class TelemetryTests
             ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
         });
         ModelAppFixtureBase.WriteModel(app.DataDir);
+        return app;
+    }
+
+    private static async Task<HttpClient> SignedInAsync(TestApp app)
+    {
         var (_, tokens) = await Accounts.RegisterAndLoginAsync(app.Client());
-        using var client = app.Client(tokens.AccessToken);
-        var response = await client.PostAsJsonAsync("/v1/chat/completions", new
-        {
-            model = ModelAppFixtureBase.ModelId,
-            messages = new object[] { new { role = "user", content = "Hi there" } },
-            temperature = 0,
-        });
+        return app.Client(tokens.AccessToken);
+    }
+
+    private static Task<HttpResponseMessage> ChatAsync(HttpClient client) => client.PostAsJsonAsync("/v1/chat/completions", new
+    {
+        model = ModelAppFixtureBase.ModelId,
+        messages = new object[] { new { role = "user", content = "Hi there" } },
+        temperature = 0,
+    });
+
+    [Fact]
+    public async Task OneChatRequest_IsExportedAsATraceWithTheModelSpan_AndGenAiMetrics()
+    {
+        await using var receiver = await OtlpReceiver.StartAsync();
+        await using var app = AppExportingTo(receiver);
+        using var client = await SignedInAsync(app);
+        var response = await ChatAsync(client);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var usage = (await response.ReadJsonAsync()).GetProperty("usage");
 
@@ -72,23 +86,9 @@ public sealed class TelemetryTests
     public async Task ARawCompletion_IsATextCompletionSpan_AndSharesTheGenAiMetricStreams()
     {
         await using var receiver = await OtlpReceiver.StartAsync();
-        await using var app = TestApp.Create(DbProvider.Sqlite, new Dictionary<string, string?>
-        {
-            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.Root.ToString().TrimEnd('/'),
-            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
-            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
-            ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
-            ["Sutazai:Inference:Ollama:AutoDetect"] = "false",
-        });
-        ModelAppFixtureBase.WriteModel(app.DataDir);
-        var (_, tokens) = await Accounts.RegisterAndLoginAsync(app.Client());
-        using var client = app.Client(tokens.AccessToken);
-        var chat = await client.PostAsJsonAsync("/v1/chat/completions", new
-        {
-            model = ModelAppFixtureBase.ModelId,
-            messages = new object[] { new { role = "user", content = "Hi there" } },
-            temperature = 0,
-        });
+        await using var app = AppExportingTo(receiver);
+        using var client = await SignedInAsync(app);
+        var chat = await ChatAsync(client);
         Assert.Equal(HttpStatusCode.OK, chat.StatusCode);
         var response = await client.PostAsJsonAsync("/v1/completions", new
         {
