@@ -121,7 +121,14 @@ internal static class GatewayLoad
         using var http = new HttpClient { BaseAddress = new Uri(url) };
         for (var i = 0; i < 600; i++)
         {
-            if ((await http.GetAsync("/health/ready")).IsSuccessStatusCode) return;
+            try
+            {
+                if ((await http.GetAsync("/health/ready")).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
             await Task.Delay(100);
         }
         throw new InvalidOperationException($"{url} did not get ready within 60 s.");
@@ -144,9 +151,26 @@ internal static class GatewayLoad
         var main = Path.Combine(dir, "nginx.conf");
         await File.WriteAllTextAsync(main, $"user root;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n" +
             $"  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  include {dir}/sutazai.conf;\n}}\n");
-        var nginx = Process.Start(new ProcessStartInfo("nginx", ["-p", dir, "-c", main, "-g", "daemon off;"]) { UseShellExecute = false })!;
+        var nginx = Process.Start(new ProcessStartInfo("nginx", ["-p", dir, "-c", main, "-g", "daemon off;"])
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        nginx.OutputDataReceived += (_, _) => { };
+        nginx.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine("nginx: " + e.Data); };
+        nginx.BeginOutputReadLine();
+        nginx.BeginErrorReadLine();
         var url = $"http://127.0.0.1:{port}";
-        await WaitReadyAsync(url);
+        try
+        {
+            await WaitReadyAsync(url);
+        }
+        catch
+        {
+            nginx.Kill(entireProcessTree: true);
+            throw;
+        }
         return (nginx, url);
     }
 }
