@@ -27,6 +27,7 @@ public static class OfflineHost
         builder.AddSutazaiAccounts();
         // The administrator's run-time choices (Ollama address, default model) live in the database too.
         if (withInference) builder.AddSutazaiInference();
+        Identity.IdentitySetup.RemoveKeyRingPrefetch(builder.Services);
         var app = builder.Build();
         try
         {

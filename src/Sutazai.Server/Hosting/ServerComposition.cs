@@ -39,6 +39,7 @@ public static class ServerComposition
         builder.AddSutazaiGraph();
         builder.AddSutazaiTasks();
         builder.AddSutazaiUi();
+        IdentitySetup.RemoveKeyRingPrefetch(builder.Services); // after every AddDataProtection(): the warm-up reads the key ring
         return builder;
     }
 

@@ -82,6 +82,18 @@ public static class IdentitySetup
     /// Accounts without the HTTP side: Identity's store and password rules, tokens, API keys, mail and the account
     /// services. The offline admin commands (<c>sutazai users …</c>) register only this, never the web host.
     /// </summary>
+    /// <summary>
+    /// Drops ASP.NET Core's start-up prefetch of the key ring (<c>DataProtectionHostedService</c>), which would read the
+    /// database's key table before the warm-up has migrated it. Every later <c>AddDataProtection()</c> (antiforgery,
+    /// authentication, Razor components) adds it again, so hosts call this once all services are registered.
+    /// </summary>
+    public static void RemoveKeyRingPrefetch(IServiceCollection services)
+    {
+        foreach (var prefetch in services.Where(d => d.ServiceType == typeof(IHostedService)
+            && d.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
+            services.Remove(prefetch);
+    }
+
     public static WebApplicationBuilder AddSutazaiAccounts(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
@@ -93,9 +105,7 @@ public static class IdentitySetup
         services.AddDataProtection()
             .SetApplicationName("sutazai")
             .PersistKeysToDbContext<AppDbContext>();
-        foreach (var prefetch in services.Where(d => d.ServiceType == typeof(IHostedService)
-            && d.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
-            services.Remove(prefetch);
+        RemoveKeyRingPrefetch(services);
         services.AddSingleton<Hosting.IStartupStep>(sp => new DataProtectionKeyRing(sp, dataPath));
 
         services.AddIdentityCore<AppUser>(o =>

@@ -145,6 +145,18 @@ public sealed class PlatformTests(SqliteAppFixture fixture) : IClassFixture<Sqli
     }
 
     /// <summary>
+    /// The key ring lives in a table the warm-up migrates, so ASP.NET Core's own start-up prefetch of it (which would
+    /// query the table before it exists on a fresh database) is not among the host's services; the warm-up reads it.
+    /// </summary>
+    [Fact]
+    public void TheFrameworksKeyRingPrefetch_IsNotRegistered()
+    {
+        var hosted = App.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().Select(s => s.GetType().FullName).ToList();
+        Assert.Contains(typeof(Sutazai.Server.Data.DatabaseMigrator).FullName, hosted);
+        Assert.DoesNotContain("Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService", hosted);
+    }
+
+    /// <summary>
     /// An earlier version kept the signing key and the data-protection keys as files per node: the first start of
     /// this one moves them into the database, so tokens and cookies issued before the upgrade keep working.
     /// </summary>
