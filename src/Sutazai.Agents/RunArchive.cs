@@ -55,12 +55,12 @@ public sealed class RunArchive(IContentStore store, AgentWorkspaces workspaces)
         var root = workspaces.RunFolder(run.Id);
         if (!Directory.Exists(root)) return;
         // ZipArchive needs a seekable stream for its central directory: build in an owner-only temp file.
-        var temp = Path.Combine(PrivateFiles.CreateDirectory(Path.Combine(workspaces.Root, ".archive")), $"{run.Id:N}.{Guid.NewGuid():N}.zip");
+        var folder = Path.Combine(workspaces.Root, ".archive");
+        var name = $"{run.Id:N}.{Guid.NewGuid():N}.zip";
+        var temp = Path.Combine(folder, name);
         try
         {
-            var options = PrivateFiles.CreateOptions(FileMode.CreateNew);
-            options.Access = FileAccess.ReadWrite;
-            await using (var file = new FileStream(temp, options))
+            await using (var file = PrivateFiles.CreateScratch(folder, name))
             {
                 await ZipAsync(root, file, ct);
                 file.Position = 0;

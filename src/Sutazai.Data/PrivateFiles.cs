@@ -23,6 +23,18 @@ public static class PrivateFiles
         if (!OperatingSystem.IsWindows() && File.Exists(file)) File.SetUnixFileMode(file, FileMode);
     }
 
+    /// <summary>
+    /// A new owner-only file under <paramref name="folder"/> (created owner-only if missing), open for reading and
+    /// writing; with <paramref name="deleteOnClose"/> it disappears when the stream is closed.
+    /// </summary>
+    public static FileStream CreateScratch(string folder, string name, bool deleteOnClose = false)
+    {
+        var options = CreateOptions(System.IO.FileMode.CreateNew);
+        options.Access = FileAccess.ReadWrite;
+        if (deleteOnClose) options.Options = FileOptions.DeleteOnClose | FileOptions.Asynchronous;
+        return new FileStream(Path.Combine(CreateDirectory(folder), name), options);
+    }
+
     /// <summary>Options for creating a file owner-only from the start (no window where it is readable).</summary>
     public static FileStreamOptions CreateOptions(FileMode mode = System.IO.FileMode.CreateNew)
     {

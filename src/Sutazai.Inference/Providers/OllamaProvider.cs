@@ -293,7 +293,13 @@ public sealed class OllamaProvider : IModelProvider, IEmbeddingProvider, IDispos
             MiroStatTau = Extra<float>(OllamaOption.MiroStatTau),
             PenalizeNewline = Extra<bool>(OllamaOption.PenalizeNewline),
         };
-        return JsonSerializer.SerializeToElement(result).EnumerateObject().Any(p => p.Value.ValueKind != JsonValueKind.Null) ? result : null;
+        object?[] set =
+        [
+            result.Temperature, result.TopP, result.TopK, result.Seed, result.NumPredict, result.Stop, result.FrequencyPenalty, result.PresencePenalty,
+            result.NumCtx, result.NumKeep, result.NumBatch, result.NumGpu, result.MainGpu, result.NumThread, result.RepeatLastN, result.RepeatPenalty,
+            result.MinP, result.TypicalP, result.TfsZ, result.MiroStat, result.MiroStatEta, result.MiroStatTau, result.PenalizeNewline,
+        ];
+        return set.Any(v => v is not null) ? result : null;
     }
 
     /// <summary>One OllamaSharp call with its failures as Sutazai's exceptions (transport and status errors are mapped on the wire).</summary>

@@ -21,13 +21,16 @@ public sealed class InterruptedReplies(IServiceScopeFactory scopes, NodeIdentity
         var me = node.Id;
         var now = time.GetUtcNow().UtcDateTime;
         // Rows written before replies named their node (GeneratingNode null) predate multi-node replies: settle them too.
-        var settled = await db.Messages
-            .Where(m => m.Status == MessageStatus.Streaming && (m.GeneratingNode == me || m.GeneratingNode == null))
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(m => m.Status, MessageStatus.Interrupted)
-                .SetProperty(m => m.FinishReason, MessageStatus.Interrupted)
-                .SetProperty(m => m.Error, Detail)
-                .SetProperty(m => m.UpdatedAt, now), cancellationToken);
+        var settled = await SettleAsync(db.Messages.Where(m => m.Status == MessageStatus.Streaming && (m.GeneratingNode == me || m.GeneratingNode == null)),
+            now, cancellationToken);
         if (settled > 0) logger.LogWarning("Marked {Count} reply(ies) left unfinished by this node's previous process as interrupted", settled);
     }
+
+    /// <summary>Marks <paramref name="replies"/> interrupted, keeping their content, with the regenerate hint; returns how many.</summary>
+    public static Task<int> SettleAsync(IQueryable<ChatMessageEntity> replies, DateTime now, CancellationToken ct) =>
+        replies.ExecuteUpdateAsync(s => s
+            .SetProperty(m => m.Status, MessageStatus.Interrupted)
+            .SetProperty(m => m.FinishReason, MessageStatus.Interrupted)
+            .SetProperty(m => m.Error, Detail)
+            .SetProperty(m => m.UpdatedAt, now), ct);
 }

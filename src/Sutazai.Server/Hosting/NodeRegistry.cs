@@ -115,16 +115,11 @@ public sealed class NodeRegistry(IServiceScopeFactory scopes, NodeIdentity node,
         // Only replies the dead process started: made before it stopped, or before its last heartbeat was due again —
         // a process restarted on that node's data dir may be serving new replies before its own first heartbeat.
         var beat = (double)options.CurrentValue.HeartbeatSeconds * 2;
-        var settled = await db.Messages
+        var settled = await Conversations.InterruptedReplies.SettleAsync(db.Messages
             .Where(m => m.Status == MessageStatus.Streaming && m.GeneratingNode != null && m.GeneratingNode != node.Id
                 && db.ClusterNodes.Any(n => n.Id == m.GeneratingNode
                     && ((n.StoppedAt != null && m.CreatedAt <= n.StoppedAt)
-                        || (n.StoppedAt == null && n.HeartbeatAt < cutoff && m.CreatedAt <= n.HeartbeatAt.AddSeconds(beat)))))
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(m => m.Status, MessageStatus.Interrupted)
-                .SetProperty(m => m.FinishReason, MessageStatus.Interrupted)
-                .SetProperty(m => m.Error, Conversations.InterruptedReplies.Detail)
-                .SetProperty(m => m.UpdatedAt, now), ct);
+                        || (n.StoppedAt == null && n.HeartbeatAt < cutoff && m.CreatedAt <= n.HeartbeatAt.AddSeconds(beat))))), now, ct);
         if (settled > 0) logger.LogWarning("Marked {Count} reply(ies) of nodes that stopped or went silent as interrupted", settled);
     }
 

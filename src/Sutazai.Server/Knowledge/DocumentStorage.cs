@@ -38,11 +38,7 @@ public sealed class DocumentStorage(IContentStore store, IOptions<SutazaiOptions
         if (stream.CanSeek) return stream;
         await using (stream)
         {
-            var folder = PrivateFiles.CreateDirectory(Path.Combine(app.Value.DataPath, "tmp"));
-            var options = PrivateFiles.CreateOptions(FileMode.CreateNew);
-            options.Access = FileAccess.ReadWrite;
-            options.Options = FileOptions.DeleteOnClose | FileOptions.Asynchronous;
-            var copy = new FileStream(Path.Combine(folder, $"document-{id:N}-{Guid.NewGuid():N}.tmp"), options);
+            var copy = PrivateFiles.CreateScratch(Path.Combine(app.Value.DataPath, "tmp"), $"document-{id:N}-{Guid.NewGuid():N}.tmp", deleteOnClose: true);
             try
             {
                 await stream.CopyToAsync(copy, ct);

@@ -99,21 +99,19 @@ public sealed class IngestionWorker(
         var current = identity.ToString();
         // Read the index first: a vector a node adds after this snapshot is not taken for missing, nor removed.
         var indexed = (await usearch.IdsAsync(ct)).ToHashSet();
-        var embedded = db.Chunks.Where(c => c.Embedding != null);
         // Done documents of this embedder must be in the index; documents being embedded now (no model yet) may be.
-        var stored = (await embedded.Where(c => db.Documents.Any(d => d.Id == c.DocumentId && d.EmbeddingModel == current))
-            .Select(c => c.Id).ToListAsync(ct)).ToHashSet();
-        var inProgress = (await embedded.Where(c => db.Documents.Any(d => d.Id == c.DocumentId && d.EmbeddingModel == null))
-            .Select(c => c.Id).ToListAsync(ct)).ToHashSet();
+        var rows = await (from c in db.Chunks
+                          join d in db.Documents on c.DocumentId equals d.Id
+                          where c.Embedding != null && (d.EmbeddingModel == current || d.EmbeddingModel == null)
+                          select new { c.Id, Done = d.EmbeddingModel != null }).ToListAsync(ct);
+        var stored = rows.Where(r => r.Done).Select(r => r.Id).ToHashSet();
+        var inProgress = rows.Where(r => !r.Done).Select(r => r.Id).ToHashSet();
         var extra = indexed.Where(id => !stored.Contains(id) && !inProgress.Contains(id)).ToList();
         var missing = stored.Where(id => !indexed.Contains(id)).ToList();
         if (extra.Count > 0) await vectors.DeleteAsync(extra, ct);
         foreach (var batch in missing.Chunk(256))
         {
-            var rows = await db.Chunks.AsNoTracking().Where(c => batch.Contains(c.Id))
-                .Select(c => new { c.Id, c.OwnerId, c.CollectionId, c.DocumentId, c.Embedding }).ToListAsync(ct);
-            await vectors.UpsertAsync([.. rows.Where(r => r.Embedding is not null).Select(r => new VectorRecord(r.Id, r.OwnerId, r.CollectionId, r.DocumentId,
-                MemoryMarshal.Cast<byte, float>(r.Embedding!).ToArray()))], ct);
+            await vectors.UpsertAsync(await StoredVectorsAsync(db.Chunks.Where(c => batch.Contains(c.Id)), ct), ct);
         }
         if (extra.Count + missing.Count > 0)
             logger.LogInformation("Vector index synced with the database: {Added} added, {Removed} removed", missing.Count, extra.Count);
@@ -146,11 +144,17 @@ public sealed class IngestionWorker(
         if (!usearch.NeedsRebuild && usearch.Count == stored) return;
         logger.LogWarning("Rebuilding the vector index from the database ({Reason})",
             usearch.NeedsRebuild ? usearch.RebuildReason : $"the index holds {usearch.Count} vectors, the database {stored}");
-        var rows = await chunks.AsNoTracking()
+        var records = await StoredVectorsAsync(chunks, ct);
+        await usearch.RebuildAsync(records, ct);
+        logger.LogInformation("Rebuilt the vector index with {Count} vectors", records.Count);
+    }
+
+    /// <summary>The embeddings the database holds for <paramref name="chunks"/>, as index records.</summary>
+    private static async Task<List<VectorRecord>> StoredVectorsAsync(IQueryable<DocumentChunk> chunks, CancellationToken ct)
+    {
+        var rows = await chunks.AsNoTracking().Where(c => c.Embedding != null)
             .Select(c => new { c.Id, c.OwnerId, c.CollectionId, c.DocumentId, c.Embedding }).ToListAsync(ct);
-        await usearch.RebuildAsync(rows.Select(r => new VectorRecord(r.Id, r.OwnerId, r.CollectionId, r.DocumentId,
-            MemoryMarshal.Cast<byte, float>(r.Embedding!).ToArray())), ct);
-        logger.LogInformation("Rebuilt the vector index with {Count} vectors", rows.Count);
+        return [.. rows.Select(r => new VectorRecord(r.Id, r.OwnerId, r.CollectionId, r.DocumentId, MemoryMarshal.Cast<byte, float>(r.Embedding!).ToArray()))];
     }
 
     /// <summary>
